@@ -1,0 +1,55 @@
+"""``gs-tracker`` command line: one entry point, one module per subcommand.
+
+Each subcommand module exposes ``register(subparsers)`` which adds its parser and sets
+``func`` (called with the parsed args, returns an exit code). User errors
+(:class:`~gs_tracker_ros.core.errors.TrackerError`, missing files) print one line to stderr and
+exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Subcommand modules, in the order they appear in ``--help``.
+SUBCOMMANDS = ("track", "eval", "bench", "train", "export", "bag")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gs-tracker",
+        description="Online point tracking: track, evaluate, benchmark, train, export, rosbag tools.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"gs_tracker_ros.cli.{name}_cmd")
+        except ModuleNotFoundError as err:
+            if err.name != f"gs_tracker_ros.cli.{name}_cmd":
+                raise
+            continue  # subcommand not built into this install
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..core.errors import TrackerError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except TrackerError as err:
+        print(f"gs-tracker {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, NotADirectoryError, PermissionError) as err:
+        print(f"gs-tracker {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"gs-tracker {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""The motion-source interface: how far do points move between two buffered frames."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.clip_buffer import ClipBuffer
+
+
+@dataclass(frozen=True)
+class MotionEstimate:
+    """Motion of N points from frame a to frame b.
+
+    Attributes:
+        displacement: ``(N, 2) float32`` px, so that the point lands at ``p + displacement``.
+        variance: ``(N,) float32`` px^2, isotropic uncertainty of the displacement.
+        valid: ``(N,) bool`` False where the source cannot vouch for the point (occluded,
+            left the image, failed consistency check).
+    """
+
+    displacement: np.ndarray
+    variance: np.ndarray
+    valid: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = self.displacement.shape[0]
+        assert self.displacement.shape == (n, 2), self.displacement.shape
+        assert self.variance.shape == (n,), self.variance.shape
+        assert self.valid.shape == (n,), self.valid.shape
+
+
+class MotionSource(ABC):
+    """One way of estimating point motion between frames held in a :class:`ClipBuffer`.
+
+    Implementations share dense work per frame pair (a flow field, an encoder pass) between all
+    points and between calls, and must only use frames still in the buffer.
+    """
+
+    name: str = "motion"
+
+    def on_frame(self, buffer: ClipBuffer, index: int) -> None:  # noqa: B027 - optional hook
+        """Called once after frame ``index`` was pushed; may precompute per-frame data."""
+
+    @abstractmethod
+    def estimate(self, buffer: ClipBuffer, a: int, b: int, points: np.ndarray) -> MotionEstimate:
+        """Motion from frame ``a`` to frame ``b`` of ``points`` ``(N, 2)`` px given in frame a."""
+
+    def reset(self) -> None:  # noqa: B027 - optional hook
+        """Drop any cached state (called when the tracker resets)."""
