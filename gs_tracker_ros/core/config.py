@@ -1,0 +1,224 @@
+"""Typed tracker configuration with documented defaults and validation.
+
+All distances are in pixels of the input frame, variances in px^2. ``TrackerConfig.from_dict``
+accepts nested plain dicts (e.g. parsed YAML or ROS parameters ``flow.scale``) and rejects
+unknown keys and out-of-range values with a :class:`ConfigError` naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+DIS_PRESETS = ("ultrafast", "fast", "medium")
+
+
+@dataclass
+class FlowConfig:
+    """Dense DIS optical flow (OpenCV) with a forward-backward consistency check.
+
+    Attributes:
+        preset: DIS preset, one of ``ultrafast``, ``fast``, ``medium`` (slower, more accurate).
+        scale: flow is computed on frames resized by this factor (0 < scale <= 1) for speed;
+            displacements are returned in full-resolution pixels.
+        sigma0: base standard deviation of a flow estimate in px (``s2 = sigma0^2 + e_fb^2``).
+        fb_threshold: a chain is invalid when the forward-backward error exceeds this (px).
+    """
+
+    preset: str = "fast"
+    scale: float = 0.5
+    sigma0: float = 0.5
+    fb_threshold: float = 2.0
+
+    def validate(self) -> None:
+        _check(self.preset in DIS_PRESETS, "flow.preset", self.preset, f"one of {DIS_PRESETS}")
+        _check(0.05 <= self.scale <= 1.0, "flow.scale", self.scale, "in [0.05, 1]")
+        _check(0.0 < self.sigma0 <= 50.0, "flow.sigma0", self.sigma0, "in (0, 50] px")
+        _check(0.0 < self.fb_threshold <= 1000.0, "flow.fb_threshold", self.fb_threshold, "in (0, 1000] px")
+
+
+@dataclass
+class LKConfig:
+    """Sparse pyramidal Lucas-Kanade at the point positions, forward-backward checked.
+
+    Attributes:
+        window: LK window side in px (odd).
+        levels: pyramid levels above the full-resolution image.
+        sigma0: base standard deviation of an LK estimate in px.
+        fb_threshold: a chain is invalid when the forward-backward error exceeds this (px).
+    """
+
+    window: int = 21
+    levels: int = 3
+    sigma0: float = 0.5
+    fb_threshold: float = 2.0
+
+    def validate(self) -> None:
+        _check(3 <= self.window <= 101 and self.window % 2 == 1, "lk.window", self.window, "odd, in [3, 101]")
+        _check(0 <= self.levels <= 6, "lk.levels", self.levels, "in [0, 6]")
+        _check(0.0 < self.sigma0 <= 50.0, "lk.sigma0", self.sigma0, "in (0, 50] px")
+        _check(0.0 < self.fb_threshold <= 1000.0, "lk.fb_threshold", self.fb_threshold, "in (0, 1000] px")
+
+
+@dataclass
+class IntegrationConfig:
+    """Online forward probabilistic integration (DESIGN.md steps 1-6).
+
+    Attributes:
+        intervals: chain intervals k in frames; chain k starts from frame t - k.
+        query_chain: also chain directly from the query frame ("inf" interval).
+        outlier_px: chains farther than this from the lowest-variance chain are dropped.
+        rho: constant correlation coefficient between chains in the fused variance, in [0, 1].
+        probabilistic: inverse-variance fusion; False = lowest-variance chain only (ablation).
+        occluded_variance_growth: px^2 added per frame to the variance of an occluded point.
+        motion_std_ratio: extra chain standard deviation per pixel of displacement: a chain that
+            moves a point by d px gains ``(motion_std_ratio * |d|)^2`` px^2 of variance, so long,
+            large-motion chains weigh less than short ones.
+        max_query_frames: at most this many distinct query frames are kept for query chains;
+            older ones are released (their points keep the interval chains). Bounds memory.
+    """
+
+    intervals: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    query_chain: bool = True
+    outlier_px: float = 10.0
+    rho: float = 0.5
+    probabilistic: bool = True
+    occluded_variance_growth: float = 4.0
+    motion_std_ratio: float = 0.1
+    max_query_frames: int = 16
+
+    def validate(self) -> None:
+        ks = tuple(int(k) for k in self.intervals)
+        _check(len(ks) >= 1, "integration.intervals", self.intervals, "non-empty")
+        _check(all(1 <= k <= 256 for k in ks), "integration.intervals", self.intervals, "each in [1, 256]")
+        _check(len(set(ks)) == len(ks), "integration.intervals", self.intervals, "without duplicates")
+        _check(self.outlier_px > 0, "integration.outlier_px", self.outlier_px, "> 0 (inf disables)")
+        _check(0.0 <= self.rho <= 1.0, "integration.rho", self.rho, "in [0, 1]")
+        _check(self.occluded_variance_growth >= 0, "integration.occluded_variance_growth",
+               self.occluded_variance_growth, ">= 0")
+        _check(0.0 <= self.motion_std_ratio <= 10.0, "integration.motion_std_ratio", self.motion_std_ratio,
+               "in [0, 10]")
+        _check(1 <= self.max_query_frames <= 1024, "integration.max_query_frames", self.max_query_frames,
+               "in [1, 1024]")
+        self.intervals = tuple(sorted(ks))
+
+
+@dataclass
+class TrackerConfig:
+    """Configuration of :class:`~gs_tracker_ros.core.tracker.ProbabilisticTracker`.
+
+    Attributes:
+        sources: motion sources fused as separate chains: ``dis`` (dense DIS flow), ``lk``
+            (sparse Lucas-Kanade), ``gmae`` (Gaussian encoder, needs a checkpoint).
+        flow: DIS flow settings.
+        lk: Lucas-Kanade settings.
+        integration: fusion settings.
+        max_tracks: upper bound on live queries (further ``add_queries`` raise).
+    """
+
+    sources: tuple[str, ...] = ("dis",)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    lk: LKConfig = field(default_factory=LKConfig)
+    integration: IntegrationConfig = field(default_factory=IntegrationConfig)
+    max_tracks: int = 4096
+
+    def validate(self) -> "TrackerConfig":
+        _check(len(self.sources) >= 1, "sources", self.sources, "non-empty")
+        _check(1 <= self.max_tracks <= 100_000, "max_tracks", self.max_tracks, "in [1, 100000]")
+        self.flow.validate()
+        self.lk.validate()
+        self.integration.validate()
+        return self
+
+    @property
+    def buffer_capacity(self) -> int:
+        """Frames the rolling buffer must hold: the longest interval plus the current frame."""
+        return max(self.integration.intervals) + 1
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "TrackerConfig":
+        cfg = _from_dict(cls, data or {}, prefix="")
+        return cfg.validate()
+
+    def replace(self, **overrides: Any) -> "TrackerConfig":
+        """A copy with dotted-key overrides, e.g. ``replace(**{"flow.scale": 1.0})``."""
+        data = self.to_dict()
+        for key, value in overrides.items():
+            node = data
+            parts = key.split(".")
+            for part in parts[:-1]:
+                if part not in node or not isinstance(node[part], dict):
+                    raise ConfigError(f"unknown config key '{key}'")
+                node = node[part]
+            if parts[-1] not in node:
+                raise ConfigError(f"unknown config key '{key}'")
+            node[parts[-1]] = value
+        return TrackerConfig.from_dict(data)
+
+
+def _from_dict(cls, data: dict[str, Any], prefix: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section '{prefix.rstrip('.') or 'root'}' must be a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {', '.join(prefix + u for u in unknown)}; "
+                          f"known: {', '.join(prefix + k for k in fields)}")
+    kwargs = {}
+    defaults = cls()
+    for name, value in data.items():
+        default = getattr(defaults, name)
+        key = prefix + name
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _from_dict(type(default), value, prefix=key + ".")
+        else:
+            kwargs[name] = _coerce(key, value, default)
+    return cls(**kwargs)
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "false"):
+                return value.lower() == "true"
+            raise ValueError
+        if isinstance(default, int):
+            if isinstance(value, bool) or float(value) != int(float(value)):
+                raise ValueError
+            return int(value)
+        if isinstance(default, float):
+            if isinstance(value, bool):
+                raise ValueError
+            out = float(value)
+            if math.isnan(out):
+                raise ValueError
+            return out
+        if isinstance(default, str):
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+        if isinstance(default, tuple):
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            items = list(value)
+            if default and isinstance(default[0], int):
+                return tuple(_coerce(key, v, 0) for v in items)
+            return tuple(str(v) for v in items)
+    except (TypeError, ValueError):
+        pass
+    raise ConfigError(f"config key '{key}' has invalid value {value!r} (expected {type(default).__name__})")
+
+
+def _check(ok: bool, key: str, value: Any, expectation: str) -> None:
+    if not ok:
+        raise ConfigError(f"config key '{key}' = {value!r} is out of range: must be {expectation}")

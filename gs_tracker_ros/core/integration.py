@@ -1,0 +1,160 @@
+"""Online forward probabilistic integration: the per-frame fusion math (pure numpy).
+
+Every rough prediction of a point's position is an isotropic 2-D Gaussian ``(mu, v)`` with
+``mu`` in pixels and ``v`` in px^2. For one new frame each point has up to C candidate chains
+(one per interval / source frame / motion source); these functions turn them into one estimate.
+Arrays are batched over points: ``mu_k (N, C, 2)``, ``v_k (N, C)``, ``valid (N, C)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_EPS_VAR = 1e-6  # px^2, guards 1/v
+
+
+def chain(mu_s: np.ndarray, v_s: np.ndarray, displacement: np.ndarray, s2: np.ndarray,
+          motion_std_ratio: float = 0.0):
+    """Step 1: propagate a state through one motion estimate.
+
+    ``mu_k = mu_s + d``, ``v_k = v_s + s2 + (motion_std_ratio * |d|)^2`` (the flow Jacobian is
+    taken as orthogonal, so the source variance carries over unchanged; the last term makes a
+    large displacement less certain than a small one).
+    """
+    extra = (motion_std_ratio * np.linalg.norm(displacement, axis=-1)) ** 2
+    return mu_s + displacement, v_s + s2 + extra
+
+
+def lowest_variance_index(v_k: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``(N,)`` index of the valid chain with the lowest variance (0 where none is valid)."""
+    return np.argmin(np.where(valid, v_k, np.inf), axis=1)
+
+
+def reject_outliers(mu_k: np.ndarray, v_k: np.ndarray, valid: np.ndarray, outlier_px: float) -> np.ndarray:
+    """Step 3: keep only valid chains within ``outlier_px`` of the most certain valid chain."""
+    best = lowest_variance_index(v_k, valid)
+    ref = np.take_along_axis(mu_k, best[:, None, None], axis=1)  # (N, 1, 2)
+    dist = np.linalg.norm(mu_k - ref, axis=2)  # (N, C)
+    return valid & (dist <= outlier_px)
+
+
+def fuse(mu_k: np.ndarray, v_k: np.ndarray, valid: np.ndarray, rho: float):
+    """Step 4: inverse-variance fusion of the valid chains with a constant correlation ``rho``.
+
+    ``w_k = 1/v_k``, ``w~ = w / sum w``, ``mu = sum w~_k mu_k`` and
+    ``v = (1 - rho) * sum(w~_k^2 v_k) + rho * (sum w~_k sqrt(v_k))^2``. With ``rho = 0`` this is
+    the independent ``1 / sum w``; with ``rho = 1`` the chains are fully correlated and the
+    fused standard deviation is the weighted mean of theirs.
+
+    Returns ``mu (N, 2)``, ``v (N,)`` and ``any_valid (N,)``; rows without a valid chain hold
+    NaN and must be handled by the caller (see :func:`integrate`).
+    """
+    v_safe = np.where(valid, np.maximum(v_k, _EPS_VAR), 1.0)  # invalid columns may hold inf
+    w = np.where(valid, 1.0 / v_safe, 0.0)
+    wsum = w.sum(axis=1)
+    any_valid = wsum > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        wn = w / wsum[:, None]
+        mu = np.einsum("nc,ncd->nd", wn, np.where(valid[..., None], mu_k, 0.0))
+        v_ind = np.sum(wn * wn * v_safe, axis=1)
+        v_cor = np.sum(wn * np.sqrt(v_safe), axis=1) ** 2
+    v = (1.0 - rho) * v_ind + rho * v_cor
+    return mu, v, any_valid
+
+
+def fuse_lowest_variance(mu_k: np.ndarray, v_k: np.ndarray, valid: np.ndarray):
+    """Ablation of step 4: take the single valid chain with the lowest variance."""
+    best = lowest_variance_index(v_k, valid)
+    mu = np.take_along_axis(mu_k, best[:, None, None], axis=1)[:, 0]
+    v = np.take_along_axis(v_k, best[:, None], axis=1)[:, 0]
+    any_valid = valid.any(axis=1)
+    return mu, v, any_valid
+
+
+def fuse_observation(mu: np.ndarray, v: np.ndarray, mu_obs: np.ndarray, v_obs: np.ndarray):
+    """Product of two isotropic Gaussians (step 5, a keypoint observation fused into the track).
+
+    ``mu' = (v_obs mu + v mu_obs) / (v + v_obs)``, ``v' = v v_obs / (v + v_obs)``.
+    """
+    denom = np.maximum(v + v_obs, _EPS_VAR)
+    mu_new = (v_obs[:, None] * mu + v[:, None] * mu_obs) / denom[:, None]
+    return mu_new, v * v_obs / denom
+
+
+@dataclass(frozen=True)
+class Observation:
+    """An extra absolute position observation per point (e.g. a long-term keypoint match)."""
+
+    mu: np.ndarray  # (N, 2) px
+    variance: np.ndarray  # (N,) px^2
+    valid: np.ndarray  # (N,) bool
+
+
+def integrate(
+    mu_k: np.ndarray,
+    v_k: np.ndarray,
+    valid: np.ndarray,
+    computed: np.ndarray,
+    prev_mu: np.ndarray,
+    prev_v: np.ndarray,
+    *,
+    outlier_px: float,
+    rho: float,
+    occluded_variance_growth: float,
+    probabilistic: bool = True,
+    observation: Observation | None = None,
+    observation_gate_px: float = 10.0,
+):
+    """Steps 3-6 for one frame: outliers, fusion, observation, occlusion.
+
+    Args:
+        mu_k, v_k, valid: candidate chains, see module doc. ``valid`` already includes the
+            per-source validity and any filters (step 2).
+        computed: ``(N, C)`` chains that were evaluated at all (valid or not); used for the
+            best guess when nothing is valid.
+        prev_mu, prev_v: ``(N, 2)``, ``(N,)`` the point's previous state, used as the best
+            guess when no chain could be computed.
+        outlier_px: step 3 radius in px (``inf`` disables it).
+        rho: chain correlation for step 4.
+        occluded_variance_growth: px^2 added to the best-guess variance while occluded.
+        probabilistic: False -> lowest-variance chain only (ablation).
+        observation: optional extra observation fused in step 5.
+        observation_gate_px: an observation farther than this from the fused chains is ignored
+            (but is taken alone when no chain is valid: re-found after occlusion).
+
+    Returns ``mu (N, 2)``, ``v (N,)``, ``visible (N,)``.
+    """
+    mu_k = np.asarray(mu_k, np.float64)
+    v_k = np.asarray(v_k, np.float64)
+    if np.isfinite(outlier_px):
+        valid = reject_outliers(mu_k, v_k, valid, outlier_px)
+    if probabilistic:
+        mu, v, visible = fuse(mu_k, v_k, valid, rho)
+    else:
+        mu, v, visible = fuse_lowest_variance(mu_k, v_k, valid)
+
+    if observation is not None:
+        obs_ok = observation.valid & np.all(np.isfinite(observation.mu), axis=1)
+        near = np.linalg.norm(np.nan_to_num(mu) - observation.mu, axis=1) <= observation_gate_px
+        both = visible & obs_ok & near
+        if both.any():
+            mu[both], v[both] = fuse_observation(mu[both], v[both], observation.mu[both], observation.variance[both])
+        refound = ~visible & obs_ok
+        mu[refound] = observation.mu[refound]
+        v[refound] = observation.variance[refound]
+        visible = visible | refound
+
+    # Step 6: occlusion. Best guess = lowest-variance computed chain, else the previous state.
+    occluded = ~visible
+    if occluded.any():
+        best = lowest_variance_index(v_k[occluded], computed[occluded])
+        has_any = computed[occluded].any(axis=1)
+        guess_mu = np.take_along_axis(mu_k[occluded], best[:, None, None], axis=1)[:, 0]
+        guess_v = np.take_along_axis(v_k[occluded], best[:, None], axis=1)[:, 0]
+        guess_mu[~has_any] = prev_mu[occluded][~has_any]
+        guess_v[~has_any] = prev_v[occluded][~has_any]
+        mu[occluded] = guess_mu
+        v[occluded] = guess_v + occluded_variance_growth
+    return mu, v, visible

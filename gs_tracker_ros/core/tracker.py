@@ -1,0 +1,267 @@
+"""The online probabilistic point tracker (our default method)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from ..motion.base import MotionSource
+from .clip_buffer import ClipBuffer
+from .config import TrackerConfig
+from .errors import InputError
+from .integration import Observation, chain, integrate
+from .types import TrackState
+
+
+class ChainFilter(Protocol):
+    """Optional step 2 filter: may invalidate chains whose landing point looks wrong."""
+
+    def filter(self, buffer: ClipBuffer, frame: int, query_ids: np.ndarray, landing: np.ndarray,
+               valid: np.ndarray) -> np.ndarray:
+        """``landing (N, C, 2)`` px and ``valid (N, C)`` -> new ``valid``."""
+
+
+class Observer(Protocol):
+    """Optional step 5 observer: an absolute position observation per point (long-term keypoints)."""
+
+    def add(self, buffer: ClipBuffer, frame: int, ids: np.ndarray, xy: np.ndarray) -> None: ...
+    def remove(self, ids: np.ndarray) -> None: ...
+    def reset(self) -> None: ...
+    def observe(self, buffer: ClipBuffer, frame: int, ids: np.ndarray, prior_xy: np.ndarray) -> Observation: ...
+
+
+def validate_query_points(xy: np.ndarray, shape_hw: tuple[int, int] | None) -> np.ndarray:
+    """Check query points ``(N, 2)`` px: finite and inside the image. Raises ``InputError``."""
+    arr = np.asarray(xy, dtype=np.float64)
+    if arr.ndim == 1 and arr.shape[0] == 2:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise InputError(f"query points must have shape (N, 2) as (x, y) pixels, got {arr.shape}")
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        raise InputError(f"query point(s) {np.flatnonzero(bad)[:10].tolist()} are NaN or infinite")
+    if shape_hw is not None:
+        h, w = shape_hw
+        out = (arr[:, 0] < -0.5) | (arr[:, 0] > w - 0.5) | (arr[:, 1] < -0.5) | (arr[:, 1] > h - 0.5)
+        if out.any():
+            i = int(np.flatnonzero(out)[0])
+            raise InputError(
+                f"{int(out.sum())} query point(s) outside the {w}x{h} image, e.g. #{i} at "
+                f"({arr[i, 0]:.1f}, {arr[i, 1]:.1f}); valid x in [-0.5, {w - 0.5}], y in [-0.5, {h - 0.5}]"
+            )
+    return arr
+
+
+class ProbabilisticTracker:
+    """Online Tracking-Any-Point by forward probabilistic integration of motion chains.
+
+    For every new frame t and live point, each motion source is chained from the point's
+    state on frames ``t - k`` (k in ``config.integration.intervals``) and from its query frame;
+    chains are filtered, outliers rejected and the rest fused by inverse variance
+    (:mod:`~gs_tracker_ros.core.integration`). A point with no valid chain is occluded.
+
+    Memory is bounded: the buffer holds ``max(intervals) + 1`` frames plus at most
+    ``max_query_frames`` pinned query frames; each point keeps a ring of its last states.
+    """
+
+    def __init__(
+        self,
+        config: TrackerConfig | None = None,
+        sources: Sequence[MotionSource] | None = None,
+        chain_filter: ChainFilter | None = None,
+        observer: Observer | None = None,
+        name: str = "protrack",
+    ) -> None:
+        self.config = (config or TrackerConfig()).validate()
+        if sources is None:
+            from ..motion.registry import build_sources
+
+            sources = build_sources(self.config)
+        self.sources = list(sources)
+        self.chain_filter = chain_filter
+        self.observer = observer
+        self.name = name
+        self.buffer = ClipBuffer(self.config.buffer_capacity)
+        self._ring = self.config.buffer_capacity
+        self._next_id = 0
+        self._query_frames: "OrderedDict[int, int]" = OrderedDict()  # pinned frame -> live points
+        self._alloc(0)
+
+    # ------------------------------------------------------------------ state arrays
+    def _alloc(self, n: int) -> None:
+        r = self._ring
+        self.ids = np.zeros(n, np.int64)
+        self.q_frame = np.zeros(n, np.int64)
+        self.q_xy = np.zeros((n, 2), np.float64)
+        self.ring_mu = np.zeros((n, r, 2), np.float64)
+        self.ring_v = np.zeros((n, r), np.float64)
+        self.ring_vis = np.zeros((n, r), bool)
+        self.ring_stamp = np.full((n, r), -1, np.int64)
+        self.cur_mu = np.zeros((n, 2), np.float64)
+        self.cur_v = np.zeros(n, np.float64)
+        self.cur_vis = np.zeros(n, bool)
+
+    _STATE = ("ids", "q_frame", "q_xy", "ring_mu", "ring_v", "ring_vis", "ring_stamp", "cur_mu", "cur_v", "cur_vis")
+
+    @property
+    def num_tracks(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def frame_index(self) -> int:
+        return self.buffer.latest
+
+    # ------------------------------------------------------------------ queries
+    def add_queries(self, xy: np.ndarray) -> np.ndarray:
+        """Place queries on the most recent frame; returns their new ids."""
+        t = self.buffer.latest
+        if t < 0:
+            raise InputError("cannot add queries before the first frame was given to the tracker")
+        pts = validate_query_points(xy, self.buffer.shape)
+        n = pts.shape[0]
+        if n == 0:
+            return np.zeros(0, np.int64)
+        if self.num_tracks + n > self.config.max_tracks:
+            raise InputError(f"adding {n} queries would exceed max_tracks={self.config.max_tracks} "
+                             f"({self.num_tracks} live)")
+        new_ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
+        self._next_id += n
+        r = self._ring
+        ring_mu = np.zeros((n, r, 2))
+        ring_mu[:, t % r] = pts
+        ring_stamp = np.full((n, r), -1, np.int64)
+        ring_stamp[:, t % r] = t
+        ring_vis = np.zeros((n, r), bool)
+        ring_vis[:, t % r] = True
+        new = dict(ids=new_ids, q_frame=np.full(n, t, np.int64), q_xy=pts, ring_mu=ring_mu,
+                   ring_v=np.zeros((n, r)), ring_vis=ring_vis, ring_stamp=ring_stamp, cur_mu=pts.copy(),
+                   cur_v=np.zeros(n), cur_vis=np.ones(n, bool))
+        for key in self._STATE:
+            setattr(self, key, np.concatenate([getattr(self, key), new[key]]))
+        self._pin_query_frame(t, n)
+        if self.observer is not None:
+            self.observer.add(self.buffer, t, new_ids, pts)
+        return new_ids
+
+    def _pin_query_frame(self, t: int, n: int) -> None:
+        if not self.config.integration.query_chain:
+            return
+        if t in self._query_frames:
+            self._query_frames[t] += n
+            return
+        self.buffer.pin(t)
+        self._query_frames[t] = n
+        while len(self._query_frames) > self.config.integration.max_query_frames:
+            old, _ = self._query_frames.popitem(last=False)
+            self.buffer.unpin(old)
+
+    def remove_queries(self, ids: np.ndarray) -> None:
+        ids = np.atleast_1d(np.asarray(ids, np.int64))
+        missing = np.setdiff1d(ids, self.ids)
+        if missing.size:
+            raise KeyError(f"unknown track id(s): {missing[:10].tolist()}")
+        drop = np.isin(self.ids, ids)
+        for frame in self.q_frame[drop]:
+            frame = int(frame)
+            if frame in self._query_frames:
+                self._query_frames[frame] -= 1
+                if self._query_frames[frame] <= 0:
+                    del self._query_frames[frame]
+                    self.buffer.unpin(frame)
+        keep = ~drop
+        for key in self._STATE:
+            setattr(self, key, getattr(self, key)[keep])
+        if self.observer is not None:
+            self.observer.remove(ids)
+
+    def reset(self) -> None:
+        self.buffer.clear()
+        self._query_frames.clear()
+        self._alloc(0)
+        for src in self.sources:
+            src.reset()
+        if self.observer is not None:
+            self.observer.reset()
+
+    # ------------------------------------------------------------------ tracking
+    def state(self) -> TrackState:
+        return TrackState(self.buffer.latest, self.ids.copy(), self.cur_mu.astype(np.float32),
+                          self.cur_v.astype(np.float32), self.cur_vis.copy())
+
+    def step(self, frame: np.ndarray) -> TrackState:
+        t = self.buffer.push(frame)
+        for src in self.sources:
+            src.on_frame(self.buffer, t)
+        n = self.num_tracks
+        if n == 0 or t == 0:
+            return self.state()
+        mu_k, v_k, valid, computed = self._chains(t)
+        if self.chain_filter is not None:
+            valid = self.chain_filter.filter(self.buffer, t, self.ids, mu_k, valid)
+        observation = None
+        if self.observer is not None:
+            observation = self.observer.observe(self.buffer, t, self.ids, self.cur_mu)
+        icfg = self.config.integration
+        mu, v, vis = integrate(
+            mu_k, v_k, valid, computed, self.cur_mu, self.cur_v,
+            outlier_px=icfg.outlier_px, rho=icfg.rho,
+            occluded_variance_growth=icfg.occluded_variance_growth,
+            probabilistic=icfg.probabilistic, observation=observation,
+        )
+        h, w = self.buffer.shape
+        mu[:, 0] = np.clip(mu[:, 0], -0.5, w - 0.5)
+        mu[:, 1] = np.clip(mu[:, 1], -0.5, h - 0.5)
+        slot = t % self._ring
+        self.ring_mu[:, slot] = mu
+        self.ring_v[:, slot] = v
+        self.ring_vis[:, slot] = vis
+        self.ring_stamp[:, slot] = t
+        self.cur_mu, self.cur_v, self.cur_vis = mu, v, vis
+        return self.state()
+
+    def _chain_sources(self, t: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Per chain column: (source frame (N,), mu_s (N,2), v_s (N,), eligible (N,))."""
+        icfg = self.config.integration
+        r = self._ring
+        n = self.num_tracks
+        cols = []
+        for k in icfg.intervals:
+            s = t - k
+            src = np.full(n, s, np.int64)
+            if s < 0 or s not in self.buffer:
+                cols.append((src, np.zeros((n, 2)), np.zeros(n), np.zeros(n, bool)))
+                continue
+            slot = s % r
+            ok = (self.q_frame <= s) & (self.ring_stamp[:, slot] == s) & self.ring_vis[:, slot]
+            cols.append((src, self.ring_mu[:, slot], self.ring_v[:, slot], ok))
+        if icfg.query_chain:
+            in_buf = np.array([int(q) in self.buffer for q in self.q_frame], bool) if n else np.zeros(0, bool)
+            dup = np.isin(t - self.q_frame, np.asarray(icfg.intervals))
+            ok = in_buf & ~dup & (self.q_frame < t)
+            cols.append((self.q_frame.copy(), self.q_xy, np.zeros(n), ok))
+        return cols
+
+    def _chains(self, t: int):
+        cols = self._chain_sources(t)
+        n = self.num_tracks
+        c = len(cols) * len(self.sources)
+        mu_k = np.zeros((n, c, 2))
+        v_k = np.full((n, c), np.inf)
+        valid = np.zeros((n, c), bool)
+        computed = np.zeros((n, c), bool)
+        col = 0
+        for source in self.sources:
+            for src_frame, mu_s, v_s, eligible in cols:
+                for s in np.unique(src_frame[eligible]):
+                    rows = np.flatnonzero(eligible & (src_frame == s))
+                    est = source.estimate(self.buffer, int(s), t, mu_s[rows])
+                    mu_c, v_c = chain(mu_s[rows], v_s[rows], est.displacement, est.variance,
+                                     self.config.integration.motion_std_ratio)
+                    mu_k[rows, col] = mu_c
+                    v_k[rows, col] = v_c
+                    valid[rows, col] = est.valid
+                    computed[rows, col] = True
+                col += 1
+        return mu_k, v_k, valid, computed
