@@ -1,0 +1,205 @@
+"""Point-tracking accuracy on ground truth: BADJA PCK and TAP-Vid metrics (pure numpy).
+
+Which (point n, frame t) pairs are scored
+    S = { (n, t) : annotated[t] and t > query_frame[n] }  (annotated frames strictly after the
+    query; unlabelled frames carry no ground truth and are never scored). V = { (n, t) in S :
+    GT visible }. ``d = |pred - gt|`` is the Euclidean error; every "within" test is strict (<),
+    as in the TAP-Vid reference evaluation.
+
+BADJA (native resolution, e.g. 854x480)
+    delta_seg = |{(n,t) in V : d < 0.2 * sqrt(mask_area[t])}| / |V|   (V restricted to frames
+                whose mask area is known)
+    delta_3px = |{(n,t) in V : d < 3 px}| / |V|
+
+TAP-Vid (coordinates rescaled to 256x256: x * 256/W, y * 256/H), thresholds k in {1,2,4,8,16} px
+    delta_k   = |{(n,t) in V : d256 < k}| / |V|           (predicted visibility ignored)
+    delta_avg = mean_k delta_k
+    OA        = |{(n,t) in S : pred_visible == gt_visible}| / |S|
+    TP_k = |{(n,t) in S : gt vis, pred vis, d256 < k}|
+    FP_k = |{(n,t) in S : pred vis and (gt occluded or d256 >= k)}|
+    FN_k = |{(n,t) in S : gt vis and not TP}|   so TP_k + FN_k = |V|
+    Jaccard_k = TP_k / (TP_k + FP_k + FN_k) = TP_k / (|V| + FP_k);  AJ = mean_k Jaccard_k
+    (a visible prediction beyond the threshold on a visible point is both a FP and a FN, as in
+    the TAP-Vid definition).
+
+Aggregation over sequences (:func:`aggregate`)
+    Default ``mode="pooled"``: the integer counts above are summed over all sequences and the
+    fractions recomputed, i.e. every scored (point, frame) pair weighs the same, whichever video
+    it comes from. ``mode="mean"`` instead averages per-sequence scores (TAP-Vid's benchmark
+    convention, every video weighs the same).
+
+All scores are fractions in [0, 1]; a score whose denominator is zero is NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..core.errors import InputError
+from .badja import TrackingSequence
+
+TAPVID_THRESHOLDS: tuple[int, ...] = (1, 2, 4, 8, 16)
+TAPVID_SIZE: tuple[int, int] = (256, 256)  # (W, H) the TAP-Vid metrics are defined at
+SEG_FACTOR = 0.2  # delta_seg threshold = SEG_FACTOR * sqrt(mask area)
+PX_THRESHOLD = 3.0  # delta_3px threshold in native px
+
+SCORE_KEYS: tuple[str, ...] = ("delta_seg", "delta_3px", "delta_avg", "OA", "AJ")
+
+
+def scored_pairs(annotated: np.ndarray, query_frame: np.ndarray) -> np.ndarray:
+    """``(N, T) bool``: annotated frames strictly after each point's query frame."""
+    t = np.arange(annotated.shape[0])
+    return annotated[None, :] & (t[None, :] > np.asarray(query_frame)[:, None])
+
+
+def count_matches(
+    pred_xy: np.ndarray,
+    pred_visible: np.ndarray,
+    gt_xy: np.ndarray,
+    gt_visible: np.ndarray,
+    evaluate: np.ndarray,
+    image_hw: tuple[int, int],
+    mask_area: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Integer counts behind every score (see the module docstring), JSON-ready.
+
+    Args:
+        pred_xy, gt_xy: ``(N, T, 2)`` px at native resolution.
+        pred_visible, gt_visible: ``(N, T) bool``.
+        evaluate: ``(N, T) bool`` the scored pairs S.
+        image_hw: native ``(H, W)`` px, for the 256x256 rescale.
+        mask_area: ``(T,)`` px^2 object area per frame for delta_seg (NaN / None = unknown).
+
+    Returns:
+        dict with ``n_pairs`` (|S|), ``n_visible`` (|V|), ``n_visible_seg``, ``occ_correct``,
+        ``correct_seg``, ``correct_3px``, and per TAP-Vid threshold the lists ``within``,
+        ``tp`` and ``fp``.
+    """
+    pred_visible = np.asarray(pred_visible, bool)
+    gt_visible = np.asarray(gt_visible, bool)
+    evaluate = np.asarray(evaluate, bool)
+    diff = np.asarray(pred_xy, np.float64) - np.asarray(gt_xy, np.float64)
+    dist = np.sqrt(np.sum(diff**2, axis=-1))  # NaN predictions never count as within
+    h, w = image_hw
+    scale = np.array([TAPVID_SIZE[0] / w, TAPVID_SIZE[1] / h])
+    dist256 = np.sqrt(np.sum((diff * scale) ** 2, axis=-1))
+
+    vis = gt_visible & evaluate
+    if mask_area is None:
+        mask_area = np.full(evaluate.shape[1], np.nan)
+    seg_thr = SEG_FACTOR * np.sqrt(np.asarray(mask_area, np.float64))  # (T,)
+    seg_known = np.isfinite(seg_thr)[None, :]
+    with np.errstate(invalid="ignore"):
+        seg_ok = dist < np.where(np.isfinite(seg_thr), seg_thr, -1.0)[None, :]
+        px_ok = dist < PX_THRESHOLD
+    within, tp, fp = [], [], []
+    pred_vis = pred_visible & evaluate
+    for k in TAPVID_THRESHOLDS:
+        with np.errstate(invalid="ignore"):
+            near = dist256 < k
+        within.append(int(np.count_nonzero(vis & near)))
+        tp.append(int(np.count_nonzero(vis & near & pred_vis)))
+        fp.append(int(np.count_nonzero(pred_vis & (~gt_visible | ~near))))
+    return {
+        "n_pairs": int(np.count_nonzero(evaluate)),
+        "n_visible": int(np.count_nonzero(vis)),
+        "n_visible_seg": int(np.count_nonzero(vis & seg_known)),
+        "occ_correct": int(np.count_nonzero(evaluate & (pred_visible == gt_visible))),
+        "correct_seg": int(np.count_nonzero(vis & seg_known & seg_ok)),
+        "correct_3px": int(np.count_nonzero(vis & px_ok)),
+        "within": within,
+        "tp": tp,
+        "fp": fp,
+    }
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num) / float(den) if den > 0 else float("nan")
+
+
+def scores_from_counts(counts: Mapping[str, Any]) -> dict[str, float]:
+    """The five scores (fractions in [0, 1], NaN if undefined) from :func:`count_matches` counts."""
+    nv = counts["n_visible"]
+    if nv > 0:
+        delta_avg = float(np.mean([_ratio(c, nv) for c in counts["within"]]))
+        aj = float(np.mean([_ratio(tp, nv + fp) for tp, fp in zip(counts["tp"], counts["fp"])]))
+    else:
+        delta_avg = aj = float("nan")
+    return {
+        "delta_seg": _ratio(counts["correct_seg"], counts["n_visible_seg"]),
+        "delta_3px": _ratio(counts["correct_3px"], nv),
+        "delta_avg": delta_avg,
+        "OA": _ratio(counts["occ_correct"], counts["n_pairs"]),
+        "AJ": aj,
+    }
+
+
+def badja_scores(pred_xy: np.ndarray, pred_visible: np.ndarray, seq: TrackingSequence) -> dict[str, Any]:
+    """Score predictions for one sequence under the BADJA protocol.
+
+    Args:
+        pred_xy: ``(N, T, 2)`` predicted positions in px of the native frame, points in the
+            order of ``seq`` (values outside the scored pairs are ignored, NaN allowed).
+        pred_visible: ``(N, T) bool`` predicted visibility.
+        seq: the ground truth.
+
+    Returns:
+        ``{"delta_seg", "delta_3px", "delta_avg", "OA", "AJ"}`` fractions in [0, 1] plus
+        ``"counts"`` (see :func:`count_matches`) for pooling with :func:`aggregate`.
+    """
+    pred_xy = np.asarray(pred_xy)
+    pred_visible = np.asarray(pred_visible)
+    n, t = seq.visible.shape
+    if pred_xy.shape != (n, t, 2):
+        raise InputError(f"pred_xy must have shape {(n, t, 2)} for sequence {seq.name}, got {pred_xy.shape}")
+    if pred_visible.shape != (n, t):
+        raise InputError(
+            f"pred_visible must have shape {(n, t)} for sequence {seq.name}, got {pred_visible.shape}"
+        )
+    counts = count_matches(
+        pred_xy,
+        pred_visible.astype(bool),
+        seq.tracks_xy,
+        seq.visible,
+        scored_pairs(seq.annotated, seq.query_frame),
+        seq.image_hw,
+        seq.mask_area,
+    )
+    return {**scores_from_counts(counts), "counts": counts}
+
+
+def _sum_counts(all_counts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    total: dict[str, Any] = {}
+    for counts in all_counts:
+        for key, value in counts.items():
+            if isinstance(value, list):
+                prev = total.get(key, [0] * len(value))
+                total[key] = [a + b for a, b in zip(prev, value)]
+            else:
+                total[key] = total.get(key, 0) + value
+    return total
+
+
+def aggregate(per_sequence: Sequence[Mapping[str, Any]], mode: str = "pooled") -> dict[str, Any]:
+    """Overall scores over several sequences' :func:`badja_scores` results.
+
+    ``mode="pooled"`` (default): sum the counts of all sequences and recompute the fractions, so
+    every scored (point, frame) pair counts once. ``mode="mean"``: unweighted mean of the
+    per-sequence scores (NaN scores skipped). Either way the summed ``"counts"`` are returned.
+    """
+    if not per_sequence:
+        raise InputError("aggregate needs at least one sequence result")
+    total = _sum_counts([r["counts"] for r in per_sequence])
+    if mode == "pooled":
+        scores = scores_from_counts(total)
+    elif mode == "mean":
+        scores = {}
+        for key in SCORE_KEYS:
+            vals = np.array([r[key] for r in per_sequence], np.float64)
+            vals = vals[np.isfinite(vals)]
+            scores[key] = float(vals.mean()) if vals.size else float("nan")
+    else:
+        raise InputError(f"unknown aggregation mode {mode!r}; use 'pooled' or 'mean'")
+    return {**scores, "counts": total}

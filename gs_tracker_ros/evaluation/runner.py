@@ -1,0 +1,225 @@
+"""Drive any :class:`~gs_tracker_ros.core.types.PointTracker` over a clip and score it.
+
+One code path for the CLI, the benchmarks and the rosbag replay: frames go through ``step()``
+one at a time (timed), and queries are placed right after ``step()`` of their frame, exactly as
+a live stream would deliver them.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..core.errors import InputError
+from ..core.types import PointTracker
+from .badja import TrackingSequence
+from .metrics import SCORE_KEYS, aggregate, badja_scores
+
+
+@dataclass
+class TrackerRun:
+    """Everything a tracker produced on one clip, points in query order.
+
+    Query order: by query frame ascending, then the row order within ``queries_by_frame[f]``.
+
+    Attributes:
+        method: the tracker's ``name``.
+        ids: ``(N,) int64`` ids the tracker gave the queries.
+        query_frame: ``(N,) int64`` frame each query was placed on.
+        query_xy: ``(N, 2) float32`` query positions in px.
+        xy: ``(N, T, 2) float32`` positions in px; NaN on frames before the query frame or where
+            the tracker did not report the point.
+        visible: ``(N, T) bool`` predicted visibility (False before the query frame).
+        variance: ``(N, T) float32`` px^2; NaN before the query frame; 0 on the query frame.
+        step_ms: ``(T,) float64`` wall-clock milliseconds of each ``step()`` call.
+    """
+
+    method: str
+    ids: np.ndarray
+    query_frame: np.ndarray
+    query_xy: np.ndarray
+    xy: np.ndarray
+    visible: np.ndarray
+    variance: np.ndarray
+    step_ms: np.ndarray
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.step_ms.shape[0])
+
+    @property
+    def ms_per_frame(self) -> float:
+        """Median ``step()`` time in ms."""
+        return float(np.median(self.step_ms)) if self.step_ms.size else float("nan")
+
+
+def _check_queries(queries_by_frame: Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:
+    out: dict[int, np.ndarray] = {}
+    for frame in sorted(queries_by_frame):
+        q = np.asarray(queries_by_frame[frame], np.float32)
+        if q.ndim != 2 or q.shape[1] != 2:
+            raise InputError(f"queries for frame {frame} must have shape (M, 2), got {q.shape}")
+        if int(frame) < 0:
+            raise InputError(f"query frame must be >= 0, got {frame}")
+        if q.shape[0]:
+            out[int(frame)] = q
+    return out
+
+
+def run_tracker_on_sequence(
+    tracker: PointTracker,
+    frames: Iterable[np.ndarray],
+    queries_by_frame: Mapping[int, np.ndarray],
+    progress: Callable[[int], None] | None = None,
+) -> TrackerRun:
+    """Run ``tracker`` online over ``frames`` and collect its outputs.
+
+    The tracker is ``reset()`` first. For every frame t: ``state = tracker.step(frame)`` (timed),
+    then the queries of frame t (``(M, 2)`` px) are added; on frame t such a query's output is
+    its query position, visible, variance 0.
+
+    Args:
+        tracker: any :class:`PointTracker`.
+        frames: iterable of RGB uint8 frames (a FrameSource, a list, a (T, H, W, 3) array).
+        queries_by_frame: ``{frame index: (M, 2) xy px}``.
+        progress: called with the frame index after each frame.
+
+    Raises:
+        InputError: malformed queries, or queries on frames the clip does not have.
+    """
+    queries = _check_queries(queries_by_frame)
+    order_frames = [f for f in sorted(queries) for _ in range(len(queries[f]))]
+    n = len(order_frames)
+    query_frame = np.asarray(order_frames, np.int64)
+    query_xy = np.concatenate(list(queries.values())) if n else np.zeros((0, 2), np.float32)
+    ids = np.full(n, -1, np.int64)
+    row_of_id: dict[int, int] = {}
+    xy_rows: list[np.ndarray] = []
+    vis_rows: list[np.ndarray] = []
+    var_rows: list[np.ndarray] = []
+    step_ms: list[float] = []
+    next_row = 0
+
+    tracker.reset()
+    for t, frame in enumerate(frames):
+        t0 = time.perf_counter()
+        state = tracker.step(frame)
+        step_ms.append((time.perf_counter() - t0) * 1e3)
+        xy_t = np.full((n, 2), np.nan, np.float32)
+        vis_t = np.zeros(n, bool)
+        var_t = np.full(n, np.nan, np.float32)
+        if len(state):
+            rows = np.array([row_of_id.get(int(i), -1) for i in state.ids], np.int64)
+            known = rows >= 0
+            xy_t[rows[known]] = state.xy[known]
+            vis_t[rows[known]] = state.visible[known]
+            var_t[rows[known]] = state.variance[known]
+        if t in queries:
+            q = queries[t]
+            new_ids = np.asarray(tracker.add_queries(q), np.int64)
+            if new_ids.shape != (len(q),):
+                raise InputError(f"{tracker.name}.add_queries returned {new_ids.shape} ids for {len(q)} queries")
+            rows = np.arange(next_row, next_row + len(q))
+            ids[rows] = new_ids
+            row_of_id.update({int(i): int(r) for i, r in zip(new_ids, rows)})
+            next_row += len(q)
+            xy_t[rows], vis_t[rows], var_t[rows] = q, True, 0.0
+        xy_rows.append(xy_t)
+        vis_rows.append(vis_t)
+        var_rows.append(var_t)
+        if progress is not None:
+            progress(t)
+
+    num_frames = len(step_ms)
+    late = [f for f in queries if f >= num_frames]
+    if late:
+        raise InputError(f"queries on frame(s) {late} but the clip has only {num_frames} frames")
+    shape = (n, num_frames)
+    return TrackerRun(
+        method=str(getattr(tracker, "name", type(tracker).__name__)),
+        ids=ids,
+        query_frame=query_frame,
+        query_xy=query_xy.astype(np.float32),
+        xy=np.stack(xy_rows, axis=1) if num_frames else np.zeros(shape + (2,), np.float32),
+        visible=np.stack(vis_rows, axis=1) if num_frames else np.zeros(shape, bool),
+        variance=np.stack(var_rows, axis=1) if num_frames else np.zeros(shape, np.float32),
+        step_ms=np.asarray(step_ms, np.float64),
+    )
+
+
+def _query_order(seq: TrackingSequence) -> np.ndarray:
+    """Indices of ``seq``'s points in the runner's query order (by frame, then point index)."""
+    return np.argsort(seq.query_frame, kind="stable")
+
+
+def run_on_badja_sequence(tracker: PointTracker, seq: TrackingSequence) -> tuple[TrackerRun, dict[str, Any]]:
+    """Run ``tracker`` on one sequence from its queries; return the run and :func:`badja_scores`.
+
+    The run's arrays are reordered to the sequence's point order before scoring.
+    """
+    if seq.frames is None:
+        raise InputError(f"sequence {seq.name} has no frames to run a tracker on")
+    run = run_tracker_on_sequence(tracker, seq.frames, seq.queries_by_frame())
+    if run.num_frames != seq.num_frames:
+        raise InputError(f"sequence {seq.name}: got {run.num_frames} frames, expected {seq.num_frames}")
+    order = _query_order(seq)
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    for name in ("ids", "query_frame", "query_xy", "xy", "visible", "variance"):
+        setattr(run, name, getattr(run, name)[inverse])
+    return run, badja_scores(run.xy, run.visible, seq)
+
+
+def _summary(scores: Mapping[str, Any], ms: float) -> dict[str, Any]:
+    out: dict[str, Any] = {k: float(scores[k]) for k in SCORE_KEYS}
+    out["ms_per_frame"] = float(ms)
+    out["counts"] = scores["counts"]
+    return out
+
+
+def _line(name: str, s: Mapping[str, Any]) -> str:
+    parts = [f"{k}={100 * s[k]:.1f}" for k in SCORE_KEYS]
+    return f"{name}: " + " ".join(parts) + f" ms/frame={s['ms_per_frame']:.2f}"
+
+
+def evaluate_badja(
+    tracker_factory: Callable[[], PointTracker],
+    sequences: Sequence[TrackingSequence],
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a tracker on BADJA-format sequences; JSON-ready result.
+
+    A fresh tracker from ``tracker_factory()`` runs on each sequence. Returns::
+
+        {"method": name,
+         "overall":   {delta_seg, delta_3px, delta_avg, OA, AJ, ms_per_frame, counts},
+         "sequences": {seq name: {same keys}}}
+
+    Scores are fractions in [0, 1]. ``overall`` pools all scored (point, frame) pairs of all
+    sequences (:func:`~gs_tracker_ros.evaluation.metrics.aggregate`, mode "pooled");
+    ``ms_per_frame`` is the median ``step()`` time (over all frames of all sequences for
+    ``overall``). With ``progress`` one line per sequence is printed to stderr.
+    """
+    if not sequences:
+        raise InputError("no sequences to evaluate")
+    method = None
+    per_seq: dict[str, dict[str, Any]] = {}
+    all_scores: list[dict[str, Any]] = []
+    all_ms: list[np.ndarray] = []
+    for seq in sequences:
+        tracker = tracker_factory()
+        method = method or str(getattr(tracker, "name", type(tracker).__name__))
+        run, scores = run_on_badja_sequence(tracker, seq)
+        per_seq[seq.name] = _summary(scores, run.ms_per_frame)
+        all_scores.append(scores)
+        all_ms.append(run.step_ms)
+        if progress:
+            print(f"[{method}] " + _line(seq.name, per_seq[seq.name]), file=sys.stderr, flush=True)
+    overall = _summary(aggregate(all_scores), float(np.median(np.concatenate(all_ms))))
+    if progress:
+        print(f"[{method}] " + _line("overall", overall), file=sys.stderr, flush=True)
+    return {"method": method, "overall": overall, "sequences": per_seq}
