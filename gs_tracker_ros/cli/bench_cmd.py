@@ -1,0 +1,145 @@
+"""``gs-tracker bench``: latency, throughput and memory of every method, measured in one run.
+
+Latency is the wall-clock time of ``step()`` per frame on 854x480 frames of a generated scene
+with a grid of 256 and of 1024 points; ratios are against ``klt`` measured in the same process.
+Memory is the resident set size of this process at frame 1,000 and 10,000 of a long stream
+(a generated clip played forward and backward, so tracks stay in view).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.config import TrackerConfig
+from ..methods import DEFAULT_METHOD, make_tracker, method_names
+from .common import load_config
+from .track_cmd import grid_queries
+
+WIDTH, HEIGHT = 854, 480
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmark latency, throughput and memory of the methods",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the results as JSON")
+    p.add_argument("--quick", action="store_true", help="short run (fewer frames; memory at frames 100 and 1000)")
+    p.add_argument("--method", action="append", default=None, metavar="M",
+                   help=f"methods to time (repeatable; default: all of {', '.join(method_names())})")
+    p.add_argument("--config", type=Path, default=None, metavar="YAML", help="tracker config for our method")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="config override for our method (repeatable)")
+    p.set_defaults(func=run)
+
+
+def rss_mb() -> float:
+    """Current resident set size of this process in MiB (Linux /proc)."""
+    with open("/proc/self/statm") as fh:
+        pages = int(fh.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bench_frames(num_frames: int, seed: int = 0) -> list[np.ndarray]:
+    from ..synthetic.config import SceneConfig
+    from ..synthetic.scene import make_scene
+
+    scene = make_scene(SceneConfig(width=WIDTH, height=HEIGHT, num_frames=num_frames, seed=seed))
+    return list(scene.frames())
+
+
+def time_method(method: str, config: TrackerConfig, frames: list[np.ndarray], num_points: int,
+                warmup: int = 3) -> dict[str, float]:
+    tracker = make_tracker(method, config)
+    tracker.step(frames[0])
+    n = int(round(np.sqrt(num_points)))
+    tracker.add_queries(grid_queries(n, WIDTH, HEIGHT)[:num_points])
+    times = []
+    for t, frame in enumerate(frames[1:]):
+        t0 = time.perf_counter()
+        tracker.step(frame)
+        if t >= warmup:
+            times.append((time.perf_counter() - t0) * 1e3)
+    ms = np.asarray(times)
+    return {"fps_median": float(1000.0 / np.median(ms)), "latency_ms_p50": float(np.median(ms)),
+            "latency_ms_p95": float(np.percentile(ms, 95))}
+
+
+def memory_run(method: str, config: TrackerConfig, frames: list[np.ndarray], checkpoints: tuple[int, int],
+               num_points: int = 256) -> dict[str, float]:
+    """RSS at two frame counts of a long stream (clip played forward and backward)."""
+    tracker = make_tracker(method, config)
+    tracker.step(frames[0])
+    n = int(round(np.sqrt(num_points)))
+    tracker.add_queries(grid_queries(n, WIDTH, HEIGHT)[:num_points])
+    cycle = frames + frames[-2:0:-1]
+    out = {}
+    for t in range(1, checkpoints[1] + 1):
+        tracker.step(cycle[t % len(cycle)])
+        if t in checkpoints:
+            gc.collect()
+            out[t] = rss_mb()
+            print(f"  memory: frame {t}: {out[t]:.1f} MiB", file=sys.stderr, flush=True)
+    return {f"rss_mb_frame_{checkpoints[0]}": out[checkpoints[0]],
+            f"rss_mb_frame_{checkpoints[1]}": out[checkpoints[1]]}
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.overrides)
+    methods = args.method or method_names()
+    if "klt" not in methods:
+        methods = methods + ["klt"]
+    num_frames = 40 if args.quick else 120
+    print(f"rendering {num_frames} frames at {WIDTH}x{HEIGHT} ...", file=sys.stderr, flush=True)
+    frames = bench_frames(num_frames)
+    results: dict[str, Any] = {"methods": {}, "default_method": DEFAULT_METHOD,
+                               "frame_size": [WIDTH, HEIGHT], "frames_timed": num_frames - 4}
+    for method in methods:
+        results["methods"][method] = {}
+        for points in (256, 1024):
+            r = time_method(method, config, frames, points)
+            results["methods"][method][f"points_{points}"] = r
+            print(f"  {method:>10} {points:5d} points: {r['latency_ms_p50']:7.2f} ms p50, "
+                  f"{r['latency_ms_p95']:7.2f} ms p95, {r['fps_median']:7.1f} fps", file=sys.stderr, flush=True)
+    for method, per in results["methods"].items():
+        for key, r in per.items():
+            base = results["methods"]["klt"][key]["latency_ms_p50"]
+            r["ratio_vs_klt"] = r["latency_ms_p50"] / base  # > 1: slower than klt
+    checkpoints = (100, 1000) if args.quick else (1000, 10000)
+    print(f"memory over a {checkpoints[1]}-frame stream with {DEFAULT_METHOD} ...", file=sys.stderr, flush=True)
+    mem = memory_run(DEFAULT_METHOD, config, frames, checkpoints)
+    mem["peak_rss_mb"] = peak_rss_mb()
+    if not args.quick:
+        mem = {"rss_mb_frame_1000": mem["rss_mb_frame_1000"], "rss_mb_frame_10000": mem["rss_mb_frame_10000"],
+               "peak_rss_mb": mem["peak_rss_mb"]}
+    results["memory"] = mem
+    print(format_bench(results))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+        print(f"results -> {args.json}")
+    return 0
+
+
+def format_bench(results: dict[str, Any]) -> str:
+    lines = ["| method | points | fps (median) | latency p50 ms | latency p95 ms | latency / klt |",
+             "|---|---|---|---|---|---|"]
+    for method, per in results["methods"].items():
+        for key, r in per.items():
+            lines.append(f"| {method} | {key.split('_')[1]} | {r['fps_median']:.1f} | {r['latency_ms_p50']:.2f} | "
+                         f"{r['latency_ms_p95']:.2f} | {r['ratio_vs_klt']:.2f} |")
+    mem = results["memory"]
+    lines.append("")
+    lines.append("memory (MiB): " + ", ".join(f"{k} = {v:.1f}" for k, v in mem.items()))
+    return "\n".join(lines)

@@ -1,0 +1,57 @@
+"""Options shared by several subcommands: method choice and tracker configuration."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..core.config import TrackerConfig
+from ..core.errors import ConfigError, InputError
+from ..methods import DEFAULT_METHOD, method_names
+
+
+def add_method_options(parser: argparse.ArgumentParser, multiple: bool = False) -> None:
+    names = ", ".join(method_names())
+    if multiple:
+        parser.add_argument("--method", action="append", default=None, metavar="M",
+                            help=f"method to run (repeatable; default: {DEFAULT_METHOD}); one of: {names}")
+    else:
+        parser.add_argument("--method", default=DEFAULT_METHOD, metavar="M",
+                            help=f"tracking method (default: {DEFAULT_METHOD}); one of: {names}")
+    parser.add_argument("--config", type=Path, default=None, metavar="YAML",
+                        help="tracker config file (the 'tracker' section of config/tracker.yaml layout)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override one config value, e.g. --set integration.outlier_px=8 (repeatable)")
+
+
+def load_config(path: Path | None, overrides: list[str]) -> TrackerConfig:
+    """Config from an optional YAML file plus ``KEY=VALUE`` overrides (dotted keys)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        import yaml
+
+        if not path.is_file():
+            raise InputError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        data = loaded.get("tracker", loaded) if isinstance(loaded, dict) else loaded
+    config = TrackerConfig.from_dict(data)
+    parsed = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects KEY=VALUE, got '{item}'")
+        key, value = item.split("=", 1)
+        parsed[key.strip()] = _parse_value(value.strip())
+    return config.replace(**parsed) if parsed else config
+
+
+def _parse_value(text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text

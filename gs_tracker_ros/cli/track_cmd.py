@@ -1,0 +1,114 @@
+"""``gs-tracker track``: track points through a video or a folder of frames."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..core.errors import InputError
+from ..core.frames import open_frames
+from ..evaluation.runner import run_tracker_on_sequence
+from ..methods import make_tracker
+from .common import add_method_options, load_config
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("track", help="track points through a video or a folder of images",
+                       description="Track query points online through INPUT and save the tracks.")
+    p.add_argument("input", type=Path, help="video file or folder of images")
+    q = p.add_mutually_exclusive_group(required=True)
+    q.add_argument("--grid", type=int, metavar="N", help="track an N x N grid of points placed on frame 0")
+    q.add_argument("--queries", type=Path, metavar="FILE",
+                   help="query file: .npy or text/CSV rows 'x y' (frame 0) or 'frame x y' (pixels, x right, y down)")
+    p.add_argument("--out", type=Path, required=True, help="output .npz with tracks_xy, visible, variance, ids")
+    p.add_argument("--overlay", type=Path, default=None, help="also write an overlay video (.mp4)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    add_method_options(p)
+    p.set_defaults(func=run)
+
+
+def grid_queries(n: int, width: int, height: int, margin: float = 0.05) -> np.ndarray:
+    """``(n*n, 2)`` points on a regular grid inside the image, ``margin`` of each side left free."""
+    if not 1 <= n <= 200:
+        raise InputError(f"--grid must be in [1, 200], got {n}")
+    xs = np.linspace(margin * (width - 1), (1 - margin) * (width - 1), n)
+    ys = np.linspace(margin * (height - 1), (1 - margin) * (height - 1), n)
+    gx, gy = np.meshgrid(xs, ys)
+    return np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+
+
+def read_query_file(path: Path) -> dict[int, np.ndarray]:
+    """Queries by frame from ``.npy`` or text rows ``x y`` / ``frame x y``."""
+    if not path.is_file():
+        raise InputError(f"query file not found: {path}")
+    try:
+        if path.suffix == ".npy":
+            arr = np.load(path)
+        else:
+            text = path.read_text().replace(",", " ")
+            rows = [ln.split() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+            arr = np.array(rows, dtype=np.float64)
+    except (ValueError, OSError) as err:
+        raise InputError(f"cannot read query file {path}: {err}") from None
+    arr = np.asarray(arr, np.float64)
+    if arr.ndim != 2 or arr.shape[1] not in (2, 3) or arr.shape[0] == 0:
+        raise InputError(f"query file {path} must hold rows 'x y' or 'frame x y', got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
+        raise InputError(f"query file {path}: row {bad + 1} is NaN or infinite")
+    if arr.shape[1] == 2:
+        arr = np.concatenate([np.zeros((len(arr), 1)), arr], axis=1)
+    frames = arr[:, 0]
+    if (frames < 0).any() or (frames != np.round(frames)).any():
+        raise InputError(f"query file {path}: frame column must hold non-negative integers")
+    out: dict[int, np.ndarray] = {}
+    for f in np.unique(frames).astype(int):
+        out[int(f)] = arr[frames == f, 1:].astype(np.float32)
+    return out
+
+
+def check_queries_in_image(queries: dict[int, np.ndarray], width: int, height: int) -> None:
+    for f, q in queries.items():
+        out = (q[:, 0] < -0.5) | (q[:, 0] > width - 0.5) | (q[:, 1] < -0.5) | (q[:, 1] > height - 0.5)
+        if out.any():
+            i = int(np.flatnonzero(out)[0])
+            raise InputError(f"{int(out.sum())} query point(s) on frame {f} lie outside the {width}x{height} "
+                             f"image, e.g. ({q[i, 0]:.1f}, {q[i, 1]:.1f})")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.overrides)
+    frames = open_frames(args.input, max_frames=args.max_frames)
+    width, height = frames.size
+    queries = {0: grid_queries(args.grid, width, height)} if args.grid else read_query_file(args.queries)
+    check_queries_in_image(queries, width, height)
+    tracker = make_tracker(args.method, config)
+    total = frames.num_frames
+
+    def progress(t: int) -> None:
+        if (t + 1) % 25 == 0 or (total and t + 1 == total):
+            print(f"\r  frame {t + 1}/{total or '?'}", end="", file=sys.stderr, flush=True)
+
+    print(f"tracking {sum(len(q) for q in queries.values())} points through {frames.name} "
+          f"({width}x{height}) with {tracker.name}", file=sys.stderr)
+    run_ = run_tracker_on_sequence(tracker, frames, queries, progress=progress)
+    print(file=sys.stderr)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(args.out, tracks_xy=run_.xy, visible=run_.visible, variance=run_.variance,
+                        ids=run_.ids, query_frame=run_.query_frame, query_xy=run_.query_xy,
+                        step_ms=run_.step_ms, method=np.array(run_.method), image_wh=np.array([width, height]))
+    last_vis = float(run_.visible[:, -1].mean()) if run_.visible.size else 0.0
+    fps = 1000.0 / run_.ms_per_frame if run_.ms_per_frame > 0 else float("inf")
+    print(f"{run_.method}: {len(run_.ids)} tracks x {run_.num_frames} frames, "
+          f"{100 * last_vis:.0f}% visible on the last frame, {run_.ms_per_frame:.1f} ms/frame median "
+          f"({fps:.0f} fps); tracks -> {args.out}")
+    if args.overlay is not None:
+        from ..viz.run_overlay import write_run_overlay
+
+        path = write_run_overlay(frames, run_.ids, run_.xy, run_.visible, run_.variance, args.overlay,
+                                 fps=frames.fps or 25.0, title=run_.method)
+        print(f"overlay -> {path}")
+    return 0

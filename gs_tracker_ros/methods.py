@@ -1,0 +1,53 @@
+"""Named tracking methods: the one place that maps a method name to a tracker.
+
+Used by ``gs-tracker track/eval/bench``, the ROS node and the bag replay, so every entry point
+builds trackers the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .core.config import TrackerConfig
+from .core.errors import ConfigError
+from .core.types import PointTracker
+
+DEFAULT_METHOD = "probfuse"
+
+
+def _probfuse(config: TrackerConfig | None) -> PointTracker:
+    from .core.tracker import ProbabilisticTracker
+
+    return ProbabilisticTracker(config or TrackerConfig(), name="probfuse")
+
+
+def _klt(config: TrackerConfig | None) -> PointTracker:
+    from .baselines.klt import KLTTracker
+
+    return KLTTracker()
+
+
+def _dis_chain(config: TrackerConfig | None) -> PointTracker:
+    from .baselines.dis_chain import DISChainTracker
+
+    return DISChainTracker((config or TrackerConfig()).flow)
+
+
+METHODS: dict[str, tuple[Callable[[TrackerConfig | None], PointTracker], str]] = {
+    "probfuse": (_probfuse, "ours: probabilistic fusion of multi-interval motion chains (default)"),
+    "klt": (_klt, "OpenCV pyramidal Lucas-Kanade, frame to frame, 1 px forward-backward check"),
+    "dis-chain": (_dis_chain, "a single dense DIS optical-flow chain, frame to frame"),
+}
+
+
+def method_names() -> list[str]:
+    return list(METHODS)
+
+
+def make_tracker(method: str = DEFAULT_METHOD, config: TrackerConfig | dict[str, Any] | None = None) -> PointTracker:
+    """Build the tracker called ``method`` (see :data:`METHODS`) with an optional config."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown method '{method}'; choose one of: {', '.join(METHODS)}")
+    if isinstance(config, dict):
+        config = TrackerConfig.from_dict(config)
+    return METHODS[method][0](config)
