@@ -53,9 +53,9 @@ class LKConfig:
     """
 
     window: int = 21
-    levels: int = 3
+    levels: int = 5
     sigma0: float = 0.5
-    fb_threshold: float = 2.0
+    fb_threshold: float = 16.0
 
     def validate(self) -> None:
         _check(3 <= self.window <= 101 and self.window % 2 == 1, "lk.window", self.window, "odd, in [3, 101]")
@@ -85,7 +85,7 @@ class IntegrationConfig:
     intervals: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     query_chain: bool = True
     outlier_px: float = 10.0
-    rho: float = 0.5
+    rho: float = 0.0
     probabilistic: bool = True
     occluded_variance_growth: float = 4.0
     motion_std_ratio: float = 0.1
@@ -120,7 +120,7 @@ class TrackerConfig:
         max_tracks: upper bound on live queries (further ``add_queries`` raise).
     """
 
-    sources: tuple[str, ...] = ("dis",)
+    sources: tuple[str, ...] = ("lk",)
     flow: FlowConfig = field(default_factory=FlowConfig)
     lk: LKConfig = field(default_factory=LKConfig)
     integration: IntegrationConfig = field(default_factory=IntegrationConfig)
