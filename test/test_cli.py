@@ -1,0 +1,127 @@
+"""The gs-tracker command line as a user runs it: separate processes, real data."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(*args, cwd=REPO, timeout=300):
+    return subprocess.run([sys.executable, "-m", "gs_tracker_ros", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def davis_video(tmp_path_factory, request):
+    data = REPO.parent / "shared" / "data" / "davis_unlabeled" / "car-roundabout"
+    if not data.is_dir():
+        pytest.skip(f"real video frames not found at {data}")
+    path = tmp_path_factory.mktemp("video") / "car-roundabout.mp4"
+    frames = sorted(data.glob("*.jpg"))[:30]
+    first = cv2.imread(str(frames[0]))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 24.0, (first.shape[1], first.shape[0]))
+    for f in frames:
+        writer.write(cv2.imread(str(f)))
+    writer.release()
+    return path
+
+
+def test_track_real_video_writes_tracks_and_overlay(davis_video, tmp_path):
+    out, overlay = tmp_path / "tracks.npz", tmp_path / "overlay.mp4"
+    res = cli("track", davis_video, "--grid", 5, "--out", out, "--overlay", overlay)
+    assert res.returncode == 0, res.stderr
+    assert "25 tracks x 30 frames" in res.stdout
+    data = np.load(out)
+    assert data["tracks_xy"].shape == (25, 30, 2) and data["visible"].shape == (25, 30)
+    assert np.isfinite(data["tracks_xy"]).all()
+    assert (data["tracks_xy"][..., 0] <= 854).all() and (data["tracks_xy"][..., 1] <= 480).all()
+    # a camera following a car: most points move, but not wildly between frames
+    step = np.linalg.norm(np.diff(data["tracks_xy"], axis=1), axis=2)
+    assert np.median(step) < 30
+    cap = cv2.VideoCapture(str(overlay))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok and n == 30 and frame.shape == (480, 854, 3)
+
+
+def test_track_query_file_with_frames(tmp_path):
+    frames = REPO.parent / "shared" / "data" / "davis_unlabeled" / "blackswan"
+    if not frames.is_dir():
+        pytest.skip(f"real frames not found at {frames}")
+    qfile = tmp_path / "q.csv"
+    qfile.write_text("# frame, x, y\n0, 400, 200\n5, 500.5, 250\n")
+    out = tmp_path / "t.npz"
+    res = cli("track", frames, "--queries", qfile, "--out", out, "--max-frames", 12, "--method", "klt")
+    assert res.returncode == 0, res.stderr
+    data = np.load(out)
+    np.testing.assert_allclose(data["tracks_xy"][1, 5], [500.5, 250])
+    assert np.isnan(data["tracks_xy"][1, 4]).all()
+    assert data["query_frame"].tolist() == [0, 5]
+
+
+def test_eval_on_badja_default_beats_classical_baselines(tmp_path):
+    badja = REPO.parent / "shared" / "data" / "badja_dev"
+    if not badja.is_dir():
+        pytest.skip(f"BADJA data not found at {badja}")
+    out = tmp_path / "scores.json"
+    res = cli("eval", "--dataset", "badja", badja, "--method", "probfuse", "--method", "klt",
+              "--method", "dis-chain", "--json", out, timeout=600)
+    assert res.returncode == 0, res.stderr
+    results = {r["method"]: r for r in json.loads(out.read_text())["results"]}
+    for r in results.values():
+        assert set(r["sequences"]) == {"dog", "horsejump-high"}
+        for key in ("delta_seg", "delta_3px", "delta_avg", "OA", "AJ"):
+            assert 0.0 <= r["overall"][key] <= 1.0
+        assert r["overall"]["ms_per_frame"] > 0
+    ours = results["probfuse"]["overall"]
+    for base in ("klt", "dis-chain"):
+        for key in ("delta_seg", "delta_avg", "AJ"):
+            assert ours[key] > results[base]["overall"][key], (key, base, ours, results[base]["overall"])
+
+
+def test_eval_single_method_json_schema(tmp_path):
+    badja = REPO.parent / "shared" / "data" / "badja_dev"
+    if not badja.is_dir():
+        pytest.skip(f"BADJA data not found at {badja}")
+    out = tmp_path / "klt.json"
+    res = cli("eval", "--dataset", "badja", badja / "dog", "--method", "klt", "--json", out)
+    assert res.returncode == 0, res.stderr
+    data = json.loads(out.read_text())
+    assert data["method"] == "klt" and list(data["sequences"]) == ["dog"]
+    assert {"delta_seg", "delta_3px", "delta_avg", "OA", "AJ", "ms_per_frame"} <= set(data["overall"])
+
+
+@pytest.mark.parametrize("make_args, message", [
+    (lambda d: ["track", d / "missing.mp4", "--grid", "3", "--out", d / "o.npz"], "does not exist"),
+    (lambda d: ["track", d / "empty", "--grid", "3", "--out", d / "o.npz"], "no image"),
+    (lambda d: ["track", d / "junk.mp4", "--grid", "3", "--out", d / "o.npz"], "junk.mp4"),
+    (lambda d: ["track", d / "frames", "--queries", d / "nan.txt", "--out", d / "o.npz"], "NaN"),
+    (lambda d: ["track", d / "frames", "--queries", d / "far.txt", "--out", d / "o.npz"], "outside"),
+    (lambda d: ["track", d / "frames", "--grid", "3", "--out", d / "o.npz", "--set", "integration.rho=2"],
+     "integration.rho"),
+    (lambda d: ["track", d / "frames", "--grid", "3", "--out", d / "o.npz", "--method", "magic"], "unknown method"),
+    (lambda d: ["eval", "--dataset", "badja", d / "nowhere"], "nowhere"),
+    (lambda d: ["eval", "--dataset", "kitti", d], "unknown dataset"),
+])
+def test_user_errors_give_one_clear_line(tmp_path, make_args, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "junk.mp4").write_bytes(b"this is not a video")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(frames / f"{i:03d}.png"), rng.integers(0, 255, (64, 80, 3), dtype=np.uint8))
+    (tmp_path / "nan.txt").write_text("10 nan\n")
+    (tmp_path / "far.txt").write_text("10 500\n")
+    res = cli(*make_args(tmp_path))
+    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr
+    assert message in res.stderr, res.stderr
+    assert res.stderr.strip().count("\n") <= 1, res.stderr

@@ -1,0 +1,146 @@
+"""The online probabilistic tracker on frames with exactly known motion."""
+
+import cv2
+import numpy as np
+import pytest
+
+from gs_tracker_ros.core.config import TrackerConfig
+from gs_tracker_ros.core.errors import ConfigError, InputError
+from gs_tracker_ros.core.tracker import ProbabilisticTracker
+from gs_tracker_ros.evaluation.runner import evaluate_badja
+from gs_tracker_ros.evaluation.synthetic_gt import scene_sequence
+from gs_tracker_ros.methods import make_tracker
+from gs_tracker_ros.synthetic import SceneConfig, make_scene
+
+
+def texture(h=240, w=320, seed=0):
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w), np.float32)
+    for sigma in (1.5, 4.0, 10.0):
+        img += cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), sigma) * sigma
+    img = (img - img.min()) / (img.max() - img.min()) * 255
+    return np.repeat(img.astype(np.uint8)[:, :, None], 3, axis=2)
+
+
+def translated(img, dx, dy):
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT)
+
+
+def test_recovers_subpixel_translation():
+    base = texture()
+    v = np.array([1.3, -0.7])
+    tracker = ProbabilisticTracker()
+    tracker.step(base)
+    q = np.array([[100.0, 100.0], [160.5, 120.25], [220.0, 150.0], [130.0, 170.0]])
+    ids = tracker.add_queries(q)
+    for t in range(1, 21):
+        state = tracker.step(translated(base, *(v * t)))
+    assert state.ids.tolist() == ids.tolist()
+    err = np.linalg.norm(state.xy - (q + v * 20), axis=1)
+    assert err.max() < 0.3, err
+    assert state.visible.all()
+    assert np.all(state.variance > 0) and np.all(np.isfinite(state.variance))
+
+
+def test_point_leaving_the_image_becomes_occluded():
+    base = texture(seed=1)
+    tracker = ProbabilisticTracker()
+    tracker.step(base)
+    tracker.add_queries(np.array([[300.0, 120.0], [60.0, 120.0]]))
+    for t in range(1, 16):
+        state = tracker.step(translated(base, 3.0 * t, 0.0))
+    # the first point is now at x = 345 > 320: out of view; the second is still inside
+    assert state.visible.tolist() == [False, True]
+    assert abs(state.xy[1, 0] - 105.0) < 0.5
+
+
+def test_queries_at_any_frame_with_stable_ids():
+    base = texture(seed=2)
+    tracker = ProbabilisticTracker()
+    tracker.step(base)
+    a = tracker.add_queries(np.array([[50.0, 50.0], [80.0, 60.0]]))
+    for t in range(1, 4):
+        tracker.step(translated(base, t, 0))
+    b = tracker.add_queries(np.array([[200.0, 100.0]]))
+    assert b[0] > a.max()
+    state = tracker.state()
+    np.testing.assert_allclose(state.xy[state.ids == b[0]], [[200.0, 100.0]])
+    tracker.remove_queries(a[:1])
+    for t in range(4, 8):
+        state = tracker.step(translated(base, t, 0))
+    assert state.ids.tolist() == [a[1], b[0]]
+    np.testing.assert_allclose(state.xy, [[87.0, 60.0], [204.0, 100.0]], atol=0.3)
+    with pytest.raises(KeyError, match="unknown track id"):
+        tracker.remove_queries(a[:1])
+    tracker.reset()
+    assert len(tracker.state()) == 0 and tracker.frame_index == -1
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.array([[np.nan, 3.0]]), "NaN"),
+    (np.array([[400.0, 3.0]]), "outside"),
+    (np.array([[3.0, -2.0]]), "outside"),
+    (np.zeros((2, 3)), "shape"),
+])
+def test_bad_queries_are_rejected_with_a_reason(bad, message):
+    tracker = ProbabilisticTracker()
+    tracker.step(texture())
+    with pytest.raises(InputError, match=message):
+        tracker.add_queries(bad)
+    assert len(tracker.state()) == 0
+
+
+def test_no_queries_before_first_frame_and_no_resolution_change():
+    tracker = ProbabilisticTracker()
+    with pytest.raises(InputError, match="first frame"):
+        tracker.add_queries(np.array([[1.0, 1.0]]))
+    tracker.step(texture())
+    with pytest.raises(InputError, match="frame size changed"):
+        tracker.step(texture(h=200))
+
+
+def test_memory_is_bounded_by_buffer_and_query_frames():
+    base = texture(h=96, w=128, seed=3)
+    cfg = TrackerConfig().replace(**{"integration.intervals": [1, 2, 4], "integration.max_query_frames": 3})
+    tracker = ProbabilisticTracker(cfg)
+    for t in range(60):
+        tracker.step(translated(base, 0.2 * (t % 10), 0))
+        if t % 5 == 0:
+            tracker.add_queries(np.array([[64.0, 48.0]]))
+        assert len(tracker.buffer) <= cfg.buffer_capacity + 3
+    assert tracker.ring_mu.shape[1] == cfg.buffer_capacity
+
+
+def test_fusion_beats_single_chains_on_a_generated_scene():
+    scene = make_scene(SceneConfig(width=320, height=192, num_frames=48, seed=5))
+    seq = scene_sequence(scene, num_points=96, seed=1)
+    scores = {m: evaluate_badja(lambda m=m: make_tracker(m), [seq], progress=False)["overall"]
+              for m in ("probfuse", "klt", "dis-chain")}
+    for other in ("klt", "dis-chain"):
+        assert scores["probfuse"]["delta_avg"] > scores[other]["delta_avg"], scores
+        assert scores["probfuse"]["AJ"] > scores[other]["AJ"], scores
+    assert scores["probfuse"]["delta_avg"] > 0.6, scores
+
+
+@pytest.mark.parametrize("override, key", [
+    ({"integration.rho": 1.5}, "integration.rho"),
+    ({"integration.intervals": [0, 1]}, "integration.intervals"),
+    ({"lk.window": 20}, "lk.window"),
+    ({"flow.scale": 0.0}, "flow.scale"),
+    ({"integration.outlier_px": "wide"}, "integration.outlier_px"),
+])
+def test_config_values_out_of_range_name_the_key(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        TrackerConfig().replace(**override)
+
+
+def test_config_round_trip_and_unknown_keys():
+    cfg = TrackerConfig.from_dict({"integration": {"intervals": "1, 2, 4", "rho": "0.25"}, "sources": ["lk", "dis"]})
+    assert cfg.integration.intervals == (1, 2, 4) and cfg.integration.rho == 0.25
+    assert TrackerConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match="unknown config key"):
+        TrackerConfig.from_dict({"integration": {"rhoo": 0.1}})
+    with pytest.raises(ConfigError, match="unknown motion source"):
+        ProbabilisticTracker(TrackerConfig(sources=("magic",)))
