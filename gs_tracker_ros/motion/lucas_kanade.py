@@ -27,7 +27,7 @@ class LucasKanadeSource(MotionSource):
         self._params = dict(
             winSize=(win, win),
             maxLevel=int(self.config.levels),
-            criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03),
+            criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, int(self.config.max_iterations), 0.03),
         )
 
     def estimate(self, buffer: ClipBuffer, a: int, b: int, points: np.ndarray) -> MotionEstimate:
