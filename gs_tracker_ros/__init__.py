@@ -11,3 +11,9 @@ The pure-Python core (``core``, ``motion``, ``evaluation``, ``synthetic``, ``mod
 """
 
 __version__ = "0.1.0"
+
+# The generated ROS interfaces (gs_tracker_ros.msg, gs_tracker_ros.srv and their typesupport
+# modules) may live in another gs_tracker_ros/ folder on sys.path: in the venv, CMake installs them
+# into site-packages without an __init__.py while this package is the editable source tree.
+# Make every such folder part of this package (see CMakeLists.txt, scripts/setup_env.sh).
+__path__ = __import__("pkgutil").extend_path(__path__, __name__)
