@@ -1,0 +1,13 @@
+"""The ROS 2 adapter (the only part of gs_tracker_ros that imports rclpy).
+
+* :mod:`.node` — ``gs_tracker_node`` (:class:`~.node.TrackerNode`, ``main``).
+* :mod:`.image_conversion` — sensor_msgs/Image <-> numpy without cv_bridge.
+* :mod:`.parameters` — the node's parameters, generated from the tracker config.
+* :mod:`.diagnostics` — counters, latency and the /diagnostics status.
+* :mod:`.seeding` — automatic grid seeding (ROS-free).
+* :mod:`.testing` — drive a running node from another process (tests, smoke checks).
+* :mod:`.bag_player`, :mod:`.recorder` — rosbag2 playback into, and track recording from, a
+  running node (used by ``gs_tracker_ros.bag``).
+
+Submodules are imported on demand: importing this package does not import rclpy. See docs/ros.md.
+"""

@@ -1,0 +1,174 @@
+"""Node statistics (thread-safe counters, latency and rate windows) and their
+diagnostic_msgs/DiagnosticArray form.
+
+Counters: ``frames_received`` (image callbacks), ``frames_processed`` (tracked and published),
+``frames_dropped`` (replaced in the one-slot mailbox before the worker took them),
+``frames_rejected`` (bad encoding / size), ``errors`` (exceptions while tracking). Latency is
+image receipt -> tracks published, over the last :data:`LATENCY_WINDOW` frames.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+LATENCY_WINDOW = 300
+FPS_WINDOW_S = 5.0
+
+OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
+
+
+class NodeStats:
+    """Counters shared by the image callback, the worker thread and the diagnostics timer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.frames_received = 0
+        self.frames_processed = 0
+        self.frames_dropped = 0
+        self.frames_rejected = 0
+        self.errors = 0
+        self.overlays_published = 0
+        self.camera_info_mismatches = 0
+        self.live_tracks = 0
+        self.visible_tracks = 0
+        self.last_error = ""
+        self._last_error_time = -1e18
+        self._latency_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self._done_times: deque[float] = deque(maxlen=4096)  # > FPS_WINDOW_S x any camera rate
+        self._start = time.monotonic()
+        self._period_start = self._start
+        self._period_counts = (0, 0, 0, 0)  # dropped, rejected, errors, mismatches at period start
+
+    # ------------------------------------------------------------------ updates
+    def received(self) -> None:
+        with self._lock:
+            self.frames_received += 1
+
+    def dropped(self, n: int = 1) -> None:
+        with self._lock:
+            self.frames_dropped += n
+
+    def rejected(self, reason: str) -> None:
+        with self._lock:
+            self.frames_rejected += 1
+            self._set_error(reason)
+
+    def error(self, reason: str) -> None:
+        with self._lock:
+            self.errors += 1
+            self._set_error(reason)
+
+    def camera_info_mismatch(self, reason: str) -> None:
+        with self._lock:
+            self.camera_info_mismatches += 1
+            self._set_error(reason)
+
+    def _set_error(self, reason: str) -> None:
+        self.last_error = reason
+        self._last_error_time = time.monotonic()
+
+    def processed(self, latency_s: float, live: int, visible: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.frames_processed += 1
+            self._latency_ms.append(latency_s * 1000.0)
+            self._done_times.append(now)
+            self.live_tracks = int(live)
+            self.visible_tracks = int(visible)
+
+    def overlay(self) -> None:
+        with self._lock:
+            self.overlays_published += 1
+
+    def tracks_changed(self, live: int) -> None:
+        with self._lock:
+            self.live_tracks = int(live)
+            if live == 0:
+                self.visible_tracks = 0
+
+    # ------------------------------------------------------------------ reading
+    def snapshot(self, end_period: bool = False) -> dict[str, Any]:
+        """Current values; ``fps`` over the last 5 s. ``end_period`` starts a new status period
+        (the level reports what happened since the previous period)."""
+        now = time.monotonic()
+        with self._lock:
+            lat = np.asarray(self._latency_ms, np.float64)
+            window = min(FPS_WINDOW_S, max(now - self._start, 1e-3))
+            fps = sum(1 for t in self._done_times if now - t <= window) / window
+            counts = (self.frames_dropped, self.frames_rejected, self.errors, self.camera_info_mismatches)
+            since = tuple(c - p for c, p in zip(counts, self._period_counts))
+            if end_period:
+                self._period_counts = counts
+                self._period_start = now
+            return {
+                "fps": fps,
+                "latency_p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
+                "latency_p95_ms": float(np.percentile(lat, 95)) if lat.size else float("nan"),
+                "frames_received": self.frames_received,
+                "frames_processed": self.frames_processed,
+                "frames_dropped": self.frames_dropped,
+                "frames_rejected": self.frames_rejected,
+                "errors": self.errors,
+                "overlays_published": self.overlays_published,
+                "camera_info_mismatches": self.camera_info_mismatches,
+                "live_tracks": self.live_tracks,
+                "visible_tracks": self.visible_tracks,
+                "last_error": self.last_error,
+                "seconds_since_last_error": (now - self._last_error_time) if self.last_error else float("nan"),
+                "dropped_in_period": since[0],
+                "rejected_in_period": since[1],
+                "errors_in_period": since[2],
+                "mismatches_in_period": since[3],
+            }
+
+
+def status_level(snap: dict[str, Any]) -> tuple[int, str]:
+    """(level, message) for a snapshot: ERROR if tracking raised in the period, WARN on rejected
+    images, camera_info mismatches or dropped frames in the period or no image yet, else OK."""
+    if snap["errors_in_period"]:
+        return ERROR, f"{snap['errors_in_period']} tracking error(s): {snap['last_error']}"
+    if snap["rejected_in_period"]:
+        return WARN, f"{snap['rejected_in_period']} image(s) rejected: {snap['last_error']}"
+    if snap["mismatches_in_period"]:
+        return WARN, f"camera_info does not match the images: {snap['last_error']}"
+    if snap["frames_received"] == 0:
+        return WARN, "no image received yet"
+    if snap["dropped_in_period"]:
+        return WARN, f"{snap['dropped_in_period']} frame(s) dropped (processing slower than the camera)"
+    return OK, f"tracking {snap['live_tracks']} point(s) at {snap['fps']:.1f} fps"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "nan" if v != v else f"{v:.3f}"
+    return str(v)
+
+
+def diagnostic_array(snap: dict[str, Any], stamp: Any, name: str, hardware_id: str = "",
+                     extra: dict[str, Any] | None = None):
+    """A diagnostic_msgs/DiagnosticArray with one status ``name`` holding the snapshot."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    level, message = status_level(snap)
+    status = DiagnosticStatus(level=bytes([level]), name=name, message=message, hardware_id=hardware_id)
+    keys = ("fps", "latency_p50_ms", "latency_p95_ms", "frames_received", "frames_processed", "frames_dropped",
+            "frames_rejected", "errors", "live_tracks", "visible_tracks", "overlays_published",
+            "camera_info_mismatches", "last_error")
+    values = [KeyValue(key=k, value=_fmt(snap[k])) for k in keys]
+    for k, v in (extra or {}).items():
+        values.append(KeyValue(key=k, value=_fmt(v)))
+    status.values = values
+    arr = DiagnosticArray()
+    arr.header.stamp = stamp
+    arr.status = [status]
+    return arr
+
+
+def parse_status(status) -> dict[str, str]:
+    """``{key: value}`` of a received DiagnosticStatus (tests, tools)."""
+    return {kv.key: kv.value for kv in status.values}

@@ -1,0 +1,472 @@
+"""``gs_tracker_node``: the ROS 2 adapter around the online point tracker.
+
+Topics (relative names, remappable):
+  sub ``image`` (sensor_msgs/Image), ``camera_info`` (sensor_msgs/CameraInfo, optional);
+  pub ``tracks`` (gs_tracker_ros/PointTrackArray), ``tracks_image`` (sensor_msgs/Image rgb8 overlay,
+  drawn only while subscribed), ``/diagnostics`` (diagnostic_msgs/DiagnosticArray).
+Services: ``~/add_queries`` (AddQueries), ``~/remove_queries`` (RemoveQueries), ``~/reset``
+(std_srvs/Trigger). Parameters: :mod:`gs_tracker_ros.ros.parameters` (docs/ros.md).
+
+Threading: the image callback only puts the newest image into a one-slot mailbox (an image that
+is replaced before the worker took it counts as dropped) and returns; one worker thread converts,
+runs ``tracker.step`` and publishes. The tracker is guarded by a lock shared with the services and
+parameter changes. Exceptions while tracking are logged (throttled), counted and never stop the
+node.
+
+Run: ``gs_tracker_node --ros-args --params-file config/tracker.yaml -r image:=/camera/image_raw``
+(or ``python -m gs_tracker_ros.ros.node ...``).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import (
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+    qos_profile_system_default,
+)
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+from std_srvs.srv import Trigger
+
+from gs_tracker_ros.msg import PointTrack, PointTrackArray
+from gs_tracker_ros.srv import AddQueries, RemoveQueries
+
+from ..core.clip_buffer import validate_frame
+from ..core.errors import ConfigError, TrackerError
+from ..core.tracker import validate_query_points
+from ..core.types import PointTracker, TrackState
+from ..methods import make_tracker
+from ..viz.overlay import TrackHistory, draw_tracks
+from . import parameters as P
+from .diagnostics import NodeStats, diagnostic_array
+from .image_conversion import ImageConversionError, UnsupportedEncodingError, image_to_rgb, rgb_to_image
+from .seeding import GridSeeder
+
+NODE_NAME = "gs_tracker_node"
+# Topic and service names (relative to the node's namespace / private namespace); the tests and
+# the launch-file check read these.
+SUBSCRIBED_TOPICS = ("image", "camera_info")
+PUBLISHED_TOPICS = ("tracks", "tracks_image", "/diagnostics")
+SERVICES = ("~/add_queries", "~/remove_queries", "~/reset")
+
+LOG_THROTTLE_S = 5.0
+MAX_CONSECUTIVE_FAILURES = 10  # then the tracker is reset (its state may be inconsistent)
+
+
+def image_qos_profile(name: str) -> QoSProfile:
+    if name == "sensor_data":
+        return qos_profile_sensor_data
+    if name == "reliable":
+        return QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+    if name == "system_default":
+        return qos_profile_system_default
+    raise ConfigError(f"parameter 'image_qos' = {name!r} is not one of: {', '.join(P.IMAGE_QOS_CHOICES)}")
+
+
+class _Throttle:
+    """Per-key log throttling that also reports how many messages it held back."""
+
+    def __init__(self, period_s: float = LOG_THROTTLE_S) -> None:
+        self.period_s = period_s
+        self._last: dict[Any, float] = {}
+        self._held: dict[Any, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, key: Any) -> str | None:
+        """None if a message for ``key`` should be held back, else a suffix to append ('' or a count)."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.period_s:
+                self._held[key] = self._held.get(key, 0) + 1
+                return None
+            self._last[key] = now
+            held = self._held.pop(key, 0)
+            if len(self._last) > 256:  # bounded: forget the oldest keys
+                for k in sorted(self._last, key=self._last.get)[:128]:
+                    self._last.pop(k, None)
+            return f" ({held} similar message(s) suppressed in the last {self.period_s:.0f} s)" if held else ""
+
+
+class TrackerNode(Node):
+    """The tracker node (see the module docstring)."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self._throttle = _Throttle()
+        self.stats = NodeStats()
+        self._worker: threading.Thread | None = None
+        # mailbox: newest image wins
+        self._mail_cv = threading.Condition()
+        self._mail: tuple[Image, float] | None = None
+        self._stop = threading.Event()
+        try:
+            self._params = P.declare_all(self)
+            P.check_node_values(self._params)
+            self._config = P.tracker_config_from_params(self._params)
+            self._method = self._params["method"]
+            self._tracker_lock = threading.RLock()
+            self._tracker = self._build_tracker()
+        except BaseException:
+            super().destroy_node()
+            raise
+        self._seeder = GridSeeder(self._params["seed_grid_size"], self._params["reseed_when_below"])
+        self._live_ids: set[int] = set()
+        self._frame_hw: tuple[int, int] | None = None  # size of the frames the tracker holds
+        self._latest_header: Header | None = None  # header of the latest frame given to the tracker
+        self._consecutive_failures = 0
+        self._history = None  # viz.overlay.TrackHistory, created while the overlay is subscribed
+        self._camera_info: CameraInfo | None = None
+
+        qos = image_qos_profile(self._params["image_qos"])
+        self.tracks_pub = self.create_publisher(PointTrackArray, "tracks", 10)
+        self.overlay_pub = self.create_publisher(
+            Image, "tracks_image", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.image_sub = self.create_subscription(Image, "image", self._on_image, qos)
+        self.info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)
+        self.add_srv = self.create_service(AddQueries, "~/add_queries", self._on_add_queries)
+        self.remove_srv = self.create_service(RemoveQueries, "~/remove_queries", self._on_remove_queries)
+        self.reset_srv = self.create_service(Trigger, "~/reset", self._on_reset)
+        self.diag_timer = self.create_timer(self._params["diagnostics_period_s"], self._publish_diagnostics)
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
+
+        self._worker = threading.Thread(target=self._work, name="gs_tracker_worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"tracking with method '{self._method}' on '{self.image_sub.topic_name}' "
+            f"(QoS {self._params['image_qos']}); publishing '{self.tracks_pub.topic_name}'; "
+            f"services {self.add_srv.service_name}, {self.remove_srv.service_name}, {self.reset_srv.service_name}"
+            + (f"; grid seeding {self._seeder.grid_size}x{self._seeder.grid_size}" if self._seeder.enabled else "")
+        )
+
+    # ------------------------------------------------------------------------------------ building
+    def _build_tracker(self) -> PointTracker:
+        """The one tracker of this node, from :func:`make_tracker`. Engine parameters (see
+        parameters.ENGINE_PARAMS) are to be passed on from here."""
+        return make_tracker(self._method, self._config)
+
+    # ------------------------------------------------------------------------------------ logging
+    def _warn(self, key: Any, text: str) -> None:
+        suffix = self._throttle(key)
+        if suffix is not None:
+            self.get_logger().warning(text + suffix)
+
+    def _error(self, key: Any, text: str) -> None:
+        suffix = self._throttle(key)
+        if suffix is not None:
+            self.get_logger().error(text + suffix)
+
+    # ------------------------------------------------------------------------------------ callbacks
+    def _on_image(self, msg: Image) -> None:
+        """Executor thread: keep only the newest image for the worker; never blocks."""
+        now = time.monotonic()
+        self.stats.received()
+        with self._mail_cv:
+            replaced = self._mail is not None
+            self._mail = (msg, now)
+            self._mail_cv.notify()
+        if replaced:
+            self.stats.dropped()
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+        hw = self._frame_hw
+        if hw is not None and (msg.height, msg.width) != hw:
+            text = (f"camera_info is {msg.width}x{msg.height} but the images are {hw[1]}x{hw[0]} "
+                    f"(check the remappings of 'image' and 'camera_info')")
+            self.stats.camera_info_mismatch(text)
+            self._warn("camera_info_mismatch", text)
+
+    # ------------------------------------------------------------------------------------ worker
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            with self._mail_cv:
+                if self._mail is None:
+                    self._mail_cv.wait(timeout=0.5)
+                item, self._mail = self._mail, None
+            if item is None:
+                continue
+            try:
+                self._process(*item)
+            except Exception as err:  # noqa: BLE001 - the worker must survive anything
+                if self._stop.is_set() or not self.context.ok():
+                    return
+                text = f"tracking failed: {type(err).__name__}: {err}"
+                self.stats.error(text)
+                self._error(("worker", type(err).__name__), text)
+                self._consecutive_failures += 1
+                if self._consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+                    self.get_logger().error(
+                        f"{self._consecutive_failures} consecutive failures: resetting the tracker")
+                    self._reset_tracker()
+                    self._consecutive_failures = 0
+
+    def _process(self, msg: Image, t_receipt: float) -> None:
+        try:
+            frame = image_to_rgb(msg, int(self._params["mono16_shift"]))
+        except UnsupportedEncodingError as err:
+            text = f"dropping image: {err}"
+            self.stats.rejected(text)
+            self._warn(("encoding", err.encoding), text)
+            return
+        except ImageConversionError as err:
+            text = f"dropping image: {err}"
+            self.stats.rejected(text)
+            self._warn(("layout", msg.encoding), text)
+            return
+
+        try:
+            frame = validate_frame(frame)  # what the core accepts (e.g. >= 16x16), before any reset
+        except TrackerError as err:
+            text = f"dropping image: {err}"
+            self.stats.rejected(text)
+            self._warn(("core", type(err).__name__), text)
+            return
+        hw = (int(frame.shape[0]), int(frame.shape[1]))
+        with self._tracker_lock:
+            if self._frame_hw is not None and hw != self._frame_hw:
+                self.get_logger().warning(
+                    f"image size changed from {self._frame_hw[1]}x{self._frame_hw[0]} to {hw[1]}x{hw[0]}: "
+                    f"resetting the tracker ({len(self._live_ids)} track(s) dropped)")
+                self._reset_tracker_locked()
+            state = self._tracker.step(frame)
+            self._frame_hw = hw
+            self._latest_header = msg.header
+            self._live_ids = set(state.ids.tolist())
+            if self._seeder.enabled:
+                self._seed(state, hw)
+        self._consecutive_failures = 0
+
+        self.tracks_pub.publish(self._tracks_msg(state, msg.header))
+        latency = time.monotonic() - t_receipt
+        self._publish_overlay(frame, state, msg.header)
+        # counted last: every received image ends up exactly once as processed, dropped, rejected
+        # or error (an exception above counts as an error only)
+        self.stats.processed(latency, len(state), int(state.visible.sum()))
+
+    def _seed(self, state: TrackState, hw: tuple[int, int]) -> None:
+        """Grid seeding on the frame just stepped (tracker lock held)."""
+        plan = self._seeder.plan(state.ids, state.xy, state.visible, hw[1], hw[0], int(self._params["max_tracks"]))
+        if plan.empty:
+            return
+        if plan.remove_ids.size:
+            self._tracker.remove_queries(plan.remove_ids)
+            self._seeder.forget(plan.remove_ids)
+            self._live_ids.difference_update(plan.remove_ids.tolist())
+        if plan.add_xy.shape[0]:
+            new_ids = self._tracker.add_queries(plan.add_xy)
+            self._seeder.adopt(new_ids)
+            self._live_ids.update(np.asarray(new_ids).tolist())
+        self.stats.tracks_changed(len(self._live_ids))
+
+    @staticmethod
+    def _tracks_msg(state: TrackState, header: Header) -> PointTrackArray:
+        out = PointTrackArray()
+        out.header.stamp = header.stamp
+        out.header.frame_id = header.frame_id
+        ids = state.ids.tolist()
+        xs = state.xy[:, 0].tolist()
+        ys = state.xy[:, 1].tolist()
+        vs = state.variance.tolist()
+        vis = state.visible.tolist()
+        tracks = []
+        for i in range(len(ids)):
+            t = PointTrack()
+            t.id, t.x, t.y, t.variance, t.visible = ids[i], xs[i], ys[i], vs[i], vis[i]
+            tracks.append(t)
+        out.tracks = tracks
+        return out
+
+    def _publish_overlay(self, frame: np.ndarray, state: TrackState, header: Header) -> None:
+        if not self._params["publish_overlay"] or self.overlay_pub.get_subscription_count() == 0:
+            self._history = None
+            return
+        if self._history is None:
+            self._history = TrackHistory(max_len=15)
+        self._history.update(state)
+        snap_fps = self.stats.snapshot()["fps"]
+        img = draw_tracks(frame, self._history, fps=snap_fps if snap_fps > 0 else None,
+                          extra_header=self._method)
+        self.overlay_pub.publish(rgb_to_image(img, header))
+        self.stats.overlay()
+
+    # ------------------------------------------------------------------------------------ tracker ops
+    def _reset_tracker(self) -> None:
+        with self._tracker_lock:
+            self._reset_tracker_locked()
+
+    def _reset_tracker_locked(self) -> int:
+        n = len(self._live_ids)
+        self._tracker.reset()
+        self._seeder.reset()
+        self._live_ids.clear()
+        self._frame_hw = None
+        self._latest_header = None
+        self._history = None
+        self.stats.tracks_changed(0)
+        return n
+
+    # ------------------------------------------------------------------------------------ services
+    def _on_add_queries(self, request: AddQueries.Request, response: AddQueries.Response) -> AddQueries.Response:
+        response.ids = []
+        x = np.asarray(request.x, np.float64)
+        y = np.asarray(request.y, np.float64)
+        if x.shape != y.shape:
+            return _fail(response, f"x and y must have the same length, got {x.size} and {y.size}")
+        if x.size == 0:
+            response.success = True
+            response.message = "no points given"
+            return response
+        xy = np.stack([x, y], axis=1)
+        with self._tracker_lock:
+            if self._latest_header is None or self._frame_hw is None:
+                return _fail(response, f"no image received yet: queries are placed on the most recent image; "
+                                       f"publish images on '{self.image_sub.topic_name}' first")
+            try:
+                validate_query_points(xy, self._frame_hw)
+            except TrackerError as err:
+                return _fail(response, str(err))
+            max_tracks = int(self._params["max_tracks"])
+            if len(self._live_ids) + xy.shape[0] > max_tracks:
+                return _fail(response, f"adding {xy.shape[0]} point(s) would exceed max_tracks={max_tracks} "
+                                       f"({len(self._live_ids)} live)")
+            try:
+                ids = np.asarray(self._tracker.add_queries(xy), np.int64)
+            except (TrackerError, KeyError, ValueError) as err:
+                return _fail(response, _err_text(err))
+            self._live_ids.update(ids.tolist())
+            stamp = self._latest_header.stamp
+            self.stats.tracks_changed(len(self._live_ids))
+        response.success = True
+        response.ids = ids.tolist()
+        response.message = (f"added {ids.size} point(s) on the image stamped "
+                            f"{stamp.sec}.{stamp.nanosec:09d}")
+        return response
+
+    def _on_remove_queries(self, request: RemoveQueries.Request,
+                           response: RemoveQueries.Response) -> RemoveQueries.Response:
+        ids = [int(i) for i in request.ids]
+        with self._tracker_lock:
+            unknown = sorted(set(ids) - self._live_ids)
+            if unknown:
+                shown = ", ".join(str(i) for i in unknown[:20]) + (" ..." if len(unknown) > 20 else "")
+                return _fail(response, f"unknown track id(s): {shown}; nothing was removed")
+            if ids:
+                try:
+                    self._tracker.remove_queries(np.asarray(ids, np.int64))
+                except (KeyError, TrackerError, ValueError) as err:
+                    return _fail(response, _err_text(err))
+                self._live_ids.difference_update(ids)
+                self._seeder.forget(ids)
+            self.stats.tracks_changed(len(self._live_ids))
+        response.success = True
+        response.message = f"removed {len(set(ids))} track(s)"
+        return response
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self._tracker_lock:
+            n = self._reset_tracker_locked()
+        response.success = True
+        response.message = f"tracker reset: {n} track(s) removed and all frames forgotten"
+        self.get_logger().info(response.message)
+        return response
+
+    # ------------------------------------------------------------------------------------ parameters
+    def _validate_parameters(self, params: list) -> SetParametersResult:
+        changes = {p.name: P._plain(p.value) for p in params}
+        try:
+            P.check_update(self._params, changes)
+        except ConfigError as err:
+            return SetParametersResult(successful=False, reason=str(err))
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, params: list) -> None:
+        changes = {p.name: P._plain(p.value) for p in params}
+        with self._tracker_lock:
+            new_config = P.check_update(self._params, changes)
+            self._params.update(changes)
+            keys = [P.SPECS[n].config_key for n in changes if P.SPECS[n].config_key]
+            P.apply_runtime_config(self._config, new_config, keys)
+            self._seeder.grid_size = int(self._params["seed_grid_size"])
+            self._seeder.reseed_when_below = float(self._params["reseed_when_below"])
+        self.get_logger().info("parameters changed: " + ", ".join(f"{k}={v!r}" for k, v in changes.items()))
+
+    # ------------------------------------------------------------------------------------ diagnostics
+    def _publish_diagnostics(self) -> None:
+        snap = self.stats.snapshot(end_period=True)
+        extra = {"method": self._method}
+        hw = self._frame_hw
+        extra["image_size"] = f"{hw[1]}x{hw[0]}" if hw else "none"
+        info = self._camera_info
+        extra["camera_info"] = f"{info.width}x{info.height}" if info is not None else "none"
+        header = self._latest_header
+        name = f"{self.get_fully_qualified_name()}: tracker"
+        self.diag_pub.publish(diagnostic_array(snap, self.get_clock().now().to_msg(), name,
+                                               hardware_id=header.frame_id if header is not None else "",
+                                               extra=extra))
+
+    # ------------------------------------------------------------------------------------ life cycle
+    def stop_worker(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        with self._mail_cv:
+            self._mail_cv.notify_all()
+        if self._worker is not None and self._worker.is_alive() and threading.current_thread() is not self._worker:
+            self._worker.join(timeout_s)
+
+    def destroy_node(self) -> None:
+        self.stop_worker()
+        super().destroy_node()
+
+
+def _fail(response, message: str):
+    response.success = False
+    response.message = message
+    return response
+
+
+def _err_text(err: Exception) -> str:
+    if isinstance(err, KeyError) and err.args:
+        return str(err.args[0])
+    return str(err)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``gs_tracker_node`` (standard ``--ros-args`` accepted)."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        try:
+            node = TrackerNode()
+        except (TrackerError, ValueError) as err:
+            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {err}")
+            return 2
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        try:
+            executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        return 0
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,408 @@
+"""The node's ROS parameters: one table of specs, generated in part from the tracker config.
+
+* Node parameters (``method``, ``image_qos``, ``max_tracks``, seeding, overlay, ...) are listed in
+  :data:`NODE_PARAMS`.
+* Every leaf of :class:`~gs_tracker_ros.core.config.TrackerConfig` becomes ``tracker.<dotted key>``
+  (e.g. ``tracker.integration.outlier_px``), generated from the dataclasses: names, types and
+  defaults cannot drift from the core, and descriptions come from the dataclasses' docstrings.
+  ``TrackerConfig.max_tracks`` is the node's ``max_tracks`` (one knob for all methods).
+* Engine parameters (backend, model / engine paths, precision, cache dir) go into
+  :data:`ENGINE_PARAMS` when the engines land; nothing else needs to change here.
+
+Run-time changes: parameters with ``runtime=True`` may be set while the node runs (validated by
+:class:`TrackerConfig` validation); the others are structural and rejected with a reason. This
+module imports ROS only inside the functions that build ROS objects, so the specs and the config
+mapping are testable without ROS.
+
+``python -m gs_tracker_ros.ros.parameters`` prints the Markdown table of docs/ros.md;
+``--write-docs docs/ros.md`` updates it there in place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from ..core.config import TrackerConfig
+from ..core.errors import ConfigError
+from ..methods import DEFAULT_METHOD, method_names
+
+TRACKER_PREFIX = "tracker."
+IMAGE_QOS_CHOICES = ("sensor_data", "reliable", "system_default")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One ROS parameter of the node.
+
+    Attributes:
+        name: parameter name (dotted for the tracker config, e.g. ``tracker.lk.fb_threshold``).
+        default: default value (bool, int, float, str or a list of one of those).
+        description: one line shown by ``ros2 param describe`` and in docs/ros.md.
+        runtime: True if it may be changed while the node runs; False = structural.
+        range: inclusive ``(min, max)`` for int / float parameters (None: no range).
+        choices: allowed values of a string parameter (None: free).
+        config_key: the :class:`TrackerConfig` key it maps to (None: a node parameter).
+    """
+
+    name: str
+    default: Any
+    description: str
+    runtime: bool = False
+    range: tuple[float, float] | None = None
+    choices: tuple[str, ...] | None = None
+    config_key: str | None = None
+
+    @property
+    def type_name(self) -> str:
+        v = self.default
+        if isinstance(v, bool):
+            return "bool"
+        if isinstance(v, int):
+            return "int"
+        if isinstance(v, float):
+            return "double"
+        if isinstance(v, str):
+            return "string"
+        if isinstance(v, list) and v:
+            inner = {"bool": "bool", "int": "integer", "float": "double", "str": "string"}[type(v[0]).__name__]
+            return f"{inner}[]"
+        raise TypeError(f"unsupported default for parameter {self.name}: {v!r}")
+
+
+# ---------------------------------------------------------------------------------------------- node
+NODE_PARAMS: list[ParamSpec] = [
+    ParamSpec("method", DEFAULT_METHOD,
+              "tracking method (gs_tracker_ros.methods): " + ", ".join(method_names()),
+              choices=tuple(method_names())),
+    ParamSpec("image_qos", "sensor_data",
+              "QoS of the image / camera_info subscriptions: sensor_data (best effort, depth 5), "
+              "reliable (depth 5) or system_default", choices=IMAGE_QOS_CHOICES),
+    ParamSpec("max_tracks", 1024, "upper bound on live tracks (service queries + grid seeds)",
+              runtime=True, range=(1, 100_000), config_key="max_tracks"),
+    ParamSpec("seed_grid_size", 0,
+              "automatic seeding of an N x N grid of points (0 = off): seeded on the first image "
+              "and after a reset", runtime=True, range=(0, 100)),
+    ParamSpec("reseed_when_below", 0.5,
+              "re-seed when fewer than this fraction of the N x N grid points are visible: the "
+              "seeder's lost tracks are removed and free grid cells re-seeded (never beyond max_tracks)",
+              runtime=True, range=(0.0, 1.0)),
+    ParamSpec("publish_overlay", True,
+              "publish the debug overlay on tracks_image (drawn only while someone subscribes)",
+              runtime=True),
+    ParamSpec("mono16_shift", 8,
+              "mono16 images become 8 bit as min(v >> shift, 255): 8 for 16-bit data, 4 for 12-bit",
+              runtime=True, range=(0, 8)),
+    ParamSpec("diagnostics_period_s", 1.0, "period of the /diagnostics status in seconds",
+              range=(0.1, 60.0)),
+]
+
+# Engine-related parameters (backend, model path, engine path, precision, cache dir) belong here,
+# e.g. ParamSpec("engine.backend", "torch", "...", choices=("torch", "onnxruntime", "tensorrt")).
+# They are declared, documented (docs/ros.md table) and passed to make_tracker through
+# TrackerNode._build_tracker like the rest; mark them runtime=False (an engine is built once).
+ENGINE_PARAMS: list[ParamSpec] = []
+
+# ------------------------------------------------------------------------------------- tracker config
+# Inclusive ranges for the ROS descriptors (FloatingPointRange / IntegerRange). TrackerConfig
+# validation stays the authority (open bounds, odd windows, ...): a value inside the range can still
+# be rejected by it, with its reason. test_ros_params.py checks these against the validation.
+TRACKER_RANGES: dict[str, tuple[float, float]] = {
+    "flow.scale": (0.05, 1.0),
+    "flow.sigma0": (0.0, 50.0),
+    "flow.fb_threshold": (0.0, 1000.0),
+    "lk.window": (3, 101),
+    "lk.levels": (0, 6),
+    "lk.max_iterations": (1, 100),
+    "lk.sigma0": (0.0, 50.0),
+    "lk.fb_threshold": (0.0, 1000.0),
+    "integration.outlier_px": (0.0, math.inf),
+    "integration.rho": (0.0, 1.0),
+    "integration.occluded_variance_growth": (0.0, math.inf),
+    "integration.motion_std_ratio": (0.0, 10.0),
+    "integration.max_query_frames": (1, 1024),
+}
+
+# Tracker keys that are read on every frame and may change while the node runs. Everything else
+# (sources, DIS preset and scale, LK window / levels, intervals, ...) shapes the pipeline or its
+# buffers and is structural. New config fields are structural until listed here.
+RUNTIME_TRACKER_KEYS: frozenset[str] = frozenset({
+    "flow.sigma0",
+    "flow.fb_threshold",
+    "lk.sigma0",
+    "lk.fb_threshold",
+    "integration.outlier_px",
+    "integration.rho",
+    "integration.probabilistic",
+    "integration.occluded_variance_growth",
+    "integration.motion_std_ratio",
+})
+
+# TrackerConfig keys that a node parameter provides instead of a ``tracker.*`` parameter.
+NODE_OWNED_CONFIG_KEYS: dict[str, str] = {"max_tracks": "max_tracks"}
+
+
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """``{field: text}`` from the ``Attributes:`` section of a (dataclass) docstring."""
+    doc = cls.__doc__ or ""
+    lines = doc.splitlines()
+    out: dict[str, str] = {}
+    try:
+        start = next(i for i, ln in enumerate(lines) if ln.strip() == "Attributes:")
+    except StopIteration:
+        return out
+    current: str | None = None
+    base_indent: int | None = None
+    for ln in lines[start + 1:]:
+        if not ln.strip():
+            current = None
+            continue
+        indent = len(ln) - len(ln.lstrip())
+        m = re.match(r"\s*(\w+):\s*(.*)$", ln)
+        if m and (base_indent is None or indent <= base_indent):
+            base_indent = indent
+            current = m.group(1)
+            out[current] = m.group(2).strip()
+        elif current is not None and base_indent is not None and indent > base_indent:
+            out[current] += " " + ln.strip()
+        else:
+            break
+    return {k: re.sub(r"``([^`]*)``", r"\1", v) for k, v in out.items()}
+
+
+def _leaf_fields(cls: type, prefix: str = "") -> Iterable[tuple[str, Any, str]]:
+    """``(dotted key, default, description)`` of every non-dataclass field, depth first."""
+    defaults = cls()
+    docs = _attribute_docs(cls)
+    for f in dataclasses.fields(cls):
+        value = getattr(defaults, f.name)
+        key = prefix + f.name
+        if dataclasses.is_dataclass(value):
+            yield from _leaf_fields(type(value), key + ".")
+        else:
+            yield key, value, docs.get(f.name, "")
+
+
+def _ros_value(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def tracker_param_specs() -> list[ParamSpec]:
+    """``tracker.*`` specs generated from :class:`TrackerConfig` (see the module docstring)."""
+    specs = []
+    for key, default, doc in _leaf_fields(TrackerConfig):
+        if key in NODE_OWNED_CONFIG_KEYS:
+            continue
+        specs.append(ParamSpec(
+            name=TRACKER_PREFIX + key,
+            default=_ros_value(default),
+            description=doc or f"TrackerConfig.{key}",
+            runtime=key in RUNTIME_TRACKER_KEYS,
+            range=TRACKER_RANGES.get(key),
+            config_key=key,
+        ))
+    return specs
+
+
+def all_param_specs() -> list[ParamSpec]:
+    return [*NODE_PARAMS, *ENGINE_PARAMS, *tracker_param_specs()]
+
+
+SPECS: dict[str, ParamSpec] = {s.name: s for s in all_param_specs()}
+
+
+def default_values() -> dict[str, Any]:
+    return {name: spec.default for name, spec in SPECS.items()}
+
+
+# ------------------------------------------------------------------------------------------ mapping
+def tracker_config_from_params(values: dict[str, Any]) -> TrackerConfig:
+    """The validated :class:`TrackerConfig` for parameter ``values`` (missing ones: defaults).
+
+    Raises :class:`ConfigError` naming the parameter when a value is invalid.
+    """
+    nested: dict[str, Any] = {}
+    for spec in SPECS.values():
+        if spec.config_key is None:
+            continue
+        value = values.get(spec.name, spec.default)
+        if not isinstance(value, (str, bytes)) and hasattr(value, "__len__") and not isinstance(value, dict):
+            value = list(value)  # array.array / tuple from rclpy
+        node = nested
+        parts = spec.config_key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    try:
+        return TrackerConfig.from_dict(nested)
+    except ConfigError as err:
+        raise ConfigError(_ros_names(str(err))) from None
+
+
+def _ros_names(message: str) -> str:
+    """Rewrite ``config key 'lk.window'`` into the parameter name ``tracker.lk.window``."""
+    def repl(m: re.Match) -> str:
+        key = m.group(1)
+        for spec in SPECS.values():
+            if spec.config_key == key:
+                return f"parameter '{spec.name}'"
+        return m.group(0)
+
+    return re.sub(r"config key '([\w.]+)'", repl, message)
+
+
+def check_node_values(values: dict[str, Any]) -> None:
+    """Checks of node parameters that descriptors cannot express. Raises :class:`ConfigError`."""
+    for spec in SPECS.values():
+        if spec.choices is not None and spec.name in values and values[spec.name] not in spec.choices:
+            raise ConfigError(f"parameter '{spec.name}' = {values[spec.name]!r} is not one of: "
+                              f"{', '.join(spec.choices)}")
+
+
+def check_update(current: dict[str, Any], changes: dict[str, Any]) -> TrackerConfig:
+    """Validate run-time ``changes`` against ``current`` values; the resulting config.
+
+    Raises :class:`ConfigError` with the reason: an unknown or structural parameter, a bad choice,
+    or anything :class:`TrackerConfig` validation rejects.
+    """
+    for name, value in changes.items():
+        spec = SPECS.get(name)
+        if spec is None:
+            raise ConfigError(f"unknown parameter '{name}'")
+        if not spec.runtime:
+            raise ConfigError(
+                f"parameter '{name}' is structural and cannot change while the node runs "
+                f"(it shapes the tracker / subscriptions built at start-up); restart the node with "
+                f"-p {name}:={_fmt(value)} or set it in the params file"
+            )
+    merged = {**current, **changes}
+    check_node_values(merged)
+    return tracker_config_from_params(merged)
+
+
+def apply_runtime_config(target: TrackerConfig, new: TrackerConfig, keys: Iterable[str]) -> None:
+    """Copy run-time config ``keys`` (dotted) from ``new`` into ``target`` in place.
+
+    The trackers built by :func:`~gs_tracker_ros.methods.make_tracker` keep a reference to the
+    config (and its ``flow`` / ``lk`` / ``integration`` parts) they were built with and read these
+    values on every frame, so updating them in place changes the running tracker without
+    rebuilding it (and without losing its tracks).
+    """
+    for key in keys:
+        parts = key.split(".")
+        src, dst = new, target
+        for part in parts[:-1]:
+            src, dst = getattr(src, part), getattr(dst, part)
+        setattr(dst, parts[-1], getattr(src, parts[-1]))
+
+
+# ------------------------------------------------------------------------------------------ ROS side
+def descriptor_for(spec: ParamSpec):
+    """The rcl_interfaces ParameterDescriptor of a spec."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    text = spec.description
+    if not spec.runtime:
+        text += " [structural: read at start-up only]"
+    desc = ParameterDescriptor(description=text)
+    constraints = []
+    if spec.choices:
+        constraints.append("one of: " + ", ".join(spec.choices))
+    if spec.range is not None:
+        lo, hi = spec.range
+        if spec.type_name == "int":
+            desc.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=0)]
+        elif spec.type_name == "double":
+            desc.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+    if not spec.runtime:
+        constraints.append("changes at run time are rejected: restart the node")
+    desc.additional_constraints = "; ".join(constraints)
+    return desc
+
+
+def declare_all(node) -> dict[str, Any]:
+    """Declare every parameter on ``node`` (overrides from --params-file / -p apply); their values.
+
+    Raises :class:`ConfigError` with a clear message for a value of the wrong type or out of range.
+    """
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException, ParameterException
+
+    values: dict[str, Any] = {}
+    for spec in SPECS.values():
+        try:
+            param = node.declare_parameter(spec.name, spec.default, descriptor_for(spec))
+        except InvalidParameterTypeException as err:
+            raise ConfigError(f"parameter '{spec.name}' has the wrong type ({err}); expected {spec.type_name}"
+                              + (" (write e.g. 8.0, not 8)" if spec.type_name == "double" else "")) from None
+        except (InvalidParameterValueException, ParameterException) as err:
+            raise ConfigError(f"parameter '{spec.name}': {err}") from None
+        values[spec.name] = _plain(param.value)
+    return values
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "array":
+        return list(value)
+    return value
+
+
+# --------------------------------------------------------------------------------------------- docs
+def markdown_table() -> str:
+    """The parameters table of docs/ros.md (kept in sync by test_ros_params.py)."""
+    rows = ["| name | type | default | run time | range / choices | description |",
+            "|---|---|---|---|---|---|"]
+    for spec in all_param_specs():
+        if spec.range is not None:
+            lo, hi = spec.range
+            allowed = f"[{_fmt(lo)}, {_fmt(hi)}]"
+        elif spec.choices:
+            allowed = ", ".join(spec.choices)
+        else:
+            allowed = ""
+        rows.append(f"| `{spec.name}` | {spec.type_name} | `{_fmt(spec.default)}` | "
+                    f"{'yes' if spec.runtime else 'no'} | {allowed} | {spec.description.replace('|', '/')} |")
+    return "\n".join(rows)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float) and math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return str(v)
+
+
+DOC_BEGIN = "<!-- BEGIN PARAMETERS"
+DOC_END = "<!-- END PARAMETERS -->"
+
+
+def write_docs(path: str) -> None:
+    """Replace the table between the BEGIN / END PARAMETERS markers of ``path`` (docs/ros.md)."""
+    with open(path) as f:
+        text = f.read()
+    a = text.index(DOC_BEGIN)
+    a = text.index("\n", a) + 1
+    b = text.index(DOC_END)
+    with open(path, "w") as f:
+        f.write(text[:a] + markdown_table() + "\n" + text[b:])
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "--write-docs":
+        write_docs(argv[1])
+        return 0
+    if argv:
+        sys.stderr.write("usage: python -m gs_tracker_ros.ros.parameters [--write-docs docs/ros.md]\n")
+        return 2
+    sys.stdout.write(markdown_table() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

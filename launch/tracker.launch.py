@@ -1,0 +1,44 @@
+"""Start gs_tracker_node on a camera topic (needs a ROS 2 install with launch_ros).
+
+    ros2 launch gs_tracker_ros tracker.launch.py image_topic:=/camera/image_raw
+    ros2 launch gs_tracker_ros tracker.launch.py image_topic:=/cam/image_raw namespace:=/robot1 \
+        params_file:=/path/to/my_tracker.yaml
+
+Without launch_ros (e.g. the project's venv) the same node starts with
+    .venv/bin/gs_tracker_node --ros-args -r __ns:=/robot1 --params-file config/tracker.yaml \
+        -r image:=/camera/image_raw
+(test/test_launch_files.py checks that this file and that command agree).
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+
+def generate_launch_description():
+    default_params = os.path.join(get_package_share_directory("gs_tracker_ros"), "config", "tracker.yaml")
+    image_topic = LaunchConfiguration("image_topic")
+    params_file = LaunchConfiguration("params_file")
+    namespace = LaunchConfiguration("namespace")
+    return LaunchDescription([
+        DeclareLaunchArgument("image_topic", default_value="/camera/image_raw",
+                              description="sensor_msgs/Image topic to track points on"),
+        DeclareLaunchArgument("params_file", default_value=default_params,
+                              description="parameters of gs_tracker_node (YAML)"),
+        DeclareLaunchArgument("namespace", default_value="",
+                              description="namespace of the node and of its topics (tracks, tracks_image)"),
+        Node(
+            package="gs_tracker_ros",
+            executable="gs_tracker_node",
+            name="gs_tracker_node",
+            namespace=namespace,
+            parameters=[params_file],
+            remappings=[("image", image_topic)],
+            output="screen",
+            emulate_tty=True,
+        ),
+    ])

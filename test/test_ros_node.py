@@ -1,0 +1,448 @@
+"""gs_tracker_node end to end over DDS: the node runs as a subprocess (its own ROS_DOMAIN_ID and
+log dir, see conftest.ros_subprocess_env); this process publishes images with exactly known motion,
+calls the services and checks tracks, overlay and diagnostics.
+
+One node serves the whole module (start-up and discovery cost seconds on 2 cores); every test
+begins with ~/reset. Every wait has a timeout (>= 15 s for the first match); the node is always
+stopped in the fixture's finally block.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (make setup)")
+
+from conftest import ros_subprocess_env  # noqa: E402
+
+from gs_tracker_ros.ros.testing import MovingTexture, NodeProcess, TrackerClient, tracks_arrays  # noqa: E402
+
+pytestmark = [
+    pytest.mark.ros,
+    pytest.mark.slow,
+    # rclpy's default incompatible-QoS handler (the best-effort check in the burst test) uses logger.warn
+    pytest.mark.filterwarnings("ignore:Deprecated in favor of:DeprecationWarning"),
+]
+
+REPO = Path(__file__).resolve().parents[1]
+# a random namespace too: another test run that drew the same ROS_DOMAIN_ID stays apart
+RUN_ID = f"{random.SystemRandom().getrandbits(32):08x}"
+NS = f"/trk_{RUN_ID}"
+MATCH_TIMEOUT_S = 20.0
+FRAME_ID = "test_cam"
+
+
+@dataclass
+class Rig:
+    node: NodeProcess
+    cli: TrackerClient
+    stamps: itertools.count
+    env: dict
+    context: object
+    tmp: Path
+
+    def stamp(self) -> tuple[int, int]:
+        return 1_000 + next(self.stamps), 250_000_000
+
+    def diag(self, timeout_s: float = 5.0) -> dict[str, str]:
+        """A status published after this call (so it includes everything sent before it)."""
+        time.sleep(0.05)
+        d = self.cli.latest_diagnostics(fresh=True, timeout_s=timeout_s)
+        assert d is not None, "no /diagnostics status from the node"
+        return d
+
+    def settle(self, timeout_s: float = 10.0) -> dict[str, str]:
+        """Wait until every received image is accounted for; the final status."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            d = self.diag()
+            total = sum(int(d[k]) for k in ("frames_processed", "frames_dropped", "frames_rejected", "errors"))
+            if total == int(d["frames_received"]) or time.monotonic() > deadline:
+                return d
+
+    def start_sequence(self, tex: MovingTexture, reliable: bool = False, encoding: str = "rgb8"):
+        """Reset the tracker and get frame 0 processed; (stamp of frame 0, its tracks message)."""
+        r = self.cli.reset()
+        assert r.success, r.message
+        s0 = self.stamp()
+        m = self.cli.send_and_wait(self.cli.image_msg(tex.frame(0), s0, FRAME_ID, encoding), reliable,
+                                   timeout_s=MATCH_TIMEOUT_S)
+        assert m is not None, f"no tracks for the first image within {MATCH_TIMEOUT_S} s\n{self.node.log_text()}"
+        return s0, m
+
+
+def _start(ns: str, params: list[str], env: dict, context, log: Path) -> tuple[NodeProcess, TrackerClient]:
+    node = NodeProcess.node(["-r", f"__ns:={ns}", *params], env, log, cwd=REPO)
+    try:
+        cli = TrackerClient(context, f"{ns}/image", f"{ns}/tracks", f"{ns}/gs_tracker_node",
+                            overlay_topic=f"{ns}/tracks_image", name="client_" + ns.strip("/"))
+    except BaseException:
+        node.stop()
+        raise
+    return node, cli
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ros_node")
+    (tmp / "ros_log").mkdir()
+    domain = random.SystemRandom().randint(1, 100)
+    env = ros_subprocess_env(domain, tmp / "ros_log")
+    node = cli = context = None
+    with pytest.MonkeyPatch.context() as mp:
+        for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR"):
+            mp.setenv(key, env[key])
+        mp.delenv("ROS_LOCALHOST_ONLY", raising=False)
+        try:
+            context = rclpy.Context()
+            rclpy.init(context=context, domain_id=domain)
+            node, cli = _start(NS, ["-p", "max_tracks:=1024"], env, context, tmp / "node.log")
+            assert cli.wait_for_subscriber(timeout_s=MATCH_TIMEOUT_S), (
+                f"node did not subscribe to {NS}/image within {MATCH_TIMEOUT_S} s\n{node.log_text()}")
+            yield Rig(node, cli, itertools.count(), env, context, tmp)
+        finally:
+            if cli is not None:
+                cli.close()
+            if node is not None:
+                node.stop()
+            if context is not None:
+                context.try_shutdown()
+
+
+def _check_header(msg, stamp):
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == stamp
+    assert msg.header.frame_id == FRAME_ID
+
+
+# ------------------------------------------------------------------------------------------ tracking
+@pytest.mark.parametrize(
+    "reliable,encoding",
+    [(False, "rgb8"), (True, "rgb8"), (False, "bgr8"), (True, "mono8")],
+    ids=["best_effort-rgb8", "reliable-rgb8", "best_effort-bgr8", "reliable-mono8"],
+)
+def test_tracks_follow_known_motion(rig, reliable, encoding):
+    tex = MovingTexture(160, 120, velocity=(2, -1), num_frames=13, seed=3)
+    s0, m0 = rig.start_sequence(tex, reliable, encoding)
+    _check_header(m0, s0)
+    assert len(m0.tracks) == 0
+    q = np.array([[30.0, 40.0], [80.0, 60.0], [50.0, 90.0], [100.0, 35.0], [70.5, 60.25], [20.0, 100.0]])
+    r = rig.cli.add_queries(q[:, 0], q[:, 1])
+    assert r.success, r.message
+    assert len(r.ids) == len(q) and len(set(r.ids)) == len(q)
+    assert f"{s0[0]}.{s0[1]:09d}" in r.message  # placed on the latest image
+    worst = 0.0
+    for t in range(1, tex.num_frames):
+        stamp = rig.stamp()
+        m = rig.cli.send_and_wait(rig.cli.image_msg(tex.frame(t), stamp, FRAME_ID, encoding), reliable)
+        assert m is not None, f"no tracks for frame {t}\n{rig.node.log_text()[-3000:]}"
+        _check_header(m, stamp)
+        ids, xy, var, vis = tracks_arrays(m)
+        assert ids.tolist() == list(r.ids)
+        err = np.linalg.norm(xy - tex.truth(q, 0, t), axis=1)
+        worst = max(worst, float(err.max()))
+        assert vis.all(), f"frame {t}: visible {vis}"
+        assert (var > 0).all() and np.isfinite(var).all()
+    assert worst < 1.0, f"max error {worst:.3f} px"
+
+
+# ------------------------------------------------------------------------------------------ bursts
+def test_burst_is_dropped_counted_and_memory_stays_bounded(rig):
+    """640x480 rgb8 (0.9 MB) images: a second node with image_qos=reliable (Fast DDS loses
+    best-effort samples above ~0.5 MB between processes, see docs/ros.md), 400 points so that a
+    step is slower than the burst, and 200 images sent as fast as possible."""
+    node, cli = _start(f"/burst_{RUN_ID}", ["-p", "image_qos:=reliable"], rig.env, rig.context, rig.tmp / "burst.log")
+    try:
+        sub = Rig(node, cli, rig.stamps, rig.env, rig.context, rig.tmp)
+        assert cli.wait_for_subscriber(reliable=True, timeout_s=MATCH_TIMEOUT_S), node.log_text()
+        w, h = 640, 480
+        tex = MovingTexture(w, h, velocity=(1, 0), num_frames=40, seed=5)
+        sub.start_sequence(tex, reliable=True)
+        xs, ys = np.meshgrid(np.linspace(40, w - 80, 20), np.linspace(40, h - 40, 20))
+        r = cli.add_queries(xs.ravel(), ys.ravel())
+        assert r.success, r.message
+        for t in range(1, 32):  # fill the frame buffer (longest chain interval) before measuring memory
+            assert cli.send_and_wait(cli.image_msg(tex.frame(t), sub.stamp()), reliable=True) is not None
+        rss0 = node.rss_mb()
+        d0 = sub.settle()
+        frames = [cli.image_msg(tex.frame(t), (0, 0)) for t in range(32, 40)]
+        sent = 200  # 200 x 0.9 MB: ~180 MB if anything queued them all
+        t_burst = time.monotonic()
+        rss_peak = rss0
+        for k in range(sent):  # ~250 Hz: several images per step (a faster burst only fills DDS queues)
+            msg = frames[k % len(frames)]
+            msg.header.stamp.sec, msg.header.stamp.nanosec = sub.stamp()
+            cli.publish(msg, reliable=True)
+            time.sleep(0.004)
+            if k % 20 == 0:
+                rss_peak = max(rss_peak, node.rss_mb())
+        t_burst = time.monotonic() - t_burst
+        # still alive, and the next good image is tracked
+        after = cli.send_and_wait(cli.image_msg(tex.frame(39), sub.stamp()), reliable=True)
+        assert after is not None and len(after.tracks) == 400, node.log_text()[-3000:]
+        d1 = sub.settle()
+        rss1 = node.rss_mb()
+        assert node.alive()
+
+        def delta(key):
+            return int(d1[key]) - int(d0[key])
+
+        print(f"burst: {sent} sent in {t_burst:.2f} s; received {delta('frames_received')}, processed "
+              f"{delta('frames_processed')}, dropped {delta('frames_dropped')}; RSS {rss0:.0f} -> "
+              f"{rss_peak:.0f} -> {rss1:.0f} MiB; latency p50 {d1['latency_p50_ms']} ms")
+
+        assert delta("frames_received") >= 20, (t_burst, d0, d1)
+        assert delta("frames_dropped") >= delta("frames_received") // 2, (t_burst, d0, d1)
+        assert delta("frames_processed") < sent
+        assert delta("errors") == 0, d1["last_error"]
+        # every image is accounted for exactly once
+        assert int(d1["frames_received"]) == sum(
+            int(d1[k]) for k in ("frames_processed", "frames_dropped", "frames_rejected", "errors"))
+        assert max(rss_peak, rss1) - rss0 < 30.0, (  # ~8 MiB seen; queuing would add 0.9 MiB per image
+            f"RSS grew from {rss0:.0f} to {rss_peak:.0f} / {rss1:.0f} MiB during the burst")
+        # image_qos=reliable really is reliable: a best-effort publisher is refused (and logged)
+        cli.publish(cli.image_msg(tex.frame(0), sub.stamp()), reliable=False)
+        deadline = time.monotonic() + 5
+        while "incompatible QoS" not in node.log_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "incompatible QoS" in node.log_text()
+    finally:
+        cli.close()
+        rc = node.stop()
+    assert rc == 0, node.log_text()[-3000:]
+
+
+# ------------------------------------------------------------------------------------------ bad input
+def test_bad_images_are_rejected_with_clear_throttled_warnings(rig):
+    from sensor_msgs.msg import CameraInfo, Image
+
+    tex = MovingTexture(160, 120, velocity=(1, 1), num_frames=4, seed=7)
+    rig.start_sequence(tex, reliable=True)
+    d0 = rig.settle()
+    n_bad = 0
+    for encoding, step, size in [("yuv422", 320, 320 * 120), ("32FC1", 640, 640 * 120)]:
+        for _ in range(6):
+            msg = Image(height=120, width=160, encoding=encoding, step=step)
+            msg.data = bytes(size)
+            msg.header.stamp.sec, msg.header.stamp.nanosec = rig.stamp()
+            rig.cli.publish(msg, reliable=True)
+            n_bad += 1
+            time.sleep(0.03)
+    short = rig.cli.image_msg(tex.frame(1), rig.stamp())
+    short.data = short.data[:-7]  # data length does not match step x height
+    rig.cli.publish(short, reliable=True)
+    n_bad += 1
+    time.sleep(0.03)
+    info = CameraInfo(width=640, height=480)
+    info.header.frame_id = FRAME_ID
+    publisher = rig.cli.node.create_publisher(CameraInfo, f"{NS}/camera_info", 10)
+    try:
+        deadline = time.monotonic() + MATCH_TIMEOUT_S
+        while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for _ in range(3):
+            publisher.publish(info)
+            time.sleep(0.05)
+        # the next good image is tracked
+        good = rig.cli.send_and_wait(rig.cli.image_msg(tex.frame(2), rig.stamp()), reliable=True)
+        assert good is not None, rig.node.log_text()[-3000:]
+        d1 = rig.settle()
+    finally:
+        rig.cli.node.destroy_publisher(publisher)
+    assert rig.node.alive()
+    rejected = int(d1["frames_rejected"]) - int(d0["frames_rejected"])
+    dropped = int(d1["frames_dropped"]) - int(d0["frames_dropped"])
+    assert rejected >= 3 and rejected + dropped <= n_bad, (rejected, dropped)
+    assert int(d1["errors"]) == int(d0["errors"])
+    assert int(d1["camera_info_mismatches"]) > int(d0["camera_info_mismatches"])
+    assert d1["camera_info"] == "640x480"
+    log = rig.node.log_text()
+    for needle in ("unsupported image encoding 'yuv422'", "unsupported image encoding '32FC1'",
+                   "expected step x height", "camera_info is 640x480 but the images are 160x120"):
+        assert needle in log, f"{needle!r} not in the node's log:\n{log[-3000:]}"
+    # throttled: six bad images of one encoding within a second give one warning
+    assert log.count("unsupported image encoding 'yuv422'") == 1
+
+
+def test_bad_service_requests_fail_with_reasons_and_the_node_keeps_tracking(rig):
+    tex = MovingTexture(160, 120, velocity=(1, 0), num_frames=4, seed=9)
+    r = rig.cli.reset()
+    assert r.success
+    r = rig.cli.add_queries([10.0], [10.0])
+    assert not r.success and "no image received yet" in r.message
+    rig.start_sequence(tex)
+    cases = [
+        (([float("nan"), 5.0], [5.0, 5.0]), "NaN"),
+        (([5.0], [float("inf")]), "NaN or infinite"),
+        (([500.0], [5.0]), "outside the 160x120 image"),
+        (([-3.0], [5.0]), "outside"),
+        (([1.0, 2.0], [1.0]), "same length"),
+        ((list(np.full(1025, 5.0)), list(np.full(1025, 5.0))), "max_tracks=1024"),
+    ]
+    for (x, y), needle in cases:
+        r = rig.cli.add_queries(x, y)
+        assert not r.success and needle in r.message, (needle, r.message)
+        assert len(r.ids) == 0
+    r = rig.cli.add_queries([40.0, 60.0], [50.0, 70.0])
+    assert r.success, r.message
+    keep, gone = r.ids
+    bad = rig.cli.remove_queries([gone, 987654, 42424242])
+    assert not bad.success and "987654" in bad.message and "42424242" in bad.message
+    ok = rig.cli.remove_queries([gone])
+    assert ok.success, ok.message
+    again = rig.cli.remove_queries([gone])
+    assert not again.success and str(gone) in again.message
+    m = rig.cli.send_and_wait(rig.cli.image_msg(tex.frame(1), rig.stamp()))
+    assert m is not None and tracks_arrays(m)[0].tolist() == [keep]
+    assert abs(m.tracks[0].x - 41.0) < 1.0 and abs(m.tracks[0].y - 50.0) < 1.0
+    assert rig.node.alive()
+
+
+# ------------------------------------------------------------------------------------------ overlay
+def test_overlay_is_drawn_only_while_subscribed(rig):
+    tex = MovingTexture(160, 120, velocity=(1, 1), num_frames=12, seed=11)
+    rig.start_sequence(tex)
+    assert rig.cli.add_queries([50.0, 90.0], [40.0, 70.0]).success
+    o0 = int(rig.settle()["overlays_published"])
+    for t in range(1, 4):
+        assert rig.cli.send_and_wait(rig.cli.image_msg(tex.frame(t), rig.stamp())) is not None
+    assert int(rig.settle()["overlays_published"]) == o0, "overlay drawn without a subscriber"
+    rig.cli.subscribe_overlay()
+    try:
+        got = None
+        deadline = time.monotonic() + MATCH_TIMEOUT_S
+        t = 4
+        while got is None and time.monotonic() < deadline and t < tex.num_frames:
+            stamp = rig.stamp()
+            frame = tex.frame(t)
+            assert rig.cli.send_and_wait(rig.cli.image_msg(frame, stamp)) is not None
+            got = rig.cli.wait_for(lambda s=stamp: rig.cli.overlays.get(s), 1.5)
+            t += 1
+        assert got is not None, "no overlay image received while subscribed"
+        _check_header(got, stamp)
+        assert (got.encoding, got.width, got.height, got.step) == ("rgb8", 160, 120, 480)
+        img = np.frombuffer(got.data, np.uint8).reshape(120, 160, 3)
+        assert (img != frame).any(axis=2).sum() > 50  # markers drawn
+    finally:
+        rig.cli.unsubscribe_overlay()
+
+
+# ------------------------------------------------------------------------------------------ diagnostics
+def test_diagnostics_report_rates_latency_and_counts(rig):
+    tex = MovingTexture(160, 120, velocity=(1, 0), num_frames=6, seed=13)
+    rig.start_sequence(tex)
+    assert rig.cli.add_queries([30.0, 60.0, 90.0], [30.0, 60.0, 90.0]).success
+    for t in range(1, 6):
+        assert rig.cli.send_and_wait(rig.cli.image_msg(tex.frame(t), rig.stamp())) is not None
+    d = rig.diag()
+    for key in ("fps", "latency_p50_ms", "latency_p95_ms", "frames_received", "frames_processed",
+                "frames_dropped", "live_tracks", "last_error", "method", "image_size"):
+        assert key in d, key
+    assert float(d["fps"]) > 0
+    p50, p95 = float(d["latency_p50_ms"]), float(d["latency_p95_ms"])
+    assert 0 < p50 <= p95 < 5000
+    assert d["live_tracks"] == "3" and d["image_size"] == "160x120" and d["method"] == "probfuse"
+
+
+def test_node_shuts_down_cleanly_on_sigint(rig):
+    """Last in this module: SIGINT ends the node with exit code 0 and no traceback."""
+    rc = rig.node.stop(timeout_s=10.0)
+    log = rig.node.log_text()
+    assert rc == 0, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+
+
+# ------------------------------------------------------------------------------------------ in-process
+# The mailbox and the worker's error handling, made deterministic by driving a TrackerNode in this
+# process (its image callback called directly; nothing listens to what it publishes).
+@pytest.fixture
+def local_node(ros_context):
+    from gs_tracker_ros.ros.node import TrackerNode
+
+    node = TrackerNode(context=ros_context)
+    try:
+        yield node
+    finally:
+        node.destroy_node()
+
+
+def _wait(pred, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _image(tex: MovingTexture, t: int):
+    from gs_tracker_ros.ros.image_conversion import numpy_to_image
+
+    msg = numpy_to_image(tex.frame(t), "rgb8")
+    msg.header.stamp.sec = t
+    return msg
+
+
+def test_mailbox_keeps_only_the_newest_image_and_counts_the_rest(local_node):
+    import threading
+
+    node = local_node
+    tex = MovingTexture(64, 48, velocity=(1, 0), num_frames=8)
+    entered, release = threading.Event(), threading.Event()
+    real_step = node._tracker.step
+    seen = []
+
+    def slow_step(frame):
+        seen.append(frame[0, 0].copy())
+        entered.set()
+        assert release.wait(10)
+        return real_step(frame)
+
+    node._tracker.step = slow_step
+    node._on_image(_image(tex, 0))
+    assert entered.wait(10)  # the worker is busy with image 0
+    for t in range(1, 6):
+        node._on_image(_image(tex, t))  # each replaces the previous one in the one-slot mailbox
+    release.set()
+    assert _wait(lambda: node.stats.frames_processed == 2)
+    s = node.stats.snapshot()
+    assert (s["frames_received"], s["frames_processed"], s["frames_dropped"]) == (6, 2, 4)
+    np.testing.assert_array_equal(seen[1], tex.frame(5)[0, 0])  # the newest image won
+    assert node._latest_header.stamp.sec == 5
+
+
+def test_worker_survives_exceptions_and_tracks_the_next_image(local_node):
+    node = local_node
+    tex = MovingTexture(64, 48, velocity=(1, 0), num_frames=30)
+    real_step = node._tracker.step
+    calls = {"n": 0}
+
+    def failing_step(frame):
+        calls["n"] += 1
+        raise RuntimeError("simulated failure in the tracker")
+
+    node._tracker.step = failing_step
+    node._on_image(_image(tex, 0))
+    assert _wait(lambda: node.stats.errors == 1)
+    assert "simulated failure" in node.stats.last_error and node._worker.is_alive()
+    node._tracker.step = real_step
+    node._on_image(_image(tex, 1))
+    assert _wait(lambda: node.stats.frames_processed == 1)
+    # a run of failures resets the tracker (its state may be broken) and the node goes on
+    from gs_tracker_ros.ros.node import MAX_CONSECUTIVE_FAILURES
+
+    node._tracker.step = failing_step
+    for t in range(2, 2 + MAX_CONSECUTIVE_FAILURES):
+        node._on_image(_image(tex, t))
+        assert _wait(lambda k=t: node.stats.errors == k)
+    assert node._latest_header is None  # reset
+    node._tracker.step = real_step
+    node._on_image(_image(tex, 20))
+    assert _wait(lambda: node.stats.frames_processed == 2)
+    assert node._worker.is_alive()

@@ -1,0 +1,266 @@
+"""Node parameters: generated from TrackerConfig, descriptor ranges consistent with its
+validation, run-time changes validated (structural ones rejected with a reason), the shipped
+config/tracker.yaml and the docs/ros.md table in sync, and the grid seeder. The node-level checks
+run a TrackerNode in this process (no other process, no traffic)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from gs_tracker_ros.core.config import TrackerConfig
+from gs_tracker_ros.core.errors import ConfigError
+from gs_tracker_ros.ros import parameters as P
+from gs_tracker_ros.ros.seeding import GridSeeder, grid_points
+
+REPO = Path(__file__).resolve().parents[1]
+YAML_PATH = REPO / "config" / "tracker.yaml"
+DOC_PATH = REPO / "docs" / "ros.md"
+YAML_NODE_KEY = "/**/gs_tracker_node"
+# Values config/tracker.yaml deliberately sets to something other than the default.
+YAML_OVERRIDES = {"seed_grid_size": 8}
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+# ---------------------------------------------------------------------------------- specs (no ROS)
+def test_tracker_parameters_are_generated_one_to_one_from_the_config():
+    leaves = _flatten(dataclasses.asdict(TrackerConfig()))
+    expected = {P.TRACKER_PREFIX + k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in leaves.items() if k not in P.NODE_OWNED_CONFIG_KEYS}
+    generated = {s.name: s.default for s in P.tracker_param_specs()}
+    assert generated == expected
+    for spec in P.tracker_param_specs():
+        assert spec.description and not spec.description.startswith("TrackerConfig."), spec.name
+    # max_tracks is the node parameter, mapped onto the config
+    assert P.SPECS["max_tracks"].config_key == "max_tracks"
+    assert P.tracker_config_from_params({"max_tracks": 77}).max_tracks == 77
+
+
+def test_ranges_and_runtime_keys_name_real_config_fields():
+    leaves = _flatten(dataclasses.asdict(TrackerConfig()))
+    assert set(P.TRACKER_RANGES) <= set(leaves), set(P.TRACKER_RANGES) - set(leaves)
+    assert set(P.RUNTIME_TRACKER_KEYS) <= set(leaves), set(P.RUNTIME_TRACKER_KEYS) - set(leaves)
+    for key, (lo, hi) in P.TRACKER_RANGES.items():
+        assert isinstance(leaves[key], (int, float)) and not isinstance(leaves[key], bool), key
+
+
+@pytest.mark.parametrize("key", sorted(P.TRACKER_RANGES))
+def test_descriptor_ranges_agree_with_config_validation(key):
+    """Outside the descriptor range is invalid for TrackerConfig too; inside is (mostly) valid."""
+    lo, hi = P.TRACKER_RANGES[key]
+    default = _flatten(dataclasses.asdict(TrackerConfig()))[key]
+    is_int = isinstance(default, int)
+    below = lo - 1 if is_int else lo - max(1e-3, abs(lo) * 1e-3)
+    with pytest.raises(ConfigError):
+        TrackerConfig().replace(**{key: below})
+    if math.isfinite(hi):
+        above = hi + 1 if is_int else hi + max(1e-3, abs(hi) * 1e-3)
+        with pytest.raises(ConfigError):
+            TrackerConfig().replace(**{key: above})
+        TrackerConfig().replace(**{key: hi})  # the upper end is valid
+    mid = (lo + hi) / 2 if math.isfinite(hi) else lo + 1.0
+    if is_int:
+        mid = int(mid) | 1  # odd (LK window)
+    TrackerConfig().replace(**{key: mid})
+
+
+def test_every_numeric_node_parameter_has_a_range():
+    for spec in P.NODE_PARAMS:
+        if spec.type_name in ("int", "double"):
+            assert spec.range is not None, spec.name
+
+
+def test_check_update_rejects_structural_and_invalid_values_with_reasons():
+    values = P.default_values()
+    with pytest.raises(ConfigError, match=r"'method' is structural.*restart"):
+        P.check_update(values, {"method": "klt"})
+    with pytest.raises(ConfigError, match="structural"):
+        P.check_update(values, {"tracker.integration.intervals": [1, 2]})
+    with pytest.raises(ConfigError, match=r"parameter 'tracker.flow.sigma0'.*\(0, 50\]"):
+        P.check_update(values, {"tracker.flow.sigma0": 0.0})
+    with pytest.raises(ConfigError, match="tracker.integration.rho"):
+        P.check_update(values, {"tracker.integration.rho": 1.5})
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        P.check_update(values, {"tracker.nope": 1.0})
+    cfg = P.check_update(values, {"tracker.integration.outlier_px": 8.0, "tracker.lk.fb_threshold": 3.0})
+    assert cfg.integration.outlier_px == 8.0 and cfg.lk.fb_threshold == 3.0
+
+
+def test_apply_runtime_config_updates_in_place():
+    target = TrackerConfig()
+    integration, lk = target.integration, target.lk
+    new = target.replace(**{"integration.outlier_px": 8.0, "lk.fb_threshold": 2.5})
+    P.apply_runtime_config(target, new, ["integration.outlier_px", "lk.fb_threshold"])
+    assert target.integration is integration and target.lk is lk  # same objects the sources hold
+    assert integration.outlier_px == 8.0 and lk.fb_threshold == 2.5
+
+
+# ---------------------------------------------------------------------------------- files
+def test_shipped_yaml_matches_the_declared_parameters():
+    """Every key is a parameter of the right type; every node parameter is listed; listed values
+    are the defaults unless YAML_OVERRIDES says otherwise (a stale value would silently override a
+    changed default). Tracker keys not listed keep their TrackerConfig defaults."""
+    data = yaml.safe_load(YAML_PATH.read_text())
+    assert list(data) == [YAML_NODE_KEY]
+    params = _flatten(data[YAML_NODE_KEY]["ros__parameters"])
+    unknown = sorted(set(params) - set(P.SPECS))
+    assert not unknown, f"{YAML_PATH.name}: unknown parameters {unknown}"
+    missing = sorted(s.name for s in P.NODE_PARAMS if s.name not in params)
+    assert not missing, f"{YAML_PATH.name}: node parameters missing {missing}"
+    for name, value in params.items():
+        spec = P.SPECS[name]
+        # exact types: rclpy rejects 10 for a double parameter
+        assert type(value) is type(spec.default), f"{name}: {value!r} is not a {spec.type_name}"
+        assert value == YAML_OVERRIDES.get(name, spec.default), (
+            f"{YAML_PATH.name}: {name} = {value!r}, but the default is now {spec.default!r}: update the file")
+    P.check_node_values(params)
+    P.tracker_config_from_params(params)  # and valid
+
+
+def test_docs_parameter_table_is_in_sync():
+    text = DOC_PATH.read_text()
+    table = P.markdown_table()
+    assert table in text, (
+        "docs/ros.md parameter table is out of date (the tracker config changed?): regenerate it with "
+        "`.venv/bin/python -m gs_tracker_ros.ros.parameters --write-docs docs/ros.md`")
+
+
+# ---------------------------------------------------------------------------------- seeding
+def test_grid_points_cover_the_image():
+    pts = grid_points(160, 120, 4)
+    assert pts.shape == (16, 2)
+    assert pts[:, 0].min() > 0 and pts[:, 0].max() < 159 and pts[:, 1].min() > 0 and pts[:, 1].max() < 119
+    assert grid_points(160, 120, 0).shape == (0, 2)
+
+
+def test_seeder_seeds_reseeds_and_respects_limits():
+    s = GridSeeder(grid_size=4, reseed_when_below=0.5)
+    plan = s.plan(np.zeros(0), np.zeros((0, 2)), np.zeros(0, bool), 160, 120, max_tracks=100)
+    assert plan.add_xy.shape == (16, 2) and plan.remove_ids.size == 0
+    ids = np.arange(16)
+    s.adopt(ids)
+    xy = plan.add_xy
+    vis = np.ones(16, bool)
+    assert s.plan(ids, xy, vis, 160, 120, 100).empty  # all visible
+    vis[:9] = False  # 7 / 16 visible < 0.5
+    user_id = 100  # a service query, occluded: never removed by the seeder
+    plan = s.plan(np.r_[ids, user_id], np.r_[xy, [[5.0, 5.0]]], np.r_[vis, False], 160, 120, 100)
+    assert sorted(plan.remove_ids.tolist()) == list(range(9))
+    assert plan.add_xy.shape[0] == 9  # the cells that lost their point
+    # budget: never beyond max_tracks
+    plan = s.plan(np.r_[ids, user_id], np.r_[xy, [[5.0, 5.0]]], np.r_[vis, False], 160, 120, max_tracks=10)
+    assert 17 - plan.remove_ids.size + plan.add_xy.shape[0] <= 10
+    assert GridSeeder(0).plan(ids, xy, vis, 160, 120, 100).empty  # off
+
+
+# ---------------------------------------------------------------------------------- node (in-process)
+@pytest.fixture
+def make_node(ros_context):
+    from gs_tracker_ros.ros.node import TrackerNode
+
+    nodes = []
+
+    def make(**overrides):
+        from rclpy.parameter import Parameter
+
+        node = TrackerNode(context=ros_context,
+                           parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+        nodes.append(node)
+        return node
+
+    try:
+        yield make
+    finally:
+        for node in nodes:
+            node.destroy_node()
+
+
+def _set(node, name, value):
+    from rclpy.parameter import Parameter
+
+    return node.set_parameters([Parameter(name, value=value)])[0]
+
+
+def test_runtime_parameters_reach_the_running_tracker(make_node):
+    node = make_node()
+    tracker = node._tracker
+    assert tracker.config is node._config
+    res = _set(node, "tracker.integration.outlier_px", 8.0)
+    assert res.successful, res.reason
+    assert tracker.config.integration.outlier_px == 8.0
+    assert _set(node, "tracker.lk.fb_threshold", 4.0).successful
+    assert tracker.sources[0].config.fb_threshold == 4.0  # the LK source reads the same object
+    assert _set(node, "reseed_when_below", 0.25).successful and node._seeder.reseed_when_below == 0.25
+    assert _set(node, "seed_grid_size", 6).successful and node._seeder.grid_size == 6
+    assert node._tracker is tracker  # not rebuilt: tracks survive
+
+
+def test_invalid_and_structural_changes_are_rejected_with_a_reason(make_node):
+    node = make_node()
+    before = node._config.integration.rho
+    res = _set(node, "tracker.integration.rho", 1.5)  # descriptor range
+    assert not res.successful and "tracker.integration.rho" in res.reason
+    res = _set(node, "tracker.lk.sigma0", 0.0)  # in the range, rejected by TrackerConfig validation
+    assert not res.successful and "tracker.lk.sigma0" in res.reason and "(0, 50]" in res.reason
+    res = _set(node, "method", "klt")
+    assert not res.successful and "structural" in res.reason and "restart" in res.reason
+    res = _set(node, "image_qos", "reliable")
+    assert not res.successful and "structural" in res.reason
+    res = _set(node, "tracker.integration.outlier_px", 8)  # int for a double
+    assert not res.successful and "type" in res.reason.lower()
+    assert node._config.integration.rho == before
+    assert node.get_parameter("method").value == "probfuse"
+
+
+def test_descriptors_carry_descriptions_and_ranges(make_node):
+    node = make_node()
+    d = node.describe_parameter("tracker.integration.rho")
+    assert "correlation" in d.description
+    assert (d.floating_point_range[0].from_value, d.floating_point_range[0].to_value) == (0.0, 1.0)
+    d = node.describe_parameter("max_tracks")
+    assert (d.integer_range[0].from_value, d.integer_range[0].to_value) == (1, 100_000)
+    d = node.describe_parameter("method")
+    assert "structural" in d.description and "probfuse" in d.additional_constraints
+
+
+def test_startup_overrides_apply_and_bad_ones_fail_clearly(make_node):
+    node = make_node(**{"method": "dis-chain", "tracker.flow.fb_threshold": 3.0, "max_tracks": 50})
+    assert node._tracker.name == "dis-chain" and node._tracker.source.config.fb_threshold == 3.0
+    assert node._config.max_tracks == 50
+    with pytest.raises(ConfigError, match=r"tracker\.lk\.window.*odd"):
+        make_node(**{"tracker.lk.window": 22})
+    with pytest.raises(ConfigError, match="image_qos"):
+        make_node(image_qos="fast")
+    with pytest.raises(ConfigError, match=r"tracker\.integration\.rho"):
+        make_node(**{"tracker.integration.rho": 2.0})
+
+
+def test_invalid_startup_parameter_exits_with_a_clear_message(ros_env, tmp_path):
+    import subprocess
+    import sys
+
+    pytest.importorskip("rclpy", reason="rclpy not installed (make setup)")
+    for args, needle in [
+        (["-p", "tracker.integration.rho:=3.0"], "tracker.integration.rho"),
+        (["-p", "tracker.lk.window:=22"], "tracker.lk.window"),
+        (["-p", "method:=nope"], "method"),
+    ]:
+        out = subprocess.run([sys.executable, "-m", "gs_tracker_ros.ros.node", "--ros-args", *args],
+                             env=ros_env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        text = out.stdout + out.stderr
+        assert out.returncode == 2, text
+        assert "cannot start" in text and needle in text and "Traceback" not in text, text
