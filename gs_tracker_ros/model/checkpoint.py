@@ -1,0 +1,51 @@
+"""Save / load Video-GMAE checkpoints (plain dicts of tensors; ``torch.load(weights_only=True)``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..core.errors import InputError
+from .gmae import GMAE, ModelConfig, TorchGaussianEncoder
+
+
+def save_checkpoint(path: str | Path, model: GMAE, extra: dict | None = None, half: bool = False) -> Path:
+    """Write ``{"format", "model_config", "model", **extra}``; ``half`` stores float weights as fp16."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
+             for k, v in model.state_dict().items()}
+    blob = {"format": "gs_tracker_ros.gmae/1", "model_config": model.cfg.to_dict(), "model": state}
+    blob.update(extra or {})
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(blob, tmp)
+    tmp.replace(path)  # atomic: a crash never leaves a half-written checkpoint
+    return path
+
+
+def load_checkpoint_blob(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint not found: {path}")
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - report any unpickling problem as a user error
+        raise InputError(f"cannot read checkpoint {path}: {err}") from err
+    if not isinstance(blob, dict) or "model" not in blob or "model_config" not in blob:
+        raise InputError(f"{path} is not a gs_tracker_ros GMAE checkpoint")
+    return blob
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> GMAE:
+    """Build a :class:`GMAE` from a checkpoint (weights cast to float32), in eval mode."""
+    blob = load_checkpoint_blob(path, map_location="cpu")
+    model = GMAE(ModelConfig.from_dict(blob["model_config"]))
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in blob["model"].items()}
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> TorchGaussianEncoder:
+    """Checkpoint -> callable ``encoder(clip uint8 (T, H, W, 3)) -> GaussianClip``."""
+    return TorchGaussianEncoder(load_model(path, device))

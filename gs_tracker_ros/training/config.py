@@ -1,0 +1,127 @@
+"""Training configuration: a YAML file with the sections of :class:`TrainConfig`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from ..core.errors import ConfigError
+from ..model.gmae import ModelConfig
+
+
+@dataclass
+class DataConfig:
+    paths: list[str] = field(default_factory=lambda: ["/work/shared/data/davis_unlabeled"])
+    holdout: list[str] = field(default_factory=lambda: ["blackswan", "car-shadow", "goat"])
+    preload_short: int = 128  # decoded frames are kept in memory at this short side
+    max_stride: int = 2
+    crop_scale: tuple[float, float] = (0.5, 1.0)
+    synthetic_clips: int = 0  # clips from gs_tracker_ros.synthetic (if available) added to the pool
+
+
+@dataclass
+class OptimConfig:
+    steps: int = 20000
+    batch_size: int = 4
+    lr: float = 5e-4
+    min_lr: float = 2e-5
+    weight_decay: float = 0.05
+    warmup: int = 300
+    grad_clip: float = 1.0
+
+
+@dataclass
+class LossConfig:
+    l1: float = 1.0
+    mse: float = 1.0
+    traj: float = 0.0  # weight of the LK pseudo-label trajectory loss (0 = off)
+    traj_grid: int = 8
+
+
+@dataclass
+class MaskConfig:
+    ratio: float = 0.9
+    motion_aware: bool = False  # TrackMAE masking: half the visible patches from high motion
+    unmasked_prob: float = 0.25  # share of steps that see the whole clip (inference condition)
+
+
+@dataclass
+class RenderConfig:
+    tile_size: int = 8
+    max_per_tile: int | None = 64
+    background: float = 0.0
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    num_threads: int = 1
+    device: str = "auto"  # auto | cpu | cuda
+    log_every: int = 25
+    ckpt_every: int = 250
+    eval_every: int = 250
+    eval_clips: int = 12
+    max_minutes: float = 0.0  # stop after this wall time (0 = no limit)
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict | None) -> "TrainConfig":
+        d = dict(d or {})
+        sections = {f.name: f for f in fields(TrainConfig)}
+        unknown = set(d) - set(sections)
+        if unknown:
+            raise ConfigError(f"unknown config sections: {sorted(unknown)} (known: {sorted(sections)})")
+        kwargs = {}
+        for name, f in sections.items():
+            sub = d.get(name) or {}
+            if not isinstance(sub, dict):
+                raise ConfigError(f"config section {name!r} must be a mapping")
+            cls = f.default_factory().__class__  # type: ignore[misc]
+            if cls is ModelConfig:
+                kwargs[name] = ModelConfig.from_dict(sub)
+                continue
+            known = {x.name for x in fields(cls)}
+            bad = set(sub) - known
+            if bad:
+                raise ConfigError(f"unknown keys in section {name!r}: {sorted(bad)}")
+            obj = cls(**sub)
+            if hasattr(obj, "crop_scale"):
+                obj.crop_scale = tuple(obj.crop_scale)
+            kwargs[name] = obj
+        cfg = TrainConfig(**kwargs)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if not 0.0 <= self.mask.ratio < 1.0:
+            raise ConfigError(f"mask.ratio must be in [0, 1), got {self.mask.ratio}")
+        if self.optim.batch_size < 1 or self.optim.steps < 1:
+            raise ConfigError("optim.batch_size and optim.steps must be >= 1")
+        if self.run.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"run.device must be auto, cpu or cuda, got {self.run.device!r}")
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        d = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"cannot parse {path}: {err}") from err
+    return TrainConfig.from_dict(d)

@@ -1,0 +1,303 @@
+"""Self-supervised Video-GMAE pretraining: masked clip -> Gaussians -> splat -> reconstruct.
+
+Runs on one CPU thread for the tiny model and the same code on CUDA, optionally data-parallel
+(``torchrun --nproc_per_node=K -m gs_tracker_ros train CONFIG``: WORLD_SIZE > 1 turns on DDP;
+rank 0 logs and writes checkpoints).
+
+Outputs in ``out_dir``: ``last.pt`` (fp32 weights + optimiser + step, for ``--resume``),
+``model_fp16.pt`` (weights only, half precision), ``log.jsonl`` (one JSON object per log line)
+and ``config.yaml`` (the resolved configuration).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..core.errors import ConfigError, InputError
+from ..model.checkpoint import save_checkpoint
+from ..model.gaussians import GaussianClip
+from ..model.gmae import GMAE
+from ..model.masking import motion_aware_tube_mask, random_tube_mask
+from ..render.splat import render
+from .config import TrainConfig
+from .data import ClipSampler, load_sequences, lk_grid_tracks, patch_motion
+from .evaluate import heldout_clips, reconstruction_metrics
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    o = cfg.optim
+    if step < o.warmup:
+        return o.lr * (step + 1) / o.warmup
+    p = min(1.0, (step - o.warmup) / max(1, o.steps - o.warmup))
+    return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1.0 + math.cos(math.pi * p))
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.dim() < 2 or name in ("mask_token", "query_embed") else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def trajectory_loss(g: GaussianClip, tracks: torch.Tensor, valid: torch.Tensor, render_opts: dict) -> torch.Tensor:
+    """L1 between the Gaussians' splatted frame-1 motion and LK pseudo-label tracks.
+
+    ``tracks (B, T, P, 2)`` package pixels, ``valid (B, T, P)``. The prediction at a frame-1 point
+    p is ``sum_i w_i(p) (x_i^t - x_i^1) / A(p)``, rendered as a feature image of frame 1.
+    """
+    b, t, n = g.means.shape[:3]
+    h, w = g.height, g.width
+    scale = g.means.new_tensor([float(w), float(h)])
+    centers = g.projected_centers()  # (B, T, N, 2)
+    disp = (centers[:, 1:] - centers[:, :1]) / scale  # (B, T-1, N, 2) image-size units
+    feats = disp.permute(0, 2, 1, 3).reshape(b, 1, n, 2 * (t - 1))
+    first = GaussianClip(g.means[:, :1], g.quats, g.log_scales, g.opacities, g.colors[:, :1], h, w, g.focal)
+    out = render(first, first.camera, h, w, features=feats, **render_opts)
+    fmap = torch.cat([out.features[:, 0], out.alpha[:, 0]], dim=-1).permute(0, 3, 1, 2)  # (B, F+1, H, W)
+    p0 = tracks[:, 0] + 0.5  # continuous coords
+    grid = (p0 / scale) * 2.0 - 1.0  # (B, P, 2), align_corners=False convention
+    samp = F.grid_sample(fmap, grid[:, None], mode="bilinear", align_corners=False)[:, :, 0]  # (B, F+1, P)
+    acc = samp[:, -1:]  # (B, 1, P)
+    pred = (samp[:, :-1] / acc.clamp_min(1e-3)).reshape(b, t - 1, 2, -1).permute(0, 1, 3, 2)  # (B, T-1, P, 2)
+    target = (tracks[:, 1:] - tracks[:, :1]) / scale
+    m = (valid[:, 1:] & (acc[:, 0][:, None, :] > 0.5)).float()  # (B, T-1, P)
+    err = (pred - target).abs().sum(-1)  # (B, T-1, P)
+    return (err * m).sum() / m.sum().clamp_min(1.0)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print) -> None:
+        self.cfg, self.out = cfg, Path(out_dir)
+        self.log_fn = log
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.set_num_threads(max(1, cfg.run.num_threads))
+        if cfg.run.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("run.device is 'cuda' but CUDA is not available")
+        use_cuda = cfg.run.device == "cuda" or (cfg.run.device == "auto" and torch.cuda.is_available())
+        self.device = torch.device(f"cuda:{self.local_rank}" if use_cuda else "cpu")
+        if use_cuda:
+            torch.cuda.set_device(self.device)
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.init_process_group("nccl" if use_cuda else "gloo")
+        torch.manual_seed(cfg.run.seed + self.rank)
+        self.model = GMAE(cfg.model).to(self.device)
+        self.net = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.net = DistributedDataParallel(self.model, device_ids=[self.local_rank] if use_cuda else None)
+        self.opt = torch.optim.AdamW(param_groups(self.model, cfg.optim.weight_decay), lr=cfg.optim.lr,
+                                     betas=(0.9, 0.95))
+        self.step = 0
+        self.elapsed_before = 0.0
+        mc = cfg.model
+        train_seqs = load_sequences(cfg.data.paths, cfg.data.preload_short, exclude=cfg.data.holdout,
+                                    min_frames=mc.num_frames)
+        train_seqs += self._synthetic_sequences()
+        self.sampler = ClipSampler(train_seqs, mc.num_frames, mc.img_size, cfg.data.max_stride,
+                                   tuple(cfg.data.crop_scale), seed=cfg.run.seed * 1000 + self.rank)
+        self.train_names = [s.name for s in train_seqs]
+        self.eval_clips = None
+        if cfg.data.holdout and self.rank == 0 and cfg.run.eval_clips > 0:
+            try:
+                hold = load_sequences(cfg.data.paths, cfg.data.preload_short, include=list(cfg.data.holdout),
+                                      min_frames=mc.num_frames)
+                per = max(1, cfg.run.eval_clips // len(hold))
+                self.eval_clips, _ = heldout_clips(hold, mc.num_frames, mc.img_size, stride=2, clips_per_seq=per)
+            except InputError:
+                self.eval_clips = None
+        self.np_rng = np.random.default_rng(cfg.run.seed + 17 * self.rank)
+        self.mask_gen = torch.Generator().manual_seed(cfg.run.seed + 31 * self.rank)
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self._resume()
+
+    def _synthetic_sequences(self):
+        n = self.cfg.data.synthetic_clips
+        if n <= 0:
+            return []
+        try:
+            from ..synthetic import make_training_sequences  # type: ignore[attr-defined]
+        except ImportError:
+            self.log_fn("synthetic scenes requested but gs_tracker_ros.synthetic has no make_training_sequences; skipped")
+            return []
+        from .data import Sequence
+
+        short = self.cfg.data.preload_short
+        clips = make_training_sequences(n, width=short * 3 // 2, height=short, seed=self.cfg.run.seed)
+        return [Sequence(f"synthetic_{i}", np.asarray(f, np.uint8)) for i, f in enumerate(clips)]
+
+    # ------------------------------------------------------------------ checkpoints
+    def _resume(self) -> None:
+        path = self.out / "last.pt"
+        if not path.is_file():
+            raise InputError(f"--resume: no checkpoint at {path}")
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["model"].items()})
+        self.opt.load_state_dict(blob["optimizer"])
+        self.step = int(blob["step"])
+        self.elapsed_before = float(blob.get("elapsed_s", 0.0))
+        if "sampler_rng" in blob:
+            self.sampler.rng.bit_generator.state = json.loads(blob["sampler_rng"])
+        if "mask_rng" in blob:
+            self.mask_gen.set_state(blob["mask_rng"])
+        self.log_fn(f"resumed from {path} at step {self.step}")
+
+    def save(self) -> None:
+        if self.rank != 0:
+            return
+        extra = {
+            "optimizer": self.opt.state_dict(),
+            "step": self.step,
+            "elapsed_s": self.elapsed(),
+            "train_config": json.dumps(self.cfg.to_dict()),
+            "sampler_rng": json.dumps(self.sampler.rng.bit_generator.state),
+            "mask_rng": self.mask_gen.get_state(),
+        }
+        save_checkpoint(self.out / "last.pt", self.model, extra)
+        save_checkpoint(self.out / "model_fp16.pt", self.model, {"step": self.step}, half=True)
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + (time.time() - self.t_start)
+
+    # ------------------------------------------------------------------ one step
+    def _batch(self):
+        cfg = self.cfg
+        b = cfg.optim.batch_size
+        clips = self.sampler.batch(b)  # (B, T, S, S, 3) uint8
+        mc = cfg.model
+        s = (mc.img_size // mc.patch) ** 2
+        tracks = valid = None
+        if cfg.loss.traj > 0:
+            tv = [lk_grid_tracks(c, cfg.loss.traj_grid) for c in clips]
+            tracks = torch.from_numpy(np.stack([x[0] for x in tv])).to(self.device)
+            valid = torch.from_numpy(np.stack([x[1] for x in tv])).to(self.device)
+        if self.np_rng.random() < cfg.mask.unmasked_prob:
+            vis = None
+        elif cfg.mask.motion_aware:
+            motion = torch.from_numpy(np.stack([patch_motion(c, mc.patch) for c in clips]))
+            vis = motion_aware_tube_mask(motion, cfg.mask.ratio, generator=self.mask_gen)
+        else:
+            vis = random_tube_mask(b, s, cfg.mask.ratio, generator=self.mask_gen)
+        x = torch.from_numpy(clips).to(self.device).float() / 255.0
+        return x, (vis.to(self.device) if vis is not None else None), tracks, valid
+
+    def train_step(self) -> dict:
+        cfg = self.cfg
+        for grp in self.opt.param_groups:
+            grp["lr"] = lr_at(self.step, cfg)
+        x, vis, tracks, valid = self._batch()
+        self.net.train()
+        g = self.net(x, vis)
+        b, t, h, w, _ = x.shape
+        ropts = {"tile_size": cfg.render.tile_size, "max_per_tile": cfg.render.max_per_tile} if self.device.type == "cpu" else {}
+        bg = torch.full((3,), cfg.render.background, device=self.device)
+        out = render(g, g.camera, h, w, background=bg, **ropts)
+        diff = out.rgb - x
+        mse = (diff**2).mean()
+        loss = cfg.loss.l1 * diff.abs().mean() + cfg.loss.mse * mse
+        stats = {}
+        if cfg.loss.traj > 0:
+            lt = trajectory_loss(g, tracks, valid, ropts)
+            loss = loss + cfg.loss.traj * lt
+            stats["traj"] = float(lt.detach())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+        self.opt.step()
+        self.step += 1
+        m = float(mse.detach())
+        stats.update(loss=float(loss.detach()), psnr=10 * math.log10(1.0 / max(m, 1e-10)), grad_norm=float(gn),
+                     masked=vis is not None)
+        return stats
+
+    # ------------------------------------------------------------------ loop
+    def evaluate(self) -> dict:
+        if self.eval_clips is None:
+            return {}
+        ropts = {"tile_size": self.cfg.render.tile_size, "max_per_tile": None} if self.device.type == "cpu" else {}
+        r = reconstruction_metrics(self.model, self.eval_clips, self.cfg.mask.ratio, seed=0, render_options=ropts,
+                                   background=self.cfg.render.background)
+        self.model.train()
+        return {f"eval_{k}": v for k, v in r.items() if k != "num_clips"}
+
+    def write_log(self, rec: dict) -> None:
+        if self.rank != 0:
+            return
+        with open(self.out / "log.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    def fit(self) -> dict:
+        cfg = self.cfg
+        self.t_start = time.time()
+        if self.rank == 0:
+            import yaml
+
+            (self.out / "config.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(cfg.to_dict())), sort_keys=False))
+            n_par = sum(p.numel() for p in self.model.parameters())
+            self.log_fn(f"training GMAE ({n_par / 1e6:.2f} M params, {cfg.model.num_gaussians} Gaussians) on "
+                        f"{len(self.train_names)} sequences, device {self.device}, world {self.world}, "
+                        f"from step {self.step} to {cfg.optim.steps}")
+        window: list[dict] = []
+        t_win = time.time()
+        last = {}
+        while self.step < cfg.optim.steps:
+            stats = self.train_step()
+            window.append(stats)
+            stop = cfg.run.max_minutes > 0 and self.elapsed() > cfg.run.max_minutes * 60
+            done = self.step >= cfg.optim.steps or stop
+            if self.step % cfg.run.log_every == 0 or done:
+                dt = time.time() - t_win
+                rec = {
+                    "step": self.step,
+                    "loss": float(np.mean([s["loss"] for s in window])),
+                    "psnr": float(np.mean([s["psnr"] for s in window])),
+                    "psnr_masked": float(np.mean([s["psnr"] for s in window if s["masked"]] or [float("nan")])),
+                    "grad_norm": float(np.mean([s["grad_norm"] for s in window])),
+                    "lr": lr_at(self.step - 1, cfg),
+                    "steps_per_s": len(window) / max(dt, 1e-9),
+                    "elapsed_s": round(self.elapsed(), 1),
+                }
+                if "traj" in window[0]:
+                    rec["traj"] = float(np.mean([s["traj"] for s in window]))
+                if self.step % cfg.run.eval_every == 0 or done:
+                    rec.update(self.evaluate())
+                self.write_log(rec)
+                if self.rank == 0:
+                    extra = "".join(f" {k[5:]}={v:.2f}" for k, v in rec.items() if k.startswith("eval_psnr"))
+                    self.log_fn(f"step {rec['step']:6d}  loss {rec['loss']:.4f}  psnr {rec['psnr']:.2f}  "
+                                f"lr {rec['lr']:.2e}  {rec['steps_per_s']:.2f} it/s  {rec['elapsed_s']:.0f}s{extra}")
+                    sys.stdout.flush()
+                last = rec
+                window, t_win = [], time.time()
+            if self.step % cfg.run.ckpt_every == 0 or done:
+                self.save()
+            if stop:
+                self.log_fn(f"stopping: reached max_minutes={cfg.run.max_minutes}")
+                break
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+        return last
+
+
+def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print) -> dict:
+    """Train (or resume) and return the last log record."""
+    return Trainer(cfg, out_dir, resume, log).fit()

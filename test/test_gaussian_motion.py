@@ -1,0 +1,195 @@
+"""GaussianMotionSource on hand-built Gaussian clips with known motion."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from gs_tracker_ros.core.clip_buffer import ClipBuffer
+from gs_tracker_ros.core.errors import ConfigError
+from gs_tracker_ros.model.gaussians import GaussianClip
+from gs_tracker_ros.motion.gaussian import GaussianMotionSource, splat_weights
+from gs_tracker_ros.render.camera import Camera
+
+T, H, W = 4, 32, 32
+
+
+class FakeEncoder:
+    """Returns a fixed GaussianClip; counts calls. Gaussians given in encoder pixels."""
+
+    num_frames = T
+    input_size = (H, W)
+
+    def __init__(self, uv_per_frame, depth, opacity, sigma_px=2.0):
+        uv = torch.tensor(uv_per_frame, dtype=torch.float32)  # (T, N, 2) continuous px
+        n = uv.shape[1]
+        cam = Camera.default(H, W)
+        z = torch.tensor(depth, dtype=torch.float32)[None].expand(T, n)
+        self.clip = GaussianClip(
+            means=cam.unproject(uv, z)[None],
+            quats=torch.tensor([1.0, 0, 0, 0]).expand(1, n, 4).clone(),
+            log_scales=torch.log(sigma_px * torch.tensor(depth, dtype=torch.float32) / cam.fx)[None, :, None]
+            .expand(1, n, 3).clone(),
+            opacities=torch.tensor(opacity, dtype=torch.float32)[None],
+            colors=torch.full((1, T, n, 3), 0.5),
+            height=H, width=W,
+        )
+        self.calls = 0
+
+    def __call__(self, clip: np.ndarray) -> GaussianClip:
+        assert clip.shape == (T, H, W, 3) and clip.dtype == np.uint8
+        self.calls += 1
+        return self.clip
+
+
+def _buffer(n_frames=T, scale=1):
+    buf = ClipBuffer(capacity=8)
+    for i in range(n_frames):
+        buf.push(np.full((H * scale, W * scale, 3), 10 * i, np.uint8))
+    return buf
+
+
+def _moving(dx_per_frame=3.0):
+    # Gaussian 0 starts at continuous (10.5, 12.5) = package pixel (10, 12) and moves right;
+    # Gaussian 1 is static and far away.
+    return [[[10.5 + dx_per_frame * t, 12.5], [26.5, 26.5]] for t in range(T)]
+
+
+def test_exact_displacement_of_a_single_gaussian():
+    enc = FakeEncoder(_moving(3.0), [1.0, 1.0], [0.99, 0.99])
+    src = GaussianMotionSource(enc, s_bg=10.0, s0=0.0)
+    buf = _buffer()
+    est = src.estimate(buf, 0, 3, np.array([[10.0, 12.0]], np.float32))
+    np.testing.assert_allclose(est.displacement, [[9.0, 0.0]], atol=1e-4)
+    # all weight on one Gaussian: spread term 0, background term s_bg^2 (1 - A) with A = 0.99
+    np.testing.assert_allclose(est.variance, [100.0 * 0.01], rtol=1e-4)
+    assert est.valid.tolist() == [True]
+    # backwards (b < a) gives the opposite motion
+    est = src.estimate(buf, 2, 1, np.array([[16.0, 12.0]], np.float32))
+    np.testing.assert_allclose(est.displacement, [[-3.0, 0.0]], atol=1e-4)
+    assert enc.calls == 1  # one encoder pass per window, shared by all calls
+
+
+def test_scaled_back_to_full_resolution():
+    enc = FakeEncoder(_moving(2.0), [1.0, 1.0], [0.99, 0.99])
+    src = GaussianMotionSource(enc, s_bg=0.0, s0=0.0)
+    buf = _buffer(scale=2)  # frames are 64x64, encoder works at 32x32
+    # package pixel of the Gaussian centre at full resolution: (10.5 * 2 - 0.5, 12.5 * 2 - 0.5)
+    est = src.estimate(buf, 0, 1, np.array([[20.5, 24.5]], np.float32))
+    np.testing.assert_allclose(est.displacement, [[4.0, 0.0]], atol=1e-4)
+    assert est.valid.all()
+
+
+def _stacked():
+    # Two Gaussians on the same spot; front (depth 1, opacity 0.6) moves +4 px/frame in x,
+    # back (depth 2, opacity 0.5) is static.
+    uv = [[[8.5 + 4.0 * t, 8.5], [8.5, 8.5]] for t in range(T)]
+    return FakeEncoder(uv, [1.0, 2.0], [0.6, 0.5])
+
+
+def test_variance_formula_with_two_layers():
+    s_bg, s0 = 5.0, 0.5
+    src = GaussianMotionSource(_stacked(), s_bg=s_bg, s0=s0)
+    est = src.estimate(_buffer(), 0, 1, np.array([[8.0, 8.0]], np.float32))
+    w = np.array([0.6, 0.4 * 0.5])  # front-to-back splat weights at the shared centre
+    a = w.sum()
+    d = (w[0] * 4.0 + w[1] * 0.0) / a
+    np.testing.assert_allclose(est.displacement, [[d, 0.0]], rtol=1e-5)
+    s2 = (w[0] * (4.0 - d) ** 2 + w[1] * d**2) / a + s_bg**2 * (1 - a) + s0**2
+    np.testing.assert_allclose(est.variance, [s2], rtol=1e-5)
+    assert est.valid.all()  # A = 0.8 >= 0.5
+
+
+def test_uncovered_or_faint_points_are_invalid():
+    src = GaussianMotionSource(FakeEncoder(_moving(), [1.0, 1.0], [0.99, 0.3]), s_bg=7.0, s0=0.0)
+    est = src.estimate(_buffer(), 0, 1, np.array([[2.0, 28.0], [26.0, 26.0]], np.float32))
+    assert est.valid.tolist() == [False, False]  # nothing there / A = 0.3 < tau_vis
+    np.testing.assert_allclose(est.variance[0], 49.0, rtol=1e-5)
+
+
+def test_occluded_point_is_invalid():
+    # Gaussian 0: static background (depth 2). Gaussian 1: opaque, in front (depth 1), slides over it.
+    uv = [[[8.5, 8.5], [24.5 - 8.0 * t, 8.5]] for t in range(T)]
+    src = GaussianMotionSource(FakeEncoder(uv, [2.0, 1.0], [0.99, 0.99]), s0=0.0, tau_occ=0.5)
+    buf = _buffer()
+    p = np.array([[8.0, 8.0]], np.float32)
+    est = src.estimate(buf, 0, 1, p)  # front Gaussian still 8 px away: visible
+    assert est.valid.all()
+    np.testing.assert_allclose(est.displacement, [[0.0, 0.0]], atol=1e-4)
+    est = src.estimate(buf, 0, 2, p)  # front Gaussian now covers the point: occluded
+    assert not est.valid.any()
+    est = GaussianMotionSource(FakeEncoder(uv, [2.0, 1.0], [0.99, 0.99]), s0=0.0, tau_occ=0.0).estimate(buf, 0, 2, p)
+    assert est.valid.all()  # bare formula (no occlusion check) only looks at frame a
+
+
+def test_splat_weights_stop_when_transmittance_is_spent():
+    # two opaque Gaussians on one spot: the back one is cut off (transmittance would drop to 1e-4)
+    mean = torch.tensor([[4.5, 4.5], [4.5, 4.5]])
+    conic = torch.tensor([[1.0, 0.0, 1.0], [1.0, 0.0, 1.0]])
+    w = splat_weights(torch.tensor([[4.5, 4.5]]), mean, conic, torch.tensor([0.99, 0.99]), torch.tensor([2.0, 1.0]))
+    torch.testing.assert_close(w, torch.tensor([[0.0, 0.99]]))
+    w = splat_weights(torch.tensor([[4.5, 4.5]]), mean, conic, torch.tensor([0.5, 0.8]), torch.tensor([2.0, 1.0]))
+    torch.testing.assert_close(w, torch.tensor([[0.2 * 0.5, 0.8]]))
+
+
+def test_pairs_outside_the_window_are_invalid():
+    enc = FakeEncoder(_moving(), [1.0, 1.0], [0.99, 0.99])
+    src = GaussianMotionSource(enc, s_bg=3.0, s0=0.0)
+    buf = _buffer(n_frames=7)  # window = frames 3..6
+    est = src.estimate(buf, 1, 6, np.array([[10.0, 12.0]], np.float32))
+    assert not est.valid.any() and np.all(est.displacement == 0)
+    assert enc.calls == 0
+    est = src.estimate(buf, 3, 6, np.array([[10.0, 12.0]], np.float32))
+    assert est.valid.all()
+
+
+def test_start_of_stream_pads_the_window():
+    enc = FakeEncoder(_moving(), [1.0, 1.0], [0.99, 0.99])
+    src = GaussianMotionSource(enc)
+    est = src.estimate(_buffer(n_frames=2), 0, 1, np.zeros((3, 2), np.float32))
+    assert est.displacement.shape == (3, 2) and est.variance.shape == (3,) and est.valid.shape == (3,)
+    assert enc.calls == 1
+
+
+def test_anchor_variant_formula():
+    beta, tau = 0.3, 0.5
+    src = GaussianMotionSource(_stacked(), mode="anchor", k=8, tau_vis=tau, beta=beta, s0=0.0)
+    p = np.array([[8.0, 8.0]], np.float32)
+    est = src.estimate(_buffer(), 0, 2, p)
+    w = np.array([0.6, 0.2])
+    xb = np.array([[8.5 + 8.0, 8.5], [8.5, 8.5]])  # continuous px of both centres at frame 2
+    d = (w[0] * 8.0) / w.sum()
+    p_anchor = (w[:, None] * xb).sum(0) / w.sum()
+    expect = (1 - beta) * (p[0] + 0.5 + [d, 0.0]) + beta * p_anchor - (p[0] + 0.5)
+    np.testing.assert_allclose(est.displacement[0], expect, rtol=1e-5, atol=1e-5)
+    assert est.valid.all()
+    # k = 1 keeps only the front Gaussian: mass 0.6 still >= 0.5; with tau 0.7 -> anchors only, invalid
+    src = GaussianMotionSource(_stacked(), mode="anchor", k=1, tau_vis=0.7, beta=beta, s0=0.0)
+    est = src.estimate(_buffer(), 0, 2, p)
+    np.testing.assert_allclose(est.displacement[0], xb[0] - (p[0] + 0.5), atol=1e-5)
+    assert not est.valid.any()
+
+
+def test_bad_mode_rejected():
+    with pytest.raises(ConfigError):
+        GaussianMotionSource(_stacked(), mode="dense")
+
+
+def test_runs_on_a_real_tiny_model():
+    from gs_tracker_ros.model.gmae import GMAE, ModelConfig, TorchGaussianEncoder
+
+    torch.manual_seed(0)
+    model = GMAE(ModelConfig(img_size=32, num_frames=4, enc_dim=32, enc_depth=1, enc_heads=2, dec_dim=32,
+                             dec_depth=1, dec_heads=2, gaussian_grid=4))
+    src = GaussianMotionSource(TorchGaussianEncoder(model))
+    buf = ClipBuffer(8)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        buf.push(rng.integers(0, 255, (48, 40, 3), dtype=np.uint8))
+    est = src.estimate(buf, 1, 4, rng.uniform(0, 39, (10, 2)).astype(np.float32))
+    assert np.isfinite(est.displacement).all() and np.isfinite(est.variance).all()
+    assert (est.variance >= 1.0 - 1e-6).all()  # s0 = 1 px floor
+    assert math.isclose(float(np.abs(est.displacement).max()), 0.0, abs_tol=1e-4)  # untrained: static
