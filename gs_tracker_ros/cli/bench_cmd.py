@@ -37,6 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, default=None, metavar="YAML", help="tracker config for our method")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="config override for our method (repeatable)")
+    p.add_argument("--encoder-runs", type=int, default=None, metavar="N",
+                   help="timed Gaussian-encoder calls per backend (default 20, --quick 10; 0 skips the encoder section)")
+    p.add_argument("--encoder-model", type=Path, default=None, metavar="CKPT",
+                   help="Video-GMAE checkpoint for the encoder section (default: the shipped one, else random init)")
+    p.add_argument("--encoder-threads", type=int, default=0, metavar="N",
+                   help="CPU threads of the torch / onnxruntime encoders (default 0: library default)")
     p.set_defaults(func=run)
 
 
@@ -116,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
         for key, r in per.items():
             base = results["methods"]["klt"][key]["latency_ms_p50"]
             r["ratio_vs_klt"] = r["latency_ms_p50"] / base  # > 1: slower than klt
+    encoder_runs = args.encoder_runs if args.encoder_runs is not None else (10 if args.quick else 20)
+    if encoder_runs > 0:
+        results.update(encoder_section(args, frames, encoder_runs))
     checkpoints = (100, 1000) if args.quick else (1000, 10000)
     print(f"memory over a {checkpoints[1]}-frame stream with {DEFAULT_METHOD} ...", file=sys.stderr, flush=True)
     mem = memory_run(DEFAULT_METHOD, config, frames, checkpoints)
@@ -132,6 +141,28 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def encoder_section(args: argparse.Namespace, frames: list[np.ndarray], runs: int) -> dict[str, Any]:
+    """Encoder ms per clip per backend (round-robin in this process) and tracker fps with the gmae source."""
+    from ..engines.bench import bench_encoders, bench_gaussian_tracking, bench_model, build_bench_engines
+
+    model, weights = bench_model(args.encoder_model)
+    print(f"encoder backends ({weights}) ...", file=sys.stderr, flush=True)
+    engines = build_bench_engines(model, threads=args.encoder_threads or None)
+    encoder = bench_encoders(engines, runs=runs, warmup=3)
+    tracking = {}
+    for backend, eng in engines.items():
+        if isinstance(eng, str):
+            tracking[backend] = {"skipped": eng}
+            continue
+        r = encoder[backend]
+        print(f"  encoder {backend:>12}: {r['ms_per_clip_median']:7.2f} ms/clip median, "
+              f"{r['ratio_vs_torch']:.2f} x torch", file=sys.stderr, flush=True)
+        tracking[backend] = bench_gaussian_tracking(eng, frames, num_points=256)
+        print(f"  probfuse + gmae source ({backend}), 256 points: {tracking[backend]['fps_median']:.1f} fps",
+              file=sys.stderr, flush=True)
+    return {"encoder": encoder, "encoder_weights": weights, "gaussian_tracking": tracking}
+
+
 def format_bench(results: dict[str, Any]) -> str:
     lines = ["| method | points | fps (median) | latency p50 ms | latency p95 ms | latency / klt |",
              "|---|---|---|---|---|---|"]
@@ -139,6 +170,10 @@ def format_bench(results: dict[str, Any]) -> str:
         for key, r in per.items():
             lines.append(f"| {method} | {key.split('_')[1]} | {r['fps_median']:.1f} | {r['latency_ms_p50']:.2f} | "
                          f"{r['latency_ms_p95']:.2f} | {r['ratio_vs_klt']:.2f} |")
+    if "encoder" in results:
+        from ..engines.bench import format_encoder_table
+
+        lines += ["", format_encoder_table(results["encoder"], results.get("gaussian_tracking"))]
     mem = results["memory"]
     lines.append("")
     lines.append("memory (MiB): " + ", ".join(f"{k} = {v:.1f}" for k, v in mem.items()))

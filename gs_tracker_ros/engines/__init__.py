@@ -1,0 +1,11 @@
+"""Inference engines for the Video-GMAE Gaussian encoder (no ROS imports; see docs/engines.md).
+
+* :mod:`.base`        - :class:`~.base.EncoderEngine` (``engine(clip) -> GaussianClip``) and :func:`~.base.build_engine`.
+* :mod:`.settings`    - :class:`~.settings.EngineSettings` (backend, files, precision, cache dir, threads); light import.
+* :mod:`.export`      - checkpoint -> ONNX (static shape, metadata), ONNX metadata reader, fp16 graph conversion.
+* :mod:`.torch_engine`, :mod:`.onnxruntime_engine`, :mod:`.tensorrt_engine` - the backends.
+* :mod:`.cache`       - the TensorRT plan cache (key, sidecar, rebuild policy).
+* :mod:`.bench`       - encoder latency per backend for ``gs-tracker bench``.
+
+Nothing is imported here so that ``import gs_tracker_ros.engines.settings`` stays cheap.
+"""

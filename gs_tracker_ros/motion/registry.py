@@ -7,7 +7,14 @@ from ..core.errors import ConfigError
 from .base import MotionSource
 
 
-def build_sources(config: TrackerConfig) -> list[MotionSource]:
+def build_sources(config: TrackerConfig, engine=None) -> list[MotionSource]:
+    """The sources ``config.sources`` names.
+
+    ``engine`` chooses the encoder of the ``gmae`` source: an
+    :class:`~gs_tracker_ros.engines.settings.EngineSettings`, a dict of its fields, or a built
+    :class:`~gs_tracker_ros.engines.base.EncoderEngine`. Default: ``config.engine`` when the config
+    has such a section, else the torch backend on the shipped checkpoint.
+    """
     sources: list[MotionSource] = []
     for name in config.sources:
         if name == "dis":
@@ -19,9 +26,21 @@ def build_sources(config: TrackerConfig) -> list[MotionSource]:
 
             sources.append(LucasKanadeSource(config.lk))
         elif name == "gmae":
-            from .gaussian import GaussianMotionSource  # needs the shipped checkpoint
-
-            sources.append(GaussianMotionSource.from_default_checkpoint())
+            sources.append(_gmae_source(config, engine))
         else:
             raise ConfigError(f"unknown motion source '{name}' (known: dis, lk, gmae)")
     return sources
+
+
+def _gmae_source(config: TrackerConfig, engine=None) -> MotionSource:
+    from .gaussian import GaussianMotionSource
+
+    settings = engine if engine is not None else getattr(config, "engine", None)
+    if settings is None:
+        return GaussianMotionSource.from_default_checkpoint()  # needs the shipped checkpoint
+    if isinstance(settings, dict):
+        from ..engines.settings import EngineSettings
+
+        settings = EngineSettings.from_dict(settings)
+    encoder = settings.build() if hasattr(settings, "build") else settings
+    return GaussianMotionSource(encoder)
