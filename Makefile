@@ -23,7 +23,7 @@ test: setup
 	exit $$rc
 
 demo: setup
-	@if [ -f gs_tracker_ros/cli/demo.py ]; then $(ROS_ENV) $(PY) -m gs_tracker_ros.cli.demo; else echo "make demo: no demo yet (gs_tracker_ros/cli/demo.py does not exist); it will become '.venv/bin/gs-tracker demo'" >&2; exit 1; fi
+	@$(ROS_ENV) $(VENV)/bin/gs-tracker demo
 
 clean:
 	rm -rf $(VENV) $(CURDIR)/build $(CURDIR)/gs_tracker_ros.egg-info

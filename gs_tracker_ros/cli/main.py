@@ -13,7 +13,7 @@ import importlib
 import sys
 
 # Subcommand modules, in the order they appear in ``--help``.
-SUBCOMMANDS = ("track", "eval", "bench", "train", "export", "bag")
+SUBCOMMANDS = ("demo", "track", "eval", "bench", "train", "export", "bag")
 
 
 def build_parser() -> argparse.ArgumentParser:

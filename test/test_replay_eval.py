@@ -1,0 +1,108 @@
+"""`gs-tracker bag replay-eval`: a bag played to the live node (separate process, over DDS) scores
+the same as the in-process evaluation on the same data, with no dropped frames."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("rosbags", reason="rosbags not installed (make setup)")
+rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (make setup)")
+
+from gs_tracker_ros.bag.groundtruth import load_bag_sequence  # noqa: E402
+from gs_tracker_ros.bag.make import SyntheticOptions, make_bags  # noqa: E402
+from gs_tracker_ros.evaluation.metrics import SCORE_KEYS  # noqa: E402
+from gs_tracker_ros.evaluation.runner import evaluate_badja  # noqa: E402
+from gs_tracker_ros.methods import make_tracker  # noqa: E402
+
+pytestmark = pytest.mark.ros
+TOL = 0.01
+
+
+@pytest.fixture
+def ros_process_env(ros_env, monkeypatch) -> dict[str, str]:
+    """This process on the test's DDS domain (the node child inherits it), Fast DDS profile
+    changes undone afterwards."""
+    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR"):
+        monkeypatch.setenv(key, ros_env[key])
+    monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", "")  # restored after the test
+    return ros_env
+
+
+def _in_process(bag: Path, method: str) -> dict:
+    seq = load_bag_sequence(bag, with_frames=True).seq
+    return evaluate_badja(lambda: make_tracker(method), [seq], progress=False)
+
+
+def _assert_close(replayed: dict, reference: dict) -> None:
+    for key in SCORE_KEYS:
+        a, b = replayed[key], reference[key]
+        if math.isnan(b):
+            assert math.isnan(a), key
+        else:
+            assert abs(a - b) <= TOL, (key, a, b)
+
+
+def test_replay_eval_on_badja_bag_matches_in_process_eval(shared_data, tmp_path, ros_process_env):
+    from gs_tracker_ros.bag.replay_eval import ReplayOptions, run_replay
+    from gs_tracker_ros.bag.score import score_recording
+
+    bag = make_bags(shared_data / "badja_dev" / "dog", tmp_path / "dog", max_frames=20)[0]
+    # timed replay (like a camera) at half the recorded 30 fps: room for a loaded 2-core machine
+    opts = ReplayOptions(mode="timed", rate=0.5, record=tmp_path / "rec", log_dir=tmp_path / "logs",
+                         startup_timeout_s=60, quiet=True)
+    result, replays = run_replay([bag], opts)
+    overall = result["overall"]
+    assert overall["dropped_frames"] == 0, (tmp_path / "logs" / "node.log").read_text()[-2000:]
+    assert overall["frames"] == 20
+    assert 0 < overall["latency_ms_p50"] <= overall["latency_ms_p95"] < 2000
+    reference = _in_process(bag, result["method"])
+    _assert_close(overall, reference["overall"])
+    _assert_close(result["sequences"]["dog"], reference["sequences"]["dog"])
+    assert overall["counts"]["n_pairs"] == reference["overall"]["counts"]["n_pairs"] > 0
+    # same schema as `gs-tracker eval --json`, plus the replay fields
+    assert set(reference["overall"]) | {"dropped_frames", "latency_ms_p50", "latency_ms_p95", "frames"} \
+        == set(overall)
+    # the recorded bag scores the same
+    again = score_recording([bag], [tmp_path / "rec"])
+    for key in SCORE_KEYS:
+        assert again["overall"][key] == pytest.approx(overall[key], nan_ok=True)
+    assert again["overall"]["counts"] == overall["counts"]
+
+
+def test_replay_eval_cli_lockstep_json_record_and_method(tmp_path, ros_process_env):
+    bag = make_bags("synthetic", tmp_path / "syn",
+                    synthetic=SyntheticOptions(width=160, height=120, frames=12, points=16))[0]
+    out_json = tmp_path / "scores.json"
+    cmd = [sys.executable, "-m", "gs_tracker_ros.cli.main", "bag", "replay-eval", str(bag), "--mode", "lockstep",
+           "--method", "klt", "--json", str(out_json), "--record", str(tmp_path / "rec"), "--record-format", "mcap"]
+    proc = subprocess.run(cmd, env=ros_process_env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out_json.read_text())
+    assert result["method"] == "klt"
+    assert result["overall"]["dropped_frames"] == 0
+    reference = _in_process(bag, "klt")
+    _assert_close(result["overall"], reference["overall"])
+    assert result["overall"]["counts"] == reference["overall"]["counts"]
+    assert set(result) >= {"method", "overall", "sequences"} and "synthetic" in result["sequences"]
+    assert "| overall |" in proc.stdout
+    # `bag score` on the recording reproduces the numbers
+    from gs_tracker_ros.cli.main import main as cli_main
+
+    assert cli_main(["bag", "score", str(bag), str(tmp_path / "rec"), "--json", str(tmp_path / "again.json")]) == 0
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert again["overall"]["counts"] == result["overall"]["counts"]
+
+
+def test_replay_eval_reports_a_node_that_does_not_start(tmp_path, ros_process_env):
+    from gs_tracker_ros.bag.replay_eval import ReplayError, ReplayOptions, replay_eval
+
+    bag = make_bags("synthetic", tmp_path / "s", synthetic=SyntheticOptions(width=64, height=48, frames=3, points=2))[0]
+    bad = [sys.executable, "-c", "import sys; print('node says no'); sys.exit(3)"]
+    with pytest.raises(ReplayError, match=r"exited with status 3(.|\n)*node says no"):
+        replay_eval([bag], ReplayOptions(node_cmd=bad, startup_timeout_s=20, quiet=True))
