@@ -17,8 +17,11 @@ DEFAULT_METHOD = "probfuse"
 
 def _probfuse(config: TrackerConfig | None) -> PointTracker:
     from .core.tracker import ProbabilisticTracker
+    from .relocalize import build_relocalizer
 
-    return ProbabilisticTracker(config or TrackerConfig(), name="probfuse")
+    config = config or TrackerConfig()
+    chain_filter, observer = build_relocalizer(config.relocalize)
+    return ProbabilisticTracker(config, chain_filter=chain_filter, observer=observer, name="probfuse")
 
 
 def _klt(config: TrackerConfig | None) -> PointTracker:

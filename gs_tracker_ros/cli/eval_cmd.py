@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", nargs=2, metavar=("KIND", "DIR"), required=True,
                    help="dataset kind and directory, e.g. --dataset badja ../shared/data/badja_dev")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the scores as JSON")
+    p.add_argument("--ablation", action="store_true",
+                   help=f"run the {DEFAULT_METHOD} ablation in one process instead: flow only, w/o keypoints, "
+                        "w/o feature filter, w/o probabilistic fusion, full (on top of --config/--set)")
     add_method_options(p, multiple=True)
     p.set_defaults(func=run)
 
@@ -46,7 +49,15 @@ def run(args: argparse.Namespace) -> int:
     sequences = load_badja_dataset(Path(directory))
     config = load_config(args.config, args.overrides)
     methods = args.method or [DEFAULT_METHOD]
-    results = [evaluate_badja(lambda m=m: make_tracker(m, config), sequences, progress=True) for m in methods]
+    if args.ablation:
+        from ..relocalize.ablation import run_ablation
+
+        if methods != [DEFAULT_METHOD]:
+            raise InputError(f"--ablation runs variants of {DEFAULT_METHOD}; drop --method")
+        results = run_ablation(lambda cfg: evaluate_badja(lambda: make_tracker(DEFAULT_METHOD, cfg), sequences,
+                                                          progress=True), config)
+    else:
+        results = [evaluate_badja(lambda m=m: make_tracker(m, config), sequences, progress=True) for m in methods]
     print(format_table(results))
     print("(scores in %, overall = all scored (point, frame) pairs pooled)")
     if args.json is not None:

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..relocalize.config import RelocalizeConfig
 from .errors import ConfigError
 
 DIS_PRESETS = ("ultrafast", "fast", "medium")
@@ -123,6 +124,8 @@ class TrackerConfig:
         flow: DIS flow settings.
         lk: Lucas-Kanade settings.
         integration: fusion settings.
+        relocalize: long-term keypoints and the feature-similarity chain filter (steps 2 and 5,
+            :mod:`gs_tracker_ros.relocalize`), e.g. ``relocalize.keypoints.enabled``.
         max_tracks: upper bound on live queries (further ``add_queries`` raise).
     """
 
@@ -130,6 +133,7 @@ class TrackerConfig:
     flow: FlowConfig = field(default_factory=FlowConfig)
     lk: LKConfig = field(default_factory=LKConfig)
     integration: IntegrationConfig = field(default_factory=IntegrationConfig)
+    relocalize: RelocalizeConfig = field(default_factory=RelocalizeConfig)
     max_tracks: int = 4096
 
     def validate(self) -> "TrackerConfig":
@@ -138,6 +142,7 @@ class TrackerConfig:
         self.flow.validate()
         self.lk.validate()
         self.integration.validate()
+        self.relocalize.validate()
         return self
 
     @property

@@ -1,0 +1,65 @@
+"""Step 2 of the integration: drop flow chains that land on a different texture than the query."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.clip_buffer import ClipBuffer
+from .bank import QueryBank
+from .config import FeatureFilterConfig
+from .descriptors import cosine_similarity
+
+
+class FeatureSimilarityFilter:
+    """A :class:`~gs_tracker_ros.core.tracker.ChainFilter` on descriptor similarity.
+
+    Every valid chain's landing point is described on the current frame (one batched descriptor
+    extraction for the distinct landing points of all chains of all points, on the frame's
+    cached pyramid) and compared with
+    its query's descriptor; chains with a cosine similarity below ``config.threshold`` become
+    invalid. A point that was occluded on the previous frame is only revived by a chain whose
+    similarity also exceeds ``config.revive_threshold`` (hysteresis: an old chain landing on
+    something vaguely similar must not bring a hidden point back). Queries without an
+    informative descriptor level are never filtered. With ``config.enabled = False`` nothing is
+    dropped, but the chains and the points' visibility are still recorded in the bank for the
+    observer.
+    """
+
+    def __init__(self, config: FeatureFilterConfig, bank: QueryBank) -> None:
+        self.config = config
+        self.config.validate()
+        self.bank = bank
+        self.last_similarity: np.ndarray | None = None  # (N, C), NaN where not evaluated (debugging)
+
+    def filter(self, buffer: ClipBuffer, frame: int, query_ids: np.ndarray, landing: np.ndarray,
+               valid: np.ndarray) -> np.ndarray:
+        valid = np.asarray(valid, bool)
+        rows = self.bank.rows(query_ids)
+        if self.config.enabled and valid.any():
+            valid = valid.copy()
+            sim = self.similarity(buffer, frame, query_ids, landing, valid)
+            need = np.where(self.bank.lost[rows] > 0, max(self.config.threshold, self.config.revive_threshold),
+                            self.config.threshold)
+            valid &= ~(sim < need[:, None])  # NaN (not evaluated / no information) keeps the chain
+            self.last_similarity = sim
+        self.bank.record_chains(frame, query_ids, landing, valid)
+        # visibility so far this frame; the observer clears it for points it re-finds
+        self.bank.lost[rows] = np.where(valid.any(axis=1), 0, self.bank.lost[rows] + 1)
+        return valid
+
+    def similarity(self, buffer: ClipBuffer, frame: int, query_ids: np.ndarray, landing: np.ndarray,
+                   where: np.ndarray) -> np.ndarray:
+        """``(N, C)`` cosine similarity of each chain landing to its query; NaN outside ``where``."""
+        sim = np.full(where.shape, np.nan)
+        n_idx, c_idx = np.nonzero(where)
+        if n_idx.size == 0:
+            return sim
+        # chains of a point usually agree: describe each distinct landing (0.25 px grid) once
+        pts = landing[n_idx, c_idx]
+        keys = np.stack([n_idx, *np.rint(pts.T * 4).astype(np.int64)], axis=1)
+        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        q, w = self.bank.query(self.bank.rows(query_ids)[n_idx[first]])
+        uniq = cosine_similarity(q, w, self.bank.describe(buffer, frame, pts[first]))
+        sim[n_idx, c_idx] = uniq[inverse]
+        return sim
