@@ -24,6 +24,22 @@ def _probfuse(config: TrackerConfig | None) -> PointTracker:
     return ProbabilisticTracker(config, chain_filter=chain_filter, observer=observer, name="probfuse")
 
 
+def _gmae(config: TrackerConfig | None) -> PointTracker:
+    from .core.tracker import ProbabilisticTracker
+
+    config = (config or TrackerConfig()).replace(sources=["gmae"])
+    return ProbabilisticTracker(config, name="gmae")
+
+
+def _probfuse_gmae(config: TrackerConfig | None) -> PointTracker:
+    config = config or TrackerConfig()
+    if "gmae" not in config.sources:
+        config = config.replace(sources=list(config.sources) + ["gmae"])
+    tracker = _probfuse(config)
+    tracker.name = "probfuse+gmae"
+    return tracker
+
+
 def _klt(config: TrackerConfig | None) -> PointTracker:
     from .baselines.klt import KLTTracker
 
@@ -38,6 +54,8 @@ def _dis_chain(config: TrackerConfig | None) -> PointTracker:
 
 METHODS: dict[str, tuple[Callable[[TrackerConfig | None], PointTracker], str]] = {
     "probfuse": (_probfuse, "ours: probabilistic fusion of multi-interval motion chains (default)"),
+    "gmae": (_gmae, "the Video-GMAE Gaussian motion source alone (zero-shot, shipped checkpoint)"),
+    "probfuse+gmae": (_probfuse_gmae, "probfuse with the Gaussian motion source fused as extra chains"),
     "klt": (_klt, "OpenCV pyramidal Lucas-Kanade, frame to frame, 1 px forward-backward check"),
     "dis-chain": (_dis_chain, "a single dense DIS optical-flow chain, frame to frame"),
 }

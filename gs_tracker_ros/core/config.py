@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engines.settings import EngineSettings
 from ..relocalize.config import RelocalizeConfig
 from .errors import ConfigError
 
@@ -126,6 +127,8 @@ class TrackerConfig:
         integration: fusion settings.
         relocalize: long-term keypoints and the feature-similarity chain filter (steps 2 and 5,
             :mod:`gs_tracker_ros.relocalize`), e.g. ``relocalize.keypoints.enabled``.
+        engine: how the ``gmae`` source runs its encoder (backend torch / onnxruntime / tensorrt,
+            model, ONNX and engine paths, precision, cache directory, threads).
         max_tracks: upper bound on live queries (further ``add_queries`` raise).
     """
 
@@ -134,6 +137,7 @@ class TrackerConfig:
     lk: LKConfig = field(default_factory=LKConfig)
     integration: IntegrationConfig = field(default_factory=IntegrationConfig)
     relocalize: RelocalizeConfig = field(default_factory=RelocalizeConfig)
+    engine: EngineSettings = field(default_factory=EngineSettings)
     max_tracks: int = 4096
 
     def validate(self) -> "TrackerConfig":
@@ -143,6 +147,7 @@ class TrackerConfig:
         self.lk.validate()
         self.integration.validate()
         self.relocalize.validate()
+        self.engine.validate()
         return self
 
     @property

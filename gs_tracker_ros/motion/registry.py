@@ -12,8 +12,8 @@ def build_sources(config: TrackerConfig, engine=None) -> list[MotionSource]:
 
     ``engine`` chooses the encoder of the ``gmae`` source: an
     :class:`~gs_tracker_ros.engines.settings.EngineSettings`, a dict of its fields, or a built
-    :class:`~gs_tracker_ros.engines.base.EncoderEngine`. Default: ``config.engine`` when the config
-    has such a section, else the torch backend on the shipped checkpoint.
+    :class:`~gs_tracker_ros.engines.base.EncoderEngine`. Default: ``config.engine`` (torch on the
+    shipped checkpoint unless configured otherwise).
     """
     sources: list[MotionSource] = []
     for name in config.sources:
@@ -33,14 +33,11 @@ def build_sources(config: TrackerConfig, engine=None) -> list[MotionSource]:
 
 
 def _gmae_source(config: TrackerConfig, engine=None) -> MotionSource:
+    from ..engines.settings import EngineSettings
     from .gaussian import GaussianMotionSource
 
-    settings = engine if engine is not None else getattr(config, "engine", None)
-    if settings is None:
-        return GaussianMotionSource.from_default_checkpoint()  # needs the shipped checkpoint
+    settings = config.engine if engine is None else engine
     if isinstance(settings, dict):
-        from ..engines.settings import EngineSettings
-
         settings = EngineSettings.from_dict(settings)
-    encoder = settings.build() if hasattr(settings, "build") else settings
+    encoder = settings.build() if isinstance(settings, EngineSettings) else settings
     return GaussianMotionSource(encoder)
