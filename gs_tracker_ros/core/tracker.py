@@ -201,7 +201,7 @@ class ProbabilisticTracker:
         if self.chain_filter is not None:
             valid = self.chain_filter.filter(self.buffer, t, self.ids, mu_k, valid)
         observation = None
-        if self.observer is not None:
+        if self.observer is not None and t % self.config.relocalize.every == 0:
             observation = self.observer.observe(self.buffer, t, self.ids, self.cur_mu)
         icfg = self.config.integration
         mu, v, vis = integrate(

@@ -187,13 +187,21 @@ class FeatureFilterConfig:
 
 @dataclass
 class RelocalizeConfig:
-    """Long-term re-localisation: shared descriptor, keypoint observer and chain filter."""
+    """Long-term re-localisation: shared descriptor, keypoint observer and chain filter.
 
+    Attributes:
+        every: run the keypoint observer (its window searches) on every ``every``-th frame only
+            (1 = every frame). Default 2: 39 instead of 26 frames/s at 854x480 with 256 points on
+            2 cores (see docs/ablation.md). The chains and the feature filter run on every frame.
+    """
+
+    every: int = 2
     descriptor: DescriptorConfig = field(default_factory=DescriptorConfig)
     keypoints: KeypointConfig = field(default_factory=KeypointConfig)
     filter: FeatureFilterConfig = field(default_factory=FeatureFilterConfig)
 
     def validate(self) -> "RelocalizeConfig":
+        _check(1 <= self.every <= 100, "relocalize.every", self.every, "in [1, 100]")
         self.descriptor.validate()
         self.keypoints.validate()
         self.filter.validate()
