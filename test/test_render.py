@@ -144,6 +144,7 @@ def test_behind_camera_is_culled_and_bad_backend_rejected():
         render(sp, cam, 16, 16, backend="opengl")
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not gsplat_available(), reason="gsplat parity needs CUDA and an importable gsplat")
 def test_torch_matches_gsplat_on_cuda():  # pragma: no cover - runs only on a GPU machine
     g = torch.Generator().manual_seed(1)

@@ -108,6 +108,14 @@ def test_train_resume_and_evaluate(dataset, tmp_path):
     lines = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines][-2:] == [4, 5]
     assert load_checkpoint_blob(out / "last.pt")["step"] == 5
+    # fine-tuning starts from saved weights (run.init_from) with a fresh optimiser and step count
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["run"]["init_from"] = str(out / "model_fp16.pt")
+    cfg["model"]["scale_max"] = 0.1
+    ft_path = tmp_path / "ft.yaml"
+    ft_path.write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(ft_path), "--out", str(tmp_path / "ft"), "--steps", "1"]) == 0
+    assert load_checkpoint_blob(tmp_path / "ft" / "last.pt")["step"] == 1
     res = evaluate_reconstruction(out / "model_fp16.pt", [dataset], names=["held"], stride=1, clips_per_seq=2)
     o = res["overall"]
     assert o["num_clips"] == 2 and set(res["per_sequence"]) == {"held"}
@@ -121,3 +129,32 @@ def test_train_errors_are_user_errors(dataset, tmp_path, capsys):
     cfg_path = _tiny_config(dataset, tmp_path)
     assert main(["train", str(cfg_path), "--out", str(tmp_path / "fresh"), "--resume"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_motion_pair_errors_on_a_labelled_sequence(tmp_path):
+    from gs_tracker_ros.motion.base import MotionEstimate, MotionSource
+    from gs_tracker_ros.training.evaluate import motion_pair_errors
+
+    seq = tmp_path / "toy"
+    (seq / "frames").mkdir(parents=True)
+    for i in range(8):
+        cv2.imwrite(str(seq / "frames" / f"{i:05d}.jpg"), np.full((32, 40, 3), 20 * i, np.uint8))
+    n, t = 3, 8
+    xy = np.zeros((n, t, 2), np.float32)
+    xy[..., 0] = 5 + 2.0 * np.arange(t)  # every joint moves +2 px / frame in x
+    xy[..., 1] = np.arange(n)[:, None] * 5 + 5
+    ann = np.zeros(t, bool)
+    ann[[0, 3, 6]] = True
+    np.savez(seq / "gt.npz", tracks_xy=xy, visible=np.ones((n, t), bool), annotated_frames=ann,
+             image_hw=np.array([32, 40]))
+
+    class Constant(MotionSource):
+        def estimate(self, buffer, a, b, points):
+            k = len(points)
+            return MotionEstimate(np.tile([[2.0 * (b - a), 0.0]], (k, 1)).astype(np.float32),
+                                  np.ones(k, np.float32), np.ones(k, bool))
+
+    r = motion_pair_errors(Constant, seq, max_gap=6)
+    assert r["pairs_points"] == 3 * n  # pairs (0,3), (3,6), (0,6)
+    assert r["epe_mean"] == pytest.approx(0.0, abs=1e-5) and r["valid_share"] == 1.0
+    assert r["zero_motion_epe_mean"] == pytest.approx((6 + 6 + 12) / 3)

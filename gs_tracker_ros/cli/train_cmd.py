@@ -15,7 +15,7 @@ def register(subparsers) -> None:
         "Launch with torchrun for multi-GPU data parallel.",
     )
     p.add_argument("config", help="YAML config (see configs/train_cpu_small.yaml)")
-    p.add_argument("--out", default=None, help="output directory (default: runs/<config name>)")
+    p.add_argument("--out", default=None, help="output directory (default: out/train/<config name>, git-ignored)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--steps", type=int, default=None, help="override optim.steps")
     p.add_argument("--max-minutes", type=float, default=None, help="override run.max_minutes (wall-time limit)")
@@ -38,6 +38,6 @@ def run(args: argparse.Namespace) -> int:
     if args.device:
         cfg.run.device = args.device
     cfg.validate()
-    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    out = Path(args.out) if args.out else Path("out") / "train" / Path(args.config).stem
     train(cfg, out, resume=args.resume)
     return 0

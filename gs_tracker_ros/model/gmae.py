@@ -206,6 +206,8 @@ class GMAE(nn.Module):
             full = full.scatter(1, idx[..., None].expand(-1, -1, lat.shape[-1]), lat)
         else:
             full = lat
+            if self.training:  # keep every parameter in the graph (DDP expects gradients for all)
+                full = full + 0.0 * self.mask_token
         full = full + self._positions(gt, gh, gw, self.cfg.dec_dim, x.device)[None]
         if self.cfg.gaussian_head == "query":
             q = (self.query_embed + self._query_positions(gh, gw, x.device))[None].expand(b, -1, -1)

@@ -1,0 +1,6 @@
+"""Gaussian splatting: one ``render`` function, a pure-torch tile backend and a gsplat backend."""
+
+from .camera import Camera
+from .splat import RenderOutput, Splats, project_gaussians, render
+
+__all__ = ["Camera", "RenderOutput", "Splats", "project_gaussians", "render"]

@@ -62,6 +62,7 @@ class RunConfig:
     eval_every: int = 250
     eval_clips: int = 12
     max_minutes: float = 0.0  # stop after this wall time (0 = no limit)
+    init_from: str | None = None  # start from these model weights (fine-tuning; not with --resume)
 
 
 @dataclass

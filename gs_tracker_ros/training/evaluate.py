@@ -127,3 +127,42 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def motion_pair_errors(make_source, seq_dir: str | Path, max_gap: int = 7, capacity: int = 40) -> dict:
+    """End-point error of a motion source on labelled frame pairs of a ``badja_dev``-style sequence.
+
+    For every pair of annotated frames ``a < b`` with ``b - a <= max_gap`` the source moves the
+    joints visible in both frames from a to b (``estimate`` on a live :class:`ClipBuffer` holding
+    frames up to b). Returns the mean / median EPE (px), the zero-motion EPE on the same points,
+    and the share of points the source called valid.
+    """
+    import cv2
+
+    from ..core.clip_buffer import ClipBuffer
+
+    seq_dir = Path(seq_dir)
+    gt = np.load(seq_dir / "gt.npz")
+    xy, vis, ann = gt["tracks_xy"], gt["visible"], gt["annotated_frames"]
+    files = sorted((seq_dir / "frames").iterdir())
+    labelled = np.flatnonzero(ann)
+    source = make_source()
+    buf = ClipBuffer(capacity)
+    errs, zero, valid = [], [], []
+    pushed = -1
+    for b in labelled:
+        for a in labelled[(labelled < b) & (labelled >= b - max_gap)]:
+            while pushed < b:
+                pushed += 1
+                buf.push(cv2.cvtColor(cv2.imread(str(files[pushed])), cv2.COLOR_BGR2RGB))
+            m = vis[:, a] & vis[:, b]
+            if not m.any():
+                continue
+            est = source.estimate(buf, int(a), int(b), xy[m, a])
+            e = np.linalg.norm(xy[m, a] + est.displacement - xy[m, b], axis=1)
+            errs += e.tolist()
+            zero += np.linalg.norm(xy[m, a] - xy[m, b], axis=1).tolist()
+            valid += est.valid.tolist()
+    return {"pairs_points": len(errs), "epe_mean": float(np.mean(errs)), "epe_median": float(np.median(errs)),
+            "zero_motion_epe_mean": float(np.mean(zero)), "zero_motion_epe_median": float(np.median(zero)),
+            "valid_share": float(np.mean(valid))}

@@ -94,7 +94,7 @@ def training_curve(log_path: str | Path, width: int = 640, height: int = 300) ->
     if ev:
         es = np.array([r["step"] for r in ev], float)
         series += [("held-out, full clip", (30, 90, 220), [r["eval_psnr_model"] for r in ev], es),
-                   ("held-out, 90% masked", (40, 170, 60), [r["eval_psnr_model_masked"] for r in ev], es),
+                   ("held-out, tube-masked input", (40, 170, 60), [r["eval_psnr_model_masked"] for r in ev], es),
                    ("repeat first frame", (220, 40, 40), [r["eval_psnr_repeat_first"] for r in ev], es)]
     vals = np.concatenate([np.asarray(s[2], float) for s in series])
     lo, hi = np.floor(np.nanmin(vals)) - 0.5, np.ceil(np.nanmax(vals)) + 0.5
@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stride", type=int, default=2)
     ap.add_argument("--out", default="docs/img")
     ap.add_argument("--log", default=None, help="training log.jsonl for the curve")
+    ap.add_argument("--mask-ratio", type=float, default=0.75, help="tube mask ratio of the masked row")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     model = load_model(args.checkpoint)
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         cv2.imwrite(str(out / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         print(out / name)
 
-    save(f"gmae_recon_{args.seq}.png", reconstruction_strip(model, clip))
+    save(f"gmae_recon_{args.seq}.png", reconstruction_strip(model, clip, mask_ratio=args.mask_ratio))
     save(f"gmae_trajectories_{args.seq}.png", trajectory_image(model, clip))
     if args.log:
         save("gmae_training_curve.png", training_curve(args.log))

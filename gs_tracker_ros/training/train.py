@@ -127,6 +127,12 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
         if resume:
             self._resume()
+        elif cfg.run.init_from:
+            from ..model.checkpoint import load_checkpoint_blob
+
+            blob = load_checkpoint_blob(cfg.run.init_from)
+            self.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["model"].items()})
+            self.log_fn(f"initialised weights from {cfg.run.init_from}")
 
     def _synthetic_sequences(self):
         n = self.cfg.data.synthetic_clips
