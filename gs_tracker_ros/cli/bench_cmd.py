@@ -21,8 +21,8 @@ import numpy as np
 
 from ..core.config import TrackerConfig
 from ..methods import DEFAULT_METHOD, make_tracker, method_names
+from ..evaluation.timing import grid_points, time_tracker
 from .common import load_config
-from .track_cmd import grid_queries
 
 WIDTH, HEIGHT = 854, 480
 
@@ -67,19 +67,7 @@ def bench_frames(num_frames: int, seed: int = 0) -> list[np.ndarray]:
 
 def time_method(method: str, config: TrackerConfig, frames: list[np.ndarray], num_points: int,
                 warmup: int = 3) -> dict[str, float]:
-    tracker = make_tracker(method, config)
-    tracker.step(frames[0])
-    n = int(round(np.sqrt(num_points)))
-    tracker.add_queries(grid_queries(n, WIDTH, HEIGHT)[:num_points])
-    times = []
-    for t, frame in enumerate(frames[1:]):
-        t0 = time.perf_counter()
-        tracker.step(frame)
-        if t >= warmup:
-            times.append((time.perf_counter() - t0) * 1e3)
-    ms = np.asarray(times)
-    return {"fps_median": float(1000.0 / np.median(ms)), "latency_ms_p50": float(np.median(ms)),
-            "latency_ms_p95": float(np.percentile(ms, 95))}
+    return time_tracker(make_tracker(method, config), frames, num_points, warmup)
 
 
 def memory_run(method: str, config: TrackerConfig, frames: list[np.ndarray], checkpoints: tuple[int, int],
@@ -87,8 +75,7 @@ def memory_run(method: str, config: TrackerConfig, frames: list[np.ndarray], che
     """RSS at two frame counts of a long stream (clip played forward and backward)."""
     tracker = make_tracker(method, config)
     tracker.step(frames[0])
-    n = int(round(np.sqrt(num_points)))
-    tracker.add_queries(grid_queries(n, WIDTH, HEIGHT)[:num_points])
+    tracker.add_queries(grid_points(num_points, WIDTH, HEIGHT))
     cycle = frames + frames[-2:0:-1]
     out = {}
     for t in range(1, checkpoints[1] + 1):

@@ -11,6 +11,7 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.frames import open_frames
 from ..evaluation.runner import run_tracker_on_sequence
+from ..evaluation.timing import grid_points
 from ..methods import make_tracker
 from .common import add_method_options, load_config
 
@@ -30,14 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def grid_queries(n: int, width: int, height: int, margin: float = 0.05) -> np.ndarray:
-    """``(n*n, 2)`` points on a regular grid inside the image, ``margin`` of each side left free."""
+def grid_queries(n: int, width: int, height: int) -> np.ndarray:
+    """``(n*n, 2)`` points on a regular grid inside the image (5 % of each side left free)."""
     if not 1 <= n <= 200:
         raise InputError(f"--grid must be in [1, 200], got {n}")
-    xs = np.linspace(margin * (width - 1), (1 - margin) * (width - 1), n)
-    ys = np.linspace(margin * (height - 1), (1 - margin) * (height - 1), n)
-    gx, gy = np.meshgrid(xs, ys)
-    return np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+    return grid_points(n * n, width, height)
 
 
 def read_query_file(path: Path) -> dict[int, np.ndarray]:

@@ -122,7 +122,7 @@ def bench_encoders(engines: dict[str, Any], runs: int = 20, warmup: int = 3,
 def bench_gaussian_tracking(engine, frames: Sequence[np.ndarray], num_points: int = 256, warmup: int = 3,
                             config=None) -> dict[str, float]:
     """Tracker latency with the Gaussian motion source alone on ``engine`` (one encoder pass per frame)."""
-    from ..cli.track_cmd import grid_queries
+    from ..evaluation.timing import time_tracker
     from ..core.config import TrackerConfig
     from ..core.tracker import ProbabilisticTracker
     from ..motion.gaussian import GaussianMotionSource
@@ -130,20 +130,8 @@ def bench_gaussian_tracking(engine, frames: Sequence[np.ndarray], num_points: in
     config = (config or TrackerConfig()).replace(sources=["gmae"])
     source = GaussianMotionSource(engine)
     tracker = ProbabilisticTracker(config, sources=[source], name="probfuse-gmae")
-    h, w = frames[0].shape[:2]
-    tracker.step(frames[0])
-    n = int(round(np.sqrt(num_points)))
-    tracker.add_queries(grid_queries(n, w, h)[:num_points])
-    times = []
-    for t, frame in enumerate(frames[1:]):
-        t0 = time.perf_counter()
-        tracker.step(frame)
-        if t >= warmup:
-            times.append((time.perf_counter() - t0) * 1e3)
-    ms = np.asarray(times)
-    return {"fps_median": float(1000.0 / np.median(ms)), "latency_ms_p50": float(np.median(ms)),
-            "latency_ms_p95": float(np.percentile(ms, 95)), "points": int(num_points),
-            "frames_timed": int(len(ms)), "encoder_calls": int(source.encoder_calls)}
+    result = time_tracker(tracker, frames, num_points, warmup)
+    return {**result, "points": int(num_points), "encoder_calls": int(source.encoder_calls)}
 
 
 def format_encoder_table(encoder: dict[str, dict[str, Any]], tracking: dict[str, dict[str, Any]] | None = None) -> str:

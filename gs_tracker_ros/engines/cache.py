@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .base import EngineBuildError
+from .export import atomic_write
 from .settings import default_cache_dir
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,8 @@ class EngineCache:
         meta = {"format": SIDECAR_FORMAT, "key": key.to_dict(), "size": len(data),
                 "sha256": hashlib.sha256(data).hexdigest(), "encoder": extra or {}}
         sidecar_path(plan).unlink(missing_ok=True)  # invalidate first
-        _atomic_write(plan, data)
-        _atomic_write(sidecar_path(plan), json.dumps(meta, indent=1, sort_keys=True).encode())
+        atomic_write(plan, data)
+        atomic_write(sidecar_path(plan), json.dumps(meta, indent=1, sort_keys=True).encode())
 
     def check_plan_only(self, plan: Path, key: CacheKey) -> tuple[bytes, dict[str, Any]]:
         """A plan given without its ONNX: ``(bytes, sidecar)`` if it fits this TensorRT / GPU / precision.
@@ -162,12 +163,3 @@ class EngineCache:
         if engine is None:
             raise EngineBuildError(f"the freshly built TensorRT plan {plan} could not be deserialized")
         return CacheResult(engine, plan, "built" if reason == "no plan file" else "rebuilt", reason)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -194,7 +194,7 @@ def export_onnx(model, out_path: str | Path, frames: int | None = None, size: tu
     _check_static(proto)
     onnx.checker.check_model(proto, full_check=True)
     data = proto.SerializeToString()
-    _atomic_write(out_path, data)
+    atomic_write(out_path, data)
     return replace(info, sha256=sha256_bytes(data))
 
 
@@ -218,7 +218,8 @@ def _check_static(proto) -> None:
             raise ConfigError(f"exported tensor {value.name} has a dynamic shape; expected a static clip shape")
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, so readers never see a partial file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
         tmp.write_bytes(data)

@@ -1,0 +1,37 @@
+"""Per-frame latency of a tracker on a grid of points (used by ``gs-tracker bench``)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..core.types import PointTracker
+
+
+def grid_points(num_points: int, width: int, height: int, margin: float = 0.05) -> np.ndarray:
+    """``(num_points, 2)`` px: the first points of the smallest square grid holding that many."""
+    n = int(np.ceil(np.sqrt(num_points)))
+    xs = np.linspace(margin * (width - 1), (1 - margin) * (width - 1), n)
+    ys = np.linspace(margin * (height - 1), (1 - margin) * (height - 1), n)
+    gx, gy = np.meshgrid(xs, ys)
+    return np.stack([gx.ravel(), gy.ravel()], axis=1)[:num_points].astype(np.float32)
+
+
+def time_tracker(tracker: PointTracker, frames: list[np.ndarray], num_points: int, warmup: int = 3) -> dict[str, float]:
+    """Place a grid of ``num_points`` on ``frames[0]``, then time ``step()`` on the rest.
+
+    Returns the median frames/s and the p50 / p95 latency in ms over the frames after ``warmup``.
+    """
+    h, w = frames[0].shape[:2]
+    tracker.step(frames[0])
+    tracker.add_queries(grid_points(num_points, w, h))
+    times = []
+    for t, frame in enumerate(frames[1:]):
+        t0 = time.perf_counter()
+        tracker.step(frame)
+        if t >= warmup:
+            times.append((time.perf_counter() - t0) * 1e3)
+    ms = np.asarray(times)
+    return {"fps_median": float(1000.0 / np.median(ms)), "latency_ms_p50": float(np.median(ms)),
+            "latency_ms_p95": float(np.percentile(ms, 95)), "frames_timed": int(len(ms))}
