@@ -165,12 +165,6 @@ class GaussianMotionSource(MotionSource):
 
         return cls(load_encoder(path, device), **kwargs)
 
-    @classmethod
-    def from_default_checkpoint(cls, **kwargs) -> "GaussianMotionSource":
-        if not DEFAULT_CHECKPOINT.is_file():
-            raise ConfigError(f"the gmae motion source needs the shipped checkpoint {DEFAULT_CHECKPOINT}")
-        return cls.from_checkpoint(DEFAULT_CHECKPOINT, **kwargs)
-
     def reset(self) -> None:
         self._windows.clear()
 
