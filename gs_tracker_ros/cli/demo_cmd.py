@@ -63,34 +63,13 @@ def _demo_bag(out: Path, frames: int | None, points: int) -> Path:
 
 
 def _render(rep, frames: list[np.ndarray], video: Path | None, sheet: Path, title: str, fps: float) -> Path | None:
-    from ..core.types import TrackState
     from ..bag.score import predictions
-    from ..viz.overlay import TrackHistory, draw_tracks
-    from ..viz.video import VideoWriter, save_contact_sheet
+    from ..viz.run_overlay import write_run_overlay
 
     xy, vis, received, var = predictions(rep, with_variance=True)
     ids = np.asarray(rep.gt.point_ids, np.int64)
-    t_all = len(frames)
-    pick = set(np.linspace(0, t_all - 1, min(6, t_all)).round().astype(int).tolist())
-    history = TrackHistory()
-    shots, labels = [], []
-    writer = VideoWriter(video, fps=fps) if video is not None else None
-    try:
-        for t, frame in enumerate(frames):
-            live = np.isfinite(xy[:, t]).all(axis=1)
-            history.update(TrackState(t, ids[live], xy[live, t], np.nan_to_num(var[live, t]), vis[live, t]))
-            img = draw_tracks(frame, history, frame_index=t,
-                              extra_header=title + ("" if received[t] else " (frame dropped)"))
-            if writer is not None:
-                writer.write(img)
-            if t in pick:
-                shots.append(img)
-                labels.append(f"t={t}")
-    finally:
-        if writer is not None:
-            writer.close()
-    save_contact_sheet(shots, sheet, cols=3 if len(shots) > 4 else 2, labels=labels)
-    return writer.path if writer is not None else None
+    titles = [title + ("" if ok else " (frame dropped)") for ok in received]
+    return write_run_overlay(frames, ids, xy, vis, var, video, fps=fps, title=titles, sheet_path=sheet)
 
 
 def run(args: argparse.Namespace) -> int:
