@@ -14,7 +14,7 @@ from typing import Any
 
 from ..engines.settings import EngineSettings
 from ..relocalize.config import RelocalizeConfig
-from .errors import ConfigError
+from .errors import ConfigError, check_range as _check
 
 DIS_PRESETS = ("ultrafast", "fast", "medium")
 
@@ -233,8 +233,3 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     except (TypeError, ValueError):
         pass
     raise ConfigError(f"config key '{key}' has invalid value {value!r} (expected {type(default).__name__})")
-
-
-def _check(ok: bool, key: str, value: Any, expectation: str) -> None:
-    if not ok:
-        raise ConfigError(f"config key '{key}' = {value!r} is out of range: must be {expectation}")

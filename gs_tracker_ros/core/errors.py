@@ -11,3 +11,9 @@ class InputError(TrackerError):
 
 class ConfigError(TrackerError):
     """A configuration value is out of range or of the wrong type."""
+
+
+def check_range(ok: bool, key: str, value: object, expectation: str) -> None:
+    """Raise :class:`ConfigError` naming ``key`` and its ``value`` unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"config key '{key}' = {value!r} is out of range: must be {expectation}")

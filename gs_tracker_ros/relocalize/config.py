@@ -9,9 +9,8 @@ such as ``relocalize.keypoints.threshold``); they only depend on :mod:`..core.er
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from ..core.errors import ConfigError
+from ..core.errors import check_range as _check
 
 DESCRIPTOR_CHANNELS = ("gray", "lab")
 
@@ -211,8 +210,3 @@ class RelocalizeConfig:
     def active(self) -> bool:
         """Whether any part needs query descriptors (keypoints or filter enabled)."""
         return bool(self.keypoints.enabled or self.filter.enabled)
-
-
-def _check(ok: bool, key: str, value: Any, expectation: str) -> None:
-    if not ok:
-        raise ConfigError(f"config key '{key}' = {value!r} is out of range: must be {expectation}")
