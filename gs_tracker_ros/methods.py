@@ -6,6 +6,7 @@ builds trackers the same way.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 from .core.config import TrackerConfig
@@ -43,7 +44,7 @@ def _probfuse_gmae(config: TrackerConfig | None) -> PointTracker:
 def _klt(config: TrackerConfig | None) -> PointTracker:
     from .baselines.klt import KLTTracker
 
-    return KLTTracker()
+    return KLTTracker((config or TrackerConfig()).klt)
 
 
 def _dis_chain(config: TrackerConfig | None) -> PointTracker:
@@ -52,12 +53,23 @@ def _dis_chain(config: TrackerConfig | None) -> PointTracker:
     return DISChainTracker((config or TrackerConfig()).flow)
 
 
+def _dis_chain_fast(config: TrackerConfig | None) -> PointTracker:
+    from .baselines.dis_chain import DISChainTracker
+
+    flow = dataclasses.replace((config or TrackerConfig()).flow, preset="fast", scale=0.5)
+    tracker = DISChainTracker(flow)
+    tracker.name = "dis-chain-fast"
+    return tracker
+
+
 METHODS: dict[str, tuple[Callable[[TrackerConfig | None], PointTracker], str]] = {
     "probfuse": (_probfuse, "ours: probabilistic fusion of multi-interval motion chains (default)"),
     "gmae": (_gmae, "the Video-GMAE Gaussian motion source alone (zero-shot, shipped checkpoint)"),
     "probfuse+gmae": (_probfuse_gmae, "probfuse with the Gaussian motion source fused as extra chains"),
-    "klt": (_klt, "OpenCV pyramidal Lucas-Kanade, frame to frame, 1 px forward-backward check"),
-    "dis-chain": (_dis_chain, "a single dense DIS optical-flow chain, frame to frame"),
+    "klt": (_klt, "OpenCV pyramidal Lucas-Kanade frame to frame; a failed 1 px forward-backward check "
+                  "marks the point occluded for that frame"),
+    "dis-chain": (_dis_chain, "one dense DIS optical-flow chain, frame to frame (preset medium, full resolution)"),
+    "dis-chain-fast": (_dis_chain_fast, "the same DIS chain at preset fast, half resolution"),
 }
 
 

@@ -6,7 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from gs_tracker_ros.baselines import KLTConfig, KLTTracker
+from gs_tracker_ros.baselines import KLTTracker
+from gs_tracker_ros.core.config import LKConfig, TrackerConfig, klt_baseline_lk
+from gs_tracker_ros.methods import make_tracker
 from gs_tracker_ros.core.errors import ConfigError, InputError
 
 H, W = 120, 160
@@ -42,33 +44,51 @@ def test_integer_translation_followed() -> None:
     assert state.visible.all()
     err = np.abs(state.xy - (queries + np.array([3, -2], np.float32)))
     assert err.max() < 0.1
-    assert np.all(state.variance >= tracker.config.variance_floor)
-    assert np.all(state.variance < tracker.config.variance_floor + 1.0)
+    sigma0_sq = tracker.config.sigma0**2
+    assert np.all(state.variance >= sigma0_sq)
+    assert np.all(state.variance < sigma0_sq + 1.0)
     # a second step keeps following
     state = tracker.step(crop(tex, 5, 1))
     assert np.abs(state.xy - (queries + np.array([5, 1], np.float32))).max() < 0.1
 
 
-def test_point_leaving_image_is_lost_for_good() -> None:
+def test_point_leaving_image_is_occluded_and_comes_back() -> None:
     tex = texture(2)
     tracker = KLTTracker()
     tracker.step(crop(tex, 0, 0))
     ids = tracker.add_queries(np.array([[8.0, 60.0], [80.0, 60.0]], np.float32))
     state = tracker.step(crop(tex, -12, 0))  # content moves 12 px left: point 0 exits at x = -4
     assert not state.visible[0] and state.visible[1]
-    assert state.variance[0] == tracker.config.lost_variance
-    last = state.xy[0].copy()
-    state = tracker.step(crop(tex, 0, 0))  # content comes back: a lost point stays lost
-    assert not state.visible[0]
-    np.testing.assert_array_equal(state.xy[0], last)
+    assert state.variance[0] > tracker.config.sigma0**2
     np.testing.assert_array_equal(state.ids, ids)
 
 
-def test_query_outside_image_is_invisible() -> None:
+def test_failed_check_occludes_for_one_frame_and_tracking_continues() -> None:
+    """As OpenCV users run KLT: a point failing the forward-backward check is not dropped."""
+    tex = texture(4)
     tracker = KLTTracker()
-    tracker.step(crop(texture(), 0, 0))
-    tracker.add_queries(np.array([[-5.0, 10.0]]))
-    assert not tracker.state().visible[0]
+    tracker.step(crop(tex, 0, 0))
+    q = np.array([[60.0, 50.0], [100.0, 70.0]], np.float32)
+    tracker.add_queries(q)
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 255, size=(H, W, 3), dtype=np.uint8)
+    state = tracker.step(noise)  # unrelated frame: the check fails
+    assert not state.visible.any()
+    tracker2 = KLTTracker()
+    tracker2.step(crop(tex, 0, 0))
+    tracker2.add_queries(q)
+    tracker2.step(crop(tex, 2, 1))
+    state = tracker2.step(crop(tex, 4, 2))
+    assert state.visible.all()
+    assert np.abs(state.xy - (q + np.array([4, 2], np.float32))).max() < 0.2
+
+
+def test_settings_come_from_the_config() -> None:
+    assert make_tracker("klt").config == klt_baseline_lk()
+    cfg = TrackerConfig().replace(**{"klt.window": 31, "klt.fb_threshold": 2.0})
+    tracker = make_tracker("klt", cfg)
+    assert tracker.config.window == 31 and tracker.config.fb_threshold == 2.0
+    assert tracker._params["winSize"] == (31, 31)
 
 
 def test_ids_stable_after_removals_and_reset() -> None:
@@ -101,5 +121,5 @@ def test_errors() -> None:
         tracker.add_queries(np.zeros((2, 3)))
     with pytest.raises(InputError, match="size changed"):
         tracker.step(np.zeros((H + 1, W, 3), np.uint8))
-    with pytest.raises(ConfigError):
-        KLTConfig(win_size=1)
+    with pytest.raises(ConfigError, match="klt.window"):
+        KLTTracker(LKConfig(window=1))

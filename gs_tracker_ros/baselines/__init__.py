@@ -1,5 +1,6 @@
 """Classical baseline trackers (no learned weights), measured side by side with ours."""
 
-from .klt import KLTConfig, KLTTracker
+from .dis_chain import DISChainTracker
+from .klt import KLTTracker
 
-__all__ = ["KLTConfig", "KLTTracker"]
+__all__ = ["DISChainTracker", "KLTTracker"]

@@ -12,6 +12,7 @@ import numpy as np
 from ..core.clip_buffer import ClipBuffer
 from ..core.config import FlowConfig
 from ..core.errors import InputError
+from ..core.geometry import clip_to_image
 from ..core.tracker import validate_query_points
 from ..core.types import TrackState
 from ..motion.dis_flow import DISFlowSource
@@ -65,10 +66,7 @@ class DISChainTracker:
         self.source.on_frame(self.buffer, t)
         if t > 0 and len(self.ids):
             est = self.source.estimate(self.buffer, t - 1, t, self.xy.astype(np.float32))
-            h, w = self.buffer.shape
-            self.xy = self.xy + est.displacement
-            self.xy[:, 0] = np.clip(self.xy[:, 0], -0.5, w - 0.5)
-            self.xy[:, 1] = np.clip(self.xy[:, 1], -0.5, h - 0.5)
+            self.xy = clip_to_image(self.xy + est.displacement, self.buffer.shape)
             self.var = self.var + est.variance
             self.vis = est.valid
         return self.state()

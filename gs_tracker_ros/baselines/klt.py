@@ -1,57 +1,36 @@
-"""Classical baseline: OpenCV pyramidal Lucas-Kanade, frame to frame, with a forward-backward check.
+"""Classical baseline: OpenCV pyramidal Lucas-Kanade, frame to frame, as OpenCV users run it.
 
-Each new frame, the live points are tracked previous -> current (forward) and the result back
-current -> previous (backward). The forward-backward (FB) error is the distance between a point
-and its round-trip position. A point is lost when LK reports failure in either direction, its FB
-error exceeds ``fb_threshold`` px, or it leaves the image; a lost point stays at its last
-position, invisible, for good (no re-detection), like a typical classical tracker.
-Variance reported for a tracked point: ``fb_error^2 + variance_floor`` (px^2).
+Each new frame, the points are tracked previous -> current (forward) and back current ->
+previous (backward) with :func:`~gs_tracker_ros.motion.lucas_kanade.lk_forward_backward`. The
+forward-backward (FB) error is the distance between a point and its round-trip position. Where
+the forward pass converged the point moves to its forward position, whatever the FB error;
+it is reported visible on that frame only when the FB error is within ``fb_threshold`` px and
+it lies inside the image, and occluded otherwise (so a point that fails the check once is not
+lost for good: it keeps being tracked and is visible again when the check passes). Where LK
+fails to converge the point stays where it was, occluded. A point outside the image stays
+occluded until LK brings it back in.
+
+Reported variance (px^2): ``sigma0^2 + fb_error^2`` for a visible point; an occluded point's
+variance grows by ``OCCLUDED_GROWTH`` px^2 per frame. The settings are
+``TrackerConfig.klt`` (an :class:`~gs_tracker_ros.core.config.LKConfig`, defaults in
+:func:`~gs_tracker_ros.core.config.klt_baseline_lk`), so ``--set klt.window=31`` and the ROS
+parameters ``tracker.klt.*`` reach them.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from ..core.clip_buffer import validate_frame
-from ..core.errors import ConfigError, InputError
+from ..core.config import LKConfig, klt_baseline_lk
+from ..core.errors import InputError
+from ..core.geometry import clip_to_image, inside_image
+from ..core.tracker import validate_query_points
 from ..core.types import TrackState
+from ..motion.lucas_kanade import lk_forward_backward, lk_params
 
-
-@dataclass(frozen=True)
-class KLTConfig:
-    """Settings of :class:`KLTTracker`.
-
-    Attributes:
-        win_size: LK window side in px (square window).
-        max_level: number of pyramid levels above the full-resolution image.
-        max_iterations, epsilon: LK stopping criteria per level (iterations, px).
-        fb_threshold: forward-backward error in px above which a point is lost.
-        variance_floor: px^2 added to fb_error^2 in the reported variance.
-        lost_variance: px^2 reported for lost points.
-        min_eig_threshold: LK minimum-eigenvalue threshold (texture-less windows fail).
-    """
-
-    win_size: int = 21
-    max_level: int = 3
-    max_iterations: int = 30
-    epsilon: float = 0.01
-    fb_threshold: float = 1.0
-    variance_floor: float = 0.25
-    lost_variance: float = 1.0e4
-    min_eig_threshold: float = 1.0e-4
-
-    def __post_init__(self) -> None:
-        if self.win_size < 3:
-            raise ConfigError(f"KLTConfig.win_size must be >= 3, got {self.win_size}")
-        if self.max_level < 0:
-            raise ConfigError(f"KLTConfig.max_level must be >= 0, got {self.max_level}")
-        if self.max_iterations < 1 or self.epsilon <= 0:
-            raise ConfigError("KLTConfig.max_iterations must be >= 1 and epsilon > 0")
-        if self.fb_threshold <= 0 or self.variance_floor < 0 or self.lost_variance <= 0:
-            raise ConfigError("KLTConfig thresholds/variances must be positive")
+OCCLUDED_GROWTH = 4.0  # px^2 per frame added to an occluded point's variance
 
 
 class KLTTracker:
@@ -59,15 +38,10 @@ class KLTTracker:
 
     name = "klt"
 
-    def __init__(self, config: KLTConfig | None = None) -> None:
-        self.config = config or KLTConfig()
-        c = self.config
-        self._lk_params = dict(
-            winSize=(c.win_size, c.win_size),
-            maxLevel=c.max_level,
-            criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, c.max_iterations, c.epsilon),
-            minEigThreshold=c.min_eig_threshold,
-        )
+    def __init__(self, config: LKConfig | None = None) -> None:
+        self.config = config or klt_baseline_lk()
+        self.config.validate("klt")
+        self._params = lk_params(self.config)
         self.reset()
 
     # ------------------------------------------------------------------ protocol
@@ -79,10 +53,10 @@ class KLTTracker:
         self._ids = np.zeros(0, np.int64)
         self._xy = np.zeros((0, 2), np.float32)
         self._var = np.zeros(0, np.float32)
-        self._alive = np.zeros(0, bool)
+        self._vis = np.zeros(0, bool)
 
     def step(self, frame: np.ndarray) -> TrackState:
-        """Track all live points into ``frame`` (RGB uint8 HxWx3) and return their state."""
+        """Track all points into ``frame`` (RGB uint8 HxWx3) and return their state."""
         frame = validate_frame(frame)
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         if self._gray is not None and gray.shape != self._gray.shape:
@@ -90,35 +64,24 @@ class KLTTracker:
                 f"frame size changed from {self._gray.shape[1]}x{self._gray.shape[0]} to "
                 f"{gray.shape[1]}x{gray.shape[0]}; reset the tracker before changing resolution"
             )
-        if self._gray is not None and self._alive.any():
+        if self._gray is not None and len(self._ids):
             self._track(self._gray, gray)
         self._gray = gray
         self._frame_index += 1
         return self.state()
 
     def add_queries(self, xy: np.ndarray) -> np.ndarray:
-        """Add queries ``(N, 2)`` px on the latest frame; returns their new ids ``(N,) int64``.
-
-        Queries outside the image are accepted but lost (invisible) from the start.
-        """
+        """Add queries ``(N, 2)`` px on the latest frame; returns their new ids ``(N,) int64``."""
         if self._gray is None:
             raise InputError("add_queries needs a frame first: call step(frame) before adding queries")
-        xy = np.asarray(xy, np.float32)
-        if xy.ndim == 1 and xy.shape == (2,):
-            xy = xy[None]
-        if xy.ndim != 2 or xy.shape[1] != 2:
-            raise InputError(f"queries must have shape (N, 2), got {xy.shape}")
-        if not np.all(np.isfinite(xy)):
-            raise InputError("queries must be finite numbers")
-        n = xy.shape[0]
+        pts = validate_query_points(xy, self._gray.shape).astype(np.float32)
+        n = pts.shape[0]
         ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
         self._next_id += n
         self._ids = np.concatenate([self._ids, ids])
-        self._xy = np.concatenate([self._xy, xy])
-        inside = self._inside(xy)
-        self._alive = np.concatenate([self._alive, inside])
-        var = np.where(inside, 0.0, self.config.lost_variance).astype(np.float32)
-        self._var = np.concatenate([self._var, var])
+        self._xy = np.concatenate([self._xy, pts])
+        self._vis = np.concatenate([self._vis, np.ones(n, bool)])
+        self._var = np.concatenate([self._var, np.zeros(n, np.float32)])
         return ids
 
     def remove_queries(self, ids: np.ndarray) -> None:
@@ -129,45 +92,20 @@ class KLTTracker:
             raise KeyError(f"unknown query ids: {unknown.tolist()}")
         keep = ~np.isin(self._ids, ids)
         self._ids, self._xy = self._ids[keep], self._xy[keep]
-        self._var, self._alive = self._var[keep], self._alive[keep]
+        self._var, self._vis = self._var[keep], self._vis[keep]
 
     def state(self) -> TrackState:
         """Current tracks on the latest frame (copies)."""
-        return TrackState(
-            frame_index=self._frame_index,
-            ids=self._ids.copy(),
-            xy=self._xy.copy(),
-            variance=self._var.copy(),
-            visible=self._alive.copy(),
-        )
+        return TrackState(self._frame_index, self._ids.copy(), self._xy.copy(), self._var.copy(),
+                          self._vis.copy())
 
     # ------------------------------------------------------------------ internals
-    def _inside(self, xy: np.ndarray) -> np.ndarray:
-        assert self._gray is not None
-        h, w = self._gray.shape
-        return (xy[:, 0] >= 0) & (xy[:, 0] <= w - 1) & (xy[:, 1] >= 0) & (xy[:, 1] <= h - 1)
-
     def _track(self, prev: np.ndarray, cur: np.ndarray) -> None:
-        # NB: OpenCV 5.0 rejects precomputed pyramids here, so plain grayscale images are passed.
-        idx = np.flatnonzero(self._alive)
-        p0 = np.ascontiguousarray(self._xy[idx].reshape(-1, 1, 2), np.float32)
-        p1, st1, _ = cv2.calcOpticalFlowPyrLK(prev, cur, p0, None, **self._lk_params)
-        p0r, st2, _ = cv2.calcOpticalFlowPyrLK(cur, prev, p1, None, **self._lk_params)
-        p1, p0r = p1.reshape(-1, 2), p0r.reshape(-1, 2)
-        fb = np.linalg.norm(p0r - p0.reshape(-1, 2), axis=1)
-        h, w = cur.shape
-        ok = (
-            (st1.ravel() == 1)
-            & (st2.ravel() == 1)
-            & np.isfinite(p1).all(axis=1)
-            & (fb <= self.config.fb_threshold)
-            & (p1[:, 0] >= 0)
-            & (p1[:, 0] <= w - 1)
-            & (p1[:, 1] >= 0)
-            & (p1[:, 1] <= h - 1)
-        )
-        good, lost = idx[ok], idx[~ok]
-        self._xy[good] = p1[ok]
-        self._var[good] = fb[ok] ** 2 + self.config.variance_floor
-        self._alive[lost] = False
-        self._var[lost] = self.config.lost_variance
+        res = lk_forward_backward(prev, cur, self._xy, self._params)
+        inside = inside_image(res.landing, cur.shape)
+        visible = res.converged & inside & (res.fb_error <= self.config.fb_threshold)
+        self._xy = clip_to_image(res.landing, cur.shape).astype(np.float32)
+        fb = np.where(res.converged, res.fb_error, 0.0)
+        self._var = np.where(visible, self.config.sigma0**2 + fb**2,
+                             self._var + OCCLUDED_GROWTH).astype(np.float32)
+        self._vis = visible

@@ -15,6 +15,7 @@ from typing import Any
 from ..engines.settings import EngineSettings
 from ..relocalize.config import RelocalizeConfig
 from .errors import ConfigError, check_range as _check
+from .uncertainty import UncertaintyConfig
 
 DIS_PRESETS = ("ultrafast", "fast", "medium")
 
@@ -25,14 +26,15 @@ class FlowConfig:
 
     Attributes:
         preset: DIS preset, one of ``ultrafast``, ``fast``, ``medium`` (slower, more accurate).
+            Default ``medium``: the best single flow chain measured on real footage.
         scale: flow is computed on frames resized by this factor (0 < scale <= 1) for speed;
-            displacements are returned in full-resolution pixels.
+            displacements are returned in full-resolution pixels. Default 1 (full resolution).
         sigma0: base standard deviation of a flow estimate in px (``s2 = sigma0^2 + e_fb^2``).
         fb_threshold: a chain is invalid when the forward-backward error exceeds this (px).
     """
 
-    preset: str = "fast"
-    scale: float = 0.5
+    preset: str = "medium"
+    scale: float = 1.0
     sigma0: float = 0.5
     fb_threshold: float = 2.0
 
@@ -50,7 +52,9 @@ class LKConfig:
     Attributes:
         window: LK window side in px (odd).
         levels: pyramid levels above the full-resolution image.
-        max_iterations: LK iterations per pyramid level (stops earlier at 0.03 px updates).
+        max_iterations: LK iterations per pyramid level (stops earlier at ``epsilon`` px updates).
+        epsilon: LK stops iterating on a level once an update is smaller than this (px).
+        min_eig_threshold: OpenCV's minimum-eigenvalue test: texture-less windows fail.
         sigma0: base standard deviation of an LK estimate in px.
         fb_threshold: a chain is invalid when the forward-backward error exceeds this (px).
     """
@@ -58,15 +62,28 @@ class LKConfig:
     window: int = 21
     levels: int = 5
     max_iterations: int = 20
+    epsilon: float = 0.03
+    min_eig_threshold: float = 1.0e-4
     sigma0: float = 0.5
     fb_threshold: float = 16.0
 
-    def validate(self) -> None:
-        _check(3 <= self.window <= 101 and self.window % 2 == 1, "lk.window", self.window, "odd, in [3, 101]")
-        _check(0 <= self.levels <= 6, "lk.levels", self.levels, "in [0, 6]")
-        _check(1 <= self.max_iterations <= 100, "lk.max_iterations", self.max_iterations, "in [1, 100]")
-        _check(0.0 < self.sigma0 <= 50.0, "lk.sigma0", self.sigma0, "in (0, 50] px")
-        _check(0.0 < self.fb_threshold <= 1000.0, "lk.fb_threshold", self.fb_threshold, "in (0, 1000] px")
+    def validate(self, section: str = "lk") -> None:
+        """Raise :class:`ConfigError` naming ``section.field`` for a value out of range."""
+        p = section + "."
+        _check(3 <= self.window <= 101 and self.window % 2 == 1, p + "window", self.window, "odd, in [3, 101]")
+        _check(0 <= self.levels <= 6, p + "levels", self.levels, "in [0, 6]")
+        _check(1 <= self.max_iterations <= 100, p + "max_iterations", self.max_iterations, "in [1, 100]")
+        _check(0.0 < self.epsilon <= 1.0, p + "epsilon", self.epsilon, "in (0, 1] px")
+        _check(0.0 <= self.min_eig_threshold <= 1.0, p + "min_eig_threshold", self.min_eig_threshold, "in [0, 1]")
+        _check(0.0 < self.sigma0 <= 50.0, p + "sigma0", self.sigma0, "in (0, 50] px")
+        _check(0.0 < self.fb_threshold <= 1000.0, p + "fb_threshold", self.fb_threshold, "in (0, 1000] px")
+
+
+def klt_baseline_lk() -> LKConfig:
+    """LK settings of the ``klt`` baseline, as OpenCV's own samples and most users run it:
+    21 px window, 3 pyramid levels, 30 iterations / 0.01 px, and the customary 1 px
+    forward-backward check (a point failing it is reported occluded for that frame only)."""
+    return LKConfig(window=21, levels=3, max_iterations=30, epsilon=0.01, fb_threshold=1.0)
 
 
 @dataclass
@@ -79,6 +96,10 @@ class IntegrationConfig:
             32} with 5 instead of 7 chains (with the query chain); on badja_dev and generated
             scenes it scored the same or better, at 5/7 of the cost.
         query_chain: also chain directly from the query frame ("inf" interval).
+        chain_from_occluded: also start chains from frames where the point was judged occluded
+            (from its best-guess position, whose variance has grown meanwhile), so a point keeps
+            being followed by the short chains through a failed check instead of only by chains
+            from its last visible frame.
         outlier_px: chains farther than this from the lowest-variance chain are dropped.
         rho: constant correlation coefficient between chains in the fused variance, in [0, 1].
         probabilistic: inverse-variance fusion; False = lowest-variance chain only (ablation).
@@ -92,6 +113,7 @@ class IntegrationConfig:
 
     intervals: tuple[int, ...] = (1, 3, 9, 27)
     query_chain: bool = True
+    chain_from_occluded: bool = False
     outlier_px: float = 10.0
     rho: float = 0.0
     probabilistic: bool = True
@@ -123,8 +145,10 @@ class TrackerConfig:
         sources: motion sources fused as separate chains: ``dis`` (dense DIS flow), ``lk``
             (sparse Lucas-Kanade), ``gmae`` (Gaussian encoder, needs a checkpoint).
         flow: DIS flow settings.
-        lk: Lucas-Kanade settings.
+        lk: Lucas-Kanade settings of the ``lk`` motion source.
+        klt: Lucas-Kanade settings of the ``klt`` baseline method (:func:`klt_baseline_lk`).
         integration: fusion settings.
+        uncertainty: drift term of the published variance (:mod:`~gs_tracker_ros.core.uncertainty`).
         relocalize: long-term keypoints and the feature-similarity chain filter (steps 2 and 5,
             :mod:`gs_tracker_ros.relocalize`), e.g. ``relocalize.keypoints.enabled``.
         engine: how the ``gmae`` source runs its encoder (backend torch / onnxruntime / tensorrt,
@@ -135,7 +159,9 @@ class TrackerConfig:
     sources: tuple[str, ...] = ("lk",)
     flow: FlowConfig = field(default_factory=FlowConfig)
     lk: LKConfig = field(default_factory=LKConfig)
+    klt: LKConfig = field(default_factory=klt_baseline_lk)
     integration: IntegrationConfig = field(default_factory=IntegrationConfig)
+    uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
     relocalize: RelocalizeConfig = field(default_factory=RelocalizeConfig)
     engine: EngineSettings = field(default_factory=EngineSettings)
     max_tracks: int = 4096
@@ -144,8 +170,10 @@ class TrackerConfig:
         _check(len(self.sources) >= 1, "sources", self.sources, "non-empty")
         _check(1 <= self.max_tracks <= 100_000, "max_tracks", self.max_tracks, "in [1, 100000]")
         self.flow.validate()
-        self.lk.validate()
+        self.lk.validate("lk")
+        self.klt.validate("klt")
         self.integration.validate()
+        self.uncertainty.validate()
         self.relocalize.validate()
         self.engine.validate()
         return self
@@ -180,7 +208,9 @@ class TrackerConfig:
         return TrackerConfig.from_dict(data)
 
 
-def _from_dict(cls, data: dict[str, Any], prefix: str):
+def _from_dict(cls, data: dict[str, Any], prefix: str, defaults: Any = None):
+    """Build ``cls`` from ``data``; fields missing from ``data`` keep the values of ``defaults``
+    (by default ``cls()``), so a nested section with its own defaults (e.g. ``klt``) keeps them."""
     if not isinstance(data, dict):
         raise ConfigError(f"config section '{prefix.rstrip('.') or 'root'}' must be a mapping, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -188,16 +218,16 @@ def _from_dict(cls, data: dict[str, Any], prefix: str):
     if unknown:
         raise ConfigError(f"unknown config key(s) {', '.join(prefix + u for u in unknown)}; "
                           f"known: {', '.join(prefix + k for k in fields)}")
+    defaults = cls() if defaults is None else defaults
     kwargs = {}
-    defaults = cls()
     for name, value in data.items():
         default = getattr(defaults, name)
         key = prefix + name
         if dataclasses.is_dataclass(default):
-            kwargs[name] = _from_dict(type(default), value, prefix=key + ".")
+            kwargs[name] = _from_dict(type(default), value, prefix=key + ".", defaults=default)
         else:
             kwargs[name] = _coerce(key, value, default)
-    return cls(**kwargs)
+    return dataclasses.replace(defaults, **kwargs)
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
@@ -226,6 +256,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         if isinstance(default, tuple):
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = [value]  # a one-element list written as a bare number, e.g. intervals=1
             items = list(value)
             if default and isinstance(default[0], int):
                 return tuple(_coerce(key, v, 0) for v in items)

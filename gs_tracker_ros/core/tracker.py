@@ -11,8 +11,10 @@ from ..motion.base import MotionSource
 from .clip_buffer import ClipBuffer
 from .config import TrackerConfig
 from .errors import InputError
+from .geometry import clip_to_image, inside_image
 from .integration import Observation, chain, integrate
 from .types import TrackState
+from .uncertainty import grow_drift, published_variance
 
 
 class ChainFilter(Protocol):
@@ -44,7 +46,7 @@ def validate_query_points(xy: np.ndarray, shape_hw: tuple[int, int] | None) -> n
         raise InputError(f"query point(s) {np.flatnonzero(bad)[:10].tolist()} are NaN or infinite")
     if shape_hw is not None:
         h, w = shape_hw
-        out = (arr[:, 0] < -0.5) | (arr[:, 0] > w - 0.5) | (arr[:, 1] < -0.5) | (arr[:, 1] > h - 0.5)
+        out = ~inside_image(arr, shape_hw)
         if out.any():
             i = int(np.flatnonzero(out)[0])
             raise InputError(
@@ -102,8 +104,10 @@ class ProbabilisticTracker:
         self.cur_mu = np.zeros((n, 2), np.float64)
         self.cur_v = np.zeros(n, np.float64)
         self.cur_vis = np.zeros(n, bool)
+        self.drift = np.zeros(n, np.float64)
 
-    _STATE = ("ids", "q_frame", "q_xy", "ring_mu", "ring_v", "ring_vis", "ring_stamp", "cur_mu", "cur_v", "cur_vis")
+    _STATE = ("ids", "q_frame", "q_xy", "ring_mu", "ring_v", "ring_vis", "ring_stamp", "cur_mu", "cur_v", "cur_vis",
+              "drift")
 
     @property
     def num_tracks(self) -> int:
@@ -137,7 +141,7 @@ class ProbabilisticTracker:
         ring_vis[:, t % r] = True
         new = dict(ids=new_ids, q_frame=np.full(n, t, np.int64), q_xy=pts, ring_mu=ring_mu,
                    ring_v=np.zeros((n, r)), ring_vis=ring_vis, ring_stamp=ring_stamp, cur_mu=pts.copy(),
-                   cur_v=np.zeros(n), cur_vis=np.ones(n, bool))
+                   cur_v=np.zeros(n), cur_vis=np.ones(n, bool), drift=np.zeros(n))
         for key in self._STATE:
             setattr(self, key, np.concatenate([getattr(self, key), new[key]]))
         self._pin_query_frame(t, n)
@@ -187,8 +191,10 @@ class ProbabilisticTracker:
 
     # ------------------------------------------------------------------ tracking
     def state(self) -> TrackState:
+        """Positions, visibility and the published variance (fusion variance + drift^2, px^2)."""
+        variance = published_variance(self.cur_v, self.drift)
         return TrackState(self.buffer.latest, self.ids.copy(), self.cur_mu.astype(np.float32),
-                          self.cur_v.astype(np.float32), self.cur_vis.copy())
+                          variance.astype(np.float32), self.cur_vis.copy())
 
     def step(self, frame: np.ndarray) -> TrackState:
         t = self.buffer.push(frame)
@@ -210,14 +216,13 @@ class ProbabilisticTracker:
             occluded_variance_growth=icfg.occluded_variance_growth,
             probabilistic=icfg.probabilistic, observation=observation,
         )
-        h, w = self.buffer.shape
-        mu[:, 0] = np.clip(mu[:, 0], -0.5, w - 0.5)
-        mu[:, 1] = np.clip(mu[:, 1], -0.5, h - 0.5)
+        mu = clip_to_image(mu, self.buffer.shape)
         slot = t % self._ring
         self.ring_mu[:, slot] = mu
         self.ring_v[:, slot] = v
         self.ring_vis[:, slot] = vis
         self.ring_stamp[:, slot] = t
+        self.drift = grow_drift(self.drift, self.cur_mu, mu, self.config.uncertainty)
         self.cur_mu, self.cur_v, self.cur_vis = mu, v, vis
         return self.state()
 
@@ -234,7 +239,9 @@ class ProbabilisticTracker:
                 cols.append((src, np.zeros((n, 2)), np.zeros(n), np.zeros(n, bool)))
                 continue
             slot = s % r
-            ok = (self.q_frame <= s) & (self.ring_stamp[:, slot] == s) & self.ring_vis[:, slot]
+            ok = (self.q_frame <= s) & (self.ring_stamp[:, slot] == s)
+            if not icfg.chain_from_occluded:
+                ok &= self.ring_vis[:, slot]
             cols.append((src, self.ring_mu[:, slot], self.ring_v[:, slot], ok))
         if icfg.query_chain:
             in_buf = np.array([int(q) in self.buffer for q in self.q_frame], bool) if n else np.zeros(0, bool)

@@ -17,7 +17,8 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.types import PointTracker
 from .badja import TrackingSequence
-from .metrics import SCORE_KEYS, aggregate, badja_scores
+from .calibration import calibration_counts, coverage_from_counts, scored_errors, sum_calibration_counts
+from .metrics import SCORE_KEYS, aggregate, badja_scores, scored_pairs
 
 
 @dataclass
@@ -171,19 +172,26 @@ def run_on_badja_sequence(tracker: PointTracker, seq: TrackingSequence) -> tuple
     inverse[order] = np.arange(len(order))
     for name in ("ids", "query_frame", "query_xy", "xy", "visible", "variance"):
         setattr(run, name, getattr(run, name)[inverse])
-    return run, badja_scores(run.xy, run.visible, seq)
+    scores = badja_scores(run.xy, run.visible, seq)
+    visible_pairs = scored_pairs(seq.annotated, seq.query_frame) & seq.visible
+    err, sigma = scored_errors(run.xy, run.variance, seq.tracks_xy, visible_pairs)
+    scores["calibration"] = calibration_counts(err, sigma)
+    return run, scores
 
 
 def _summary(scores: Mapping[str, Any], ms: float) -> dict[str, Any]:
     out: dict[str, Any] = {k: float(scores[k]) for k in SCORE_KEYS}
+    out.update(coverage_from_counts(scores["calibration"]))
     out["ms_per_frame"] = float(ms)
     out["counts"] = scores["counts"]
+    out["calibration"] = scores["calibration"]
     return out
 
 
 def _line(name: str, s: Mapping[str, Any]) -> str:
     parts = [f"{k}={100 * s[k]:.1f}" for k in SCORE_KEYS]
-    return f"{name}: " + " ".join(parts) + f" ms/frame={s['ms_per_frame']:.2f}"
+    return (f"{name}: " + " ".join(parts) + f" cover2sigma={100 * s['coverage_2sigma']:.1f}"
+            f" ms/frame={s['ms_per_frame']:.2f}")
 
 
 def evaluate_badja(
@@ -196,7 +204,8 @@ def evaluate_badja(
     A fresh tracker from ``tracker_factory()`` runs on each sequence. Returns::
 
         {"method": name,
-         "overall":   {delta_seg, delta_3px, delta_avg, OA, AJ, ms_per_frame, counts},
+         "overall":   {delta_seg, delta_3px, delta_avg, OA, AJ, coverage_1sigma, coverage_2sigma,
+                       median_sigma_px, median_error_px, ms_per_frame, counts, calibration},
          "sequences": {seq name: {same keys}}}
 
     Scores are fractions in [0, 1]. ``overall`` pools all scored (point, frame) pairs of all
@@ -219,7 +228,9 @@ def evaluate_badja(
         all_ms.append(run.step_ms)
         if progress:
             print(f"[{method}] " + _line(seq.name, per_seq[seq.name]), file=sys.stderr, flush=True)
-    overall = _summary(aggregate(all_scores), float(np.median(np.concatenate(all_ms))))
+    pooled = aggregate(all_scores)
+    pooled["calibration"] = sum_calibration_counts([s["calibration"] for s in all_scores])
+    overall = _summary(pooled, float(np.median(np.concatenate(all_ms))))
     if progress:
         print(f"[{method}] " + _line("overall", overall), file=sys.stderr, flush=True)
     return {"method": method, "overall": overall, "sequences": per_seq}

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..core.clip_buffer import ClipBuffer
 from ..core.config import FlowConfig
+from ..core.geometry import inside_image
 from .base import MotionEstimate, MotionSource
 
 _PRESETS = {
@@ -93,8 +94,7 @@ class DISFlowSource(MotionSource):
         fb_err = np.linalg.norm(d_small + back, axis=1) / s
         disp = d_small / s
         land = pts + disp
-        h, w = buffer.shape
-        inside = (land[:, 0] >= -0.5) & (land[:, 0] <= w - 0.5) & (land[:, 1] >= -0.5) & (land[:, 1] <= h - 0.5)
+        inside = inside_image(land, buffer.shape)
         variance = self.config.sigma0**2 + fb_err**2
         valid = (fb_err < self.config.fb_threshold) & inside
         return MotionEstimate(disp.astype(np.float32), variance.astype(np.float32), valid)

@@ -1,0 +1,125 @@
+"""The evaluation protocol: cycle consistency, variance calibration, per-video verdicts, fair baselines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from gs_tracker_ros.core.types import TrackState
+from gs_tracker_ros.evaluation.calibration import (CALIBRATED_COVERAGE, calibration_counts, coverage_from_counts,
+                                                   error_vs_sigma)
+from gs_tracker_ros.evaluation.cycle import CycleClip, cycle_errors, evaluate_cycle, summarize_cycle
+from gs_tracker_ros.evaluation.protocol import verdict
+from gs_tracker_ros.methods import make_tracker
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def translating_clip(t: int = 8, shift: int = 2, h: int = 120, w: int = 160) -> np.ndarray:
+    """Frames of a smooth random texture moving right by ``shift`` px per frame (exact motion)."""
+    rng = np.random.default_rng(0)
+    tex = cv2.GaussianBlur(rng.uniform(0, 255, (h, w + t * shift)).astype(np.float32), (0, 0), 2.0)
+    tex = cv2.normalize(tex, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    frames = [np.repeat(tex[:, t * shift - i * shift: t * shift - i * shift + w, None], 3, axis=2) for i in range(t)]
+    return np.ascontiguousarray(np.stack(frames))
+
+
+class LosingTracker:
+    """Reports every point occluded after the first frame (a tracker that loses everything)."""
+
+    name = "loser"
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.xy = np.zeros((0, 2), np.float32)
+        self.t = -1
+
+    def step(self, frame):
+        self.t += 1
+        return TrackState(self.t, np.arange(len(self.xy)), self.xy, np.ones(len(self.xy), np.float32),
+                          np.zeros(len(self.xy), bool))
+
+    def add_queries(self, xy):
+        self.xy = np.concatenate([self.xy, np.asarray(xy, np.float32)])
+        return np.arange(len(self.xy) - len(xy), len(self.xy))
+
+    def remove_queries(self, ids):
+        raise KeyError(ids)
+
+
+def test_cycle_returns_points_on_exact_motion_and_counts_losses() -> None:
+    frames = translating_clip()
+    err, ms = cycle_errors(make_tracker("klt"), frames, grid=4)
+    assert err.shape == (16,) and ms.shape == (len(frames),)
+    inner = np.isfinite(err)
+    assert inner.sum() >= 8  # points near the right edge leave the view and count as lost
+    assert np.all(err[inner] < 0.5)
+    lost, _ = cycle_errors(LosingTracker(), frames, grid=4)
+    assert np.all(np.isinf(lost))
+    s = summarize_cycle(lost)
+    assert s["within_8px"] == 0.0 and s["tracked"] == 0.0 and s["median_error_px"] == np.inf
+
+
+def test_evaluate_cycle_pools_clips() -> None:
+    clips = [CycleClip("a", translating_clip()), CycleClip("b", translating_clip(shift=1))]
+    res = evaluate_cycle(lambda: make_tracker("klt"), clips, grid=3, progress=False)
+    assert set(res["sequences"]) == {"a", "b"}
+    assert res["overall"]["points"] == 18
+    assert res["overall"]["within_2px"] >= max(s["within_2px"] for s in res["sequences"].values()) - 0.5
+
+
+def test_coverage_of_a_calibrated_gaussian() -> None:
+    rng = np.random.default_rng(1)
+    sigma = rng.uniform(0.5, 20, 20000)
+    err = np.linalg.norm(rng.normal(size=(20000, 2)) * sigma[:, None], axis=1)
+    cov = coverage_from_counts(calibration_counts(err, sigma))
+    assert abs(cov["coverage_1sigma"] - CALIBRATED_COVERAGE[1]) < 0.015
+    assert abs(cov["coverage_2sigma"] - CALIBRATED_COVERAGE[2]) < 0.015
+    over = coverage_from_counts(calibration_counts(err, sigma * 0.5))  # over-confident variance
+    assert over["coverage_2sigma"] < 0.5
+    curve = error_vs_sigma(np.stack([sigma, err], 1), bins=4)
+    assert len(curve) == 4 and curve[0]["sigma_px"] < curve[-1]["sigma_px"]
+    assert all(abs(c["p86_error_px"] / (2 * c["sigma_px"]) - 1) < 0.2 for c in curve)
+
+
+def _result(**per_video):
+    return {"sequences": {k: {"delta_seg": v, "delta_avg": v, "AJ": v} for k, v in per_video.items()}}
+
+
+def test_verdict_needs_every_video() -> None:
+    assert verdict(_result(dog=0.5, horse=0.5), _result(dog=0.4, horse=0.4)) == "helps"
+    assert verdict(_result(dog=0.6, horse=0.3), _result(dog=0.4, horse=0.4)) == "mixed"  # pooled up, one video down
+    assert verdict(_result(dog=0.3, horse=0.3), _result(dog=0.4, horse=0.4)) == "hurts"
+
+
+def test_published_variance_is_calibrated_on_badja(shared_data) -> None:
+    from gs_tracker_ros.evaluation.badja import load_badja_dataset
+    from gs_tracker_ros.evaluation.runner import evaluate_badja
+
+    seqs = load_badja_dataset(shared_data / "badja_dev")
+    res = evaluate_badja(lambda: make_tracker("probfuse"), seqs, progress=False)
+    for name, s in res["sequences"].items():
+        assert 0.75 <= s["coverage_2sigma"] <= 0.95, (name, s["coverage_2sigma"])
+    assert 0.80 <= res["overall"]["coverage_2sigma"] <= 0.92
+
+
+def test_eval_cli_cycle_and_per_video_table(shared_data, tmp_path) -> None:
+    out = tmp_path / "cycle.json"
+    proc = subprocess.run([sys.executable, "-m", "gs_tracker_ros", "eval", "--dataset", "cycle",
+                           str(shared_data / "davis_unlabeled"), "--frames", "5", "--grid", "3", "--method", "klt",
+                           "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert data["overall"]["points"] == 9 * len(data["sequences"]) and len(data["sequences"]) >= 10
+    assert "| klt | **pooled** |" in proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "gs_tracker_ros", "eval", "--dataset", "cycle", str(tmp_path)],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "no image folders" in bad.stderr and "Traceback" not in bad.stderr
