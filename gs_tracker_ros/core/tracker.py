@@ -31,7 +31,9 @@ class Observer(Protocol):
     def add(self, buffer: ClipBuffer, frame: int, ids: np.ndarray, xy: np.ndarray) -> None: ...
     def remove(self, ids: np.ndarray) -> None: ...
     def reset(self) -> None: ...
-    def observe(self, buffer: ClipBuffer, frame: int, ids: np.ndarray, prior_xy: np.ndarray) -> Observation: ...
+    def observe(self, buffer: ClipBuffer, frame: int, ids: np.ndarray, prior_xy: np.ndarray,
+                prior_visible: np.ndarray) -> Observation:
+        """Observations on ``frame``; ``prior_xy (N, 2)`` px / ``prior_visible (N,)`` = the previous state."""
 
 
 def validate_query_points(xy: np.ndarray, shape_hw: tuple[int, int] | None) -> np.ndarray:
@@ -208,7 +210,7 @@ class ProbabilisticTracker:
             valid = self.chain_filter.filter(self.buffer, t, self.ids, mu_k, valid)
         observation = None
         if self.observer is not None and t % self.config.relocalize.every == 0:
-            observation = self.observer.observe(self.buffer, t, self.ids, self.cur_mu)
+            observation = self.observer.observe(self.buffer, t, self.ids, self.cur_mu, self.cur_vis)
         icfg = self.config.integration
         mu, v, vis = integrate(
             mu_k, v_k, valid, computed, self.cur_mu, self.cur_v,

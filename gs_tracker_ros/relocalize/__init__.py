@@ -36,5 +36,9 @@ def build_relocalizer(config: RelocalizeConfig) -> tuple[FeatureSimilarityFilter
     config.validate()
     if not config.active:
         return None, None
+    if config.learned.enabled:
+        from .learned import LearnedMatchObserver
+
+        return None, LearnedMatchObserver(config.learned)  # the classical filter and observer are replaced
     bank = QueryBank(config.descriptor, extra_levels=(config.keypoints.coarse_level,))
     return FeatureSimilarityFilter(config.filter, bank), LongTermObserver(config.keypoints, bank)

@@ -65,7 +65,8 @@ class LongTermObserver:
         self.bank.reset()
         self._turn = 0
 
-    def observe(self, buffer: ClipBuffer, frame: int, ids: np.ndarray, prior_xy: np.ndarray) -> Observation:
+    def observe(self, buffer: ClipBuffer, frame: int, ids: np.ndarray, prior_xy: np.ndarray,
+                prior_visible: np.ndarray | None = None) -> Observation:
         ids = np.asarray(ids, np.int64)
         n = ids.shape[0]
         mu = np.full((n, 2), np.nan)
