@@ -8,6 +8,7 @@ Arrays are batched over points: ``mu_k (N, C, 2)``, ``v_k (N, C)``, ``valid (N, 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,8 +33,23 @@ def lowest_variance_index(v_k: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.argmin(np.where(valid, v_k, np.inf), axis=1)
 
 
-def reject_outliers(mu_k: np.ndarray, v_k: np.ndarray, valid: np.ndarray, outlier_px: float) -> np.ndarray:
-    """Step 3: keep only valid chains within ``outlier_px`` of the most certain valid chain."""
+OUTLIER_REFERENCES = ("lowest_variance", "median")
+
+
+def reject_outliers(mu_k: np.ndarray, v_k: np.ndarray, valid: np.ndarray, outlier_px: float,
+                    reference: str = "lowest_variance") -> np.ndarray:
+    """Step 3: keep only valid chains within ``outlier_px`` of a reference position.
+
+    ``reference``: ``lowest_variance`` = the most certain valid chain (the paper's rule);
+    ``median`` = the coordinate-wise median of the valid chains' landing points, which a
+    single confidently wrong chain cannot move.
+    """
+    if reference == "median":
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # rows without a valid chain
+            ref = np.nanmedian(np.where(valid[..., None], mu_k, np.nan), axis=1)[:, None]  # (N, 1, 2)
+        dist = np.linalg.norm(mu_k - ref, axis=2)
+        return valid & (dist <= outlier_px)
     best = lowest_variance_index(v_k, valid)
     ref = np.take_along_axis(mu_k, best[:, None, None], axis=1)  # (N, 1, 2)
     dist = np.linalg.norm(mu_k - ref, axis=2)  # (N, C)
@@ -106,6 +122,7 @@ def integrate(
     probabilistic: bool = True,
     observation: Observation | None = None,
     observation_gate_px: float = 10.0,
+    outlier_reference: str = "lowest_variance",
 ):
     """Steps 3-6 for one frame: outliers, fusion, observation, occlusion.
 
@@ -117,6 +134,7 @@ def integrate(
         prev_mu, prev_v: ``(N, 2)``, ``(N,)`` the point's previous state, used as the best
             guess when no chain could be computed.
         outlier_px: step 3 radius in px (``inf`` disables it).
+        outlier_reference: step 3 reference, see :func:`reject_outliers`.
         rho: chain correlation for step 4.
         occluded_variance_growth: px^2 added to the best-guess variance while occluded.
         probabilistic: False -> lowest-variance chain only (ablation).
@@ -129,7 +147,7 @@ def integrate(
     mu_k = np.asarray(mu_k, np.float64)
     v_k = np.asarray(v_k, np.float64)
     if np.isfinite(outlier_px):
-        valid = reject_outliers(mu_k, v_k, valid, outlier_px)
+        valid = reject_outliers(mu_k, v_k, valid, outlier_px, outlier_reference)
     if probabilistic:
         mu, v, visible = fuse(mu_k, v_k, valid, rho)
     else:

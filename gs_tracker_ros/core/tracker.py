@@ -33,7 +33,8 @@ class Observer(Protocol):
     def reset(self) -> None: ...
     def observe(self, buffer: ClipBuffer, frame: int, ids: np.ndarray, prior_xy: np.ndarray,
                 prior_visible: np.ndarray) -> Observation:
-        """Observations on ``frame``; ``prior_xy (N, 2)`` px / ``prior_visible (N,)`` = the previous state."""
+        """Observations on ``frame`` near ``prior_xy (N, 2)`` px, the points' predicted positions
+        (:func:`predicted_positions`); ``prior_visible (N,)``: a valid chain supports the prediction."""
 
 
 def validate_query_points(xy: np.ndarray, shape_hw: tuple[int, int] | None) -> np.ndarray:
@@ -56,6 +57,17 @@ def validate_query_points(xy: np.ndarray, shape_hw: tuple[int, int] | None) -> n
                 f"({arr[i, 0]:.1f}, {arr[i, 1]:.1f}); valid x in [-0.5, {w - 0.5}], y in [-0.5, {h - 0.5}]"
             )
     return arr
+
+
+def predicted_positions(mu_k: np.ndarray, valid: np.ndarray, previous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each point is expected on the new frame before any observation: the coordinate-wise
+    median of its valid chains' landing points ``mu_k (N, C, 2)`` px, else its ``previous (N, 2)``
+    position. Returns ``(xy (N, 2), has_valid_chain (N,))``."""
+    has = valid.any(axis=1)
+    out = np.array(previous, dtype=np.float64, copy=True)
+    if has.any():
+        out[has] = np.nanmedian(np.where(valid[has][..., None], mu_k[has], np.nan), axis=1)
+    return out, has
 
 
 class ProbabilisticTracker:
@@ -210,13 +222,14 @@ class ProbabilisticTracker:
             valid = self.chain_filter.filter(self.buffer, t, self.ids, mu_k, valid)
         observation = None
         if self.observer is not None and t % self.config.relocalize.every == 0:
-            observation = self.observer.observe(self.buffer, t, self.ids, self.cur_mu, self.cur_vis)
+            predicted, has_chain = predicted_positions(mu_k, valid, self.cur_mu)
+            observation = self.observer.observe(self.buffer, t, self.ids, predicted, has_chain)
         icfg = self.config.integration
         mu, v, vis = integrate(
             mu_k, v_k, valid, computed, self.cur_mu, self.cur_v,
             outlier_px=icfg.outlier_px, rho=icfg.rho,
             occluded_variance_growth=icfg.occluded_variance_growth,
-            probabilistic=icfg.probabilistic, observation=observation,
+            probabilistic=icfg.probabilistic, observation=observation, outlier_reference=icfg.outlier_reference,
         )
         mu = clip_to_image(mu, self.buffer.shape)
         slot = t % self._ring

@@ -118,8 +118,19 @@ TRACKER_RANGES: dict[str, tuple[float, float]] = {
     "lk.window": (3, 101),
     "lk.levels": (0, 6),
     "lk.max_iterations": (1, 100),
+    "lk.epsilon": (0.0, 1.0),
+    "lk.min_eig_threshold": (0.0, 1.0),
     "lk.sigma0": (0.0, 50.0),
     "lk.fb_threshold": (0.0, 1000.0),
+    "klt.window": (3, 101),
+    "klt.levels": (0, 6),
+    "klt.max_iterations": (1, 100),
+    "klt.epsilon": (0.0, 1.0),
+    "klt.min_eig_threshold": (0.0, 1.0),
+    "klt.sigma0": (0.0, 50.0),
+    "klt.fb_threshold": (0.0, 1000.0),
+    "uncertainty.drift_per_px": (0.0, 10.0),
+    "uncertainty.drift_per_frame": (0.0, 100.0),
     "integration.outlier_px": (0.0, math.inf),
     "integration.rho": (0.0, 1.0),
     "integration.occluded_variance_growth": (0.0, math.inf),
@@ -140,6 +151,8 @@ RUNTIME_TRACKER_KEYS: frozenset[str] = frozenset({
     "integration.probabilistic",
     "integration.occluded_variance_growth",
     "integration.motion_std_ratio",
+    "uncertainty.drift_per_px",
+    "uncertainty.drift_per_frame",
 })
 
 # TrackerConfig keys that a node parameter provides instead of a ``tracker.*`` parameter.
@@ -174,15 +187,18 @@ def _attribute_docs(cls: type) -> dict[str, str]:
     return {k: re.sub(r"``([^`]*)``", r"\1", v) for k, v in out.items()}
 
 
-def _leaf_fields(cls: type, prefix: str = "") -> Iterable[tuple[str, Any, str]]:
-    """``(dotted key, default, description)`` of every non-dataclass field, depth first."""
-    defaults = cls()
+def _leaf_fields(cls: type, prefix: str = "", defaults: Any = None) -> Iterable[tuple[str, Any, str]]:
+    """``(dotted key, default, description)`` of every non-dataclass field, depth first.
+
+    Nested sections take their defaults from the parent's default instance (``klt`` is an
+    ``LKConfig`` with its own defaults)."""
+    defaults = cls() if defaults is None else defaults
     docs = _attribute_docs(cls)
     for f in dataclasses.fields(cls):
         value = getattr(defaults, f.name)
         key = prefix + f.name
         if dataclasses.is_dataclass(value):
-            yield from _leaf_fields(type(value), key + ".")
+            yield from _leaf_fields(type(value), key + ".", value)
         else:
             yield key, value, docs.get(f.name, "")
 
