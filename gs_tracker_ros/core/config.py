@@ -15,6 +15,7 @@ from typing import Any
 from ..engines.settings import EngineSettings
 from ..relocalize.config import RelocalizeConfig
 from .errors import ConfigError, check_range as _check
+from .hidden_motion import HiddenMotionConfig
 
 DIS_PRESETS = ("ultrafast", "fast", "medium")
 
@@ -125,6 +126,8 @@ class TrackerConfig:
         flow: DIS flow settings.
         lk: Lucas-Kanade settings.
         integration: fusion settings.
+        hidden: where hidden (occluded / out-of-view) points are published
+            (:mod:`~gs_tracker_ros.core.hidden_motion`), e.g. ``hidden.neighbours``.
         relocalize: long-term keypoints and the feature-similarity chain filter (steps 2 and 5,
             :mod:`gs_tracker_ros.relocalize`), e.g. ``relocalize.keypoints.enabled``.
         engine: how the ``gmae`` source runs its encoder (backend torch / onnxruntime / tensorrt,
@@ -136,6 +139,7 @@ class TrackerConfig:
     flow: FlowConfig = field(default_factory=FlowConfig)
     lk: LKConfig = field(default_factory=LKConfig)
     integration: IntegrationConfig = field(default_factory=IntegrationConfig)
+    hidden: HiddenMotionConfig = field(default_factory=HiddenMotionConfig)
     relocalize: RelocalizeConfig = field(default_factory=RelocalizeConfig)
     engine: EngineSettings = field(default_factory=EngineSettings)
     max_tracks: int = 4096
@@ -146,6 +150,7 @@ class TrackerConfig:
         self.flow.validate()
         self.lk.validate()
         self.integration.validate()
+        self.hidden.validate()
         self.relocalize.validate()
         self.engine.validate()
         return self

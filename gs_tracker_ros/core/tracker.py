@@ -11,8 +11,9 @@ from ..motion.base import MotionSource
 from .clip_buffer import ClipBuffer
 from .config import TrackerConfig
 from .errors import InputError
+from .hidden_motion import LastVisibleMotion, last_visible_motion, move_hidden_points, stays_in_view
 from .integration import Observation, chain, integrate
-from .types import TrackState
+from .types import TrackState, inside_image, track_status
 
 
 class ChainFilter(Protocol):
@@ -60,7 +61,9 @@ class ProbabilisticTracker:
     For every new frame t and live point, each motion source is chained from the point's
     state on frames ``t - k`` (k in ``config.integration.intervals``) and from its query frame;
     chains are filtered, outliers rejected and the rest fused by inverse variance
-    (:mod:`~gs_tracker_ros.core.integration`). A point with no valid chain is occluded.
+    (:mod:`~gs_tracker_ros.core.integration`). A point with no valid chain is occluded and
+    moves with its visible neighbours (:mod:`~gs_tracker_ros.core.hidden_motion`); one whose
+    estimate leaves the image is out of view (:class:`~gs_tracker_ros.core.types.TrackStatus`).
 
     Memory is bounded: the buffer holds ``max(intervals) + 1`` frames plus at most
     ``max_query_frames`` pinned query frames; each point keeps a ring of its last states.
@@ -188,7 +191,8 @@ class ProbabilisticTracker:
     # ------------------------------------------------------------------ tracking
     def state(self) -> TrackState:
         return TrackState(self.buffer.latest, self.ids.copy(), self.cur_mu.astype(np.float32),
-                          self.cur_v.astype(np.float32), self.cur_vis.copy())
+                          self.cur_v.astype(np.float32), self.cur_vis.copy(),
+                          track_status(self.cur_mu, self.cur_vis, self.buffer.shape))
 
     def step(self, frame: np.ndarray) -> TrackState:
         t = self.buffer.push(frame)
@@ -198,6 +202,9 @@ class ProbabilisticTracker:
         if n == 0 or t == 0:
             return self.state()
         mu_k, v_k, valid, computed = self._chains(t)
+        own = last_visible_motion(self.ring_mu, self.ring_vis, self.ring_stamp, t, self.config.hidden.velocity_frames)
+        # out of view, or leaving the image: only the re-localisation brings it back (hidden_motion)
+        valid &= stays_in_view(self.cur_mu, self.cur_vis, own, self.buffer.shape)[:, None]
         if self.chain_filter is not None:
             valid = self.chain_filter.filter(self.buffer, t, self.ids, mu_k, valid)
         observation = None
@@ -210,9 +217,7 @@ class ProbabilisticTracker:
             occluded_variance_growth=icfg.occluded_variance_growth,
             probabilistic=icfg.probabilistic, observation=observation,
         )
-        h, w = self.buffer.shape
-        mu[:, 0] = np.clip(mu[:, 0], -0.5, w - 0.5)
-        mu[:, 1] = np.clip(mu[:, 1], -0.5, h - 0.5)
+        mu, v, vis = self._place_hidden_points(own, mu, v, vis)
         slot = t % self._ring
         self.ring_mu[:, slot] = mu
         self.ring_v[:, slot] = v
@@ -220,6 +225,15 @@ class ProbabilisticTracker:
         self.ring_stamp[:, slot] = t
         self.cur_mu, self.cur_v, self.cur_vis = mu, v, vis
         return self.state()
+
+    def _place_hidden_points(self, own: LastVisibleMotion, mu: np.ndarray, v: np.ndarray, vis: np.ndarray):
+        """Hidden-point step: a point without a measurement moves with the median motion of its
+        visible neighbours (plus its own fading relative motion ``own``) and its variance grows
+        (:mod:`.hidden_motion`); a point whose estimate lies outside the image is not visible
+        (status ``OUT_OF_VIEW``)."""
+        mu, v = move_hidden_points(self.cur_mu, self.cur_v, self.cur_vis, mu, v, vis, self.config.hidden,
+                                   self.config.integration.occluded_variance_growth, own)
+        return mu, v, vis & inside_image(mu, self.buffer.shape)
 
     def _chain_sources(self, t: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """Per chain column: (source frame (N,), mu_s (N,2), v_s (N,), eligible (N,))."""

@@ -125,6 +125,11 @@ TRACKER_RANGES: dict[str, tuple[float, float]] = {
     "integration.occluded_variance_growth": (0.0, math.inf),
     "integration.motion_std_ratio": (0.0, 10.0),
     "integration.max_query_frames": (1, 1024),
+    "hidden.neighbours": (1, 1024),
+    "hidden.min_neighbours": (1, 1024),
+    "hidden.max_neighbour_px": (0.0, math.inf),
+    "hidden.velocity_decay": (0.0, 1.0),
+    "hidden.velocity_frames": (1, 16),
 }
 
 # Tracker keys that are read on every frame and may change while the node runs. Everything else
@@ -140,6 +145,12 @@ RUNTIME_TRACKER_KEYS: frozenset[str] = frozenset({
     "integration.probabilistic",
     "integration.occluded_variance_growth",
     "integration.motion_std_ratio",
+    "hidden.enabled",
+    "hidden.neighbours",
+    "hidden.min_neighbours",
+    "hidden.max_neighbour_px",
+    "hidden.velocity_decay",
+    "hidden.velocity_frames",
 })
 
 # TrackerConfig keys that a node parameter provides instead of a ``tracker.*`` parameter.
