@@ -15,8 +15,7 @@ from gs_tracker_ros.core.hidden_motion import (
 )
 from gs_tracker_ros.core.types import TrackState, TrackStatus, track_status
 from gs_tracker_ros.methods import make_tracker
-from gs_tracker_ros.synthetic import make_occlusion_reveal_scene
-from gs_tracker_ros.synthetic.exit_reenter import make_exit_reenter_scene
+from gs_tracker_ros.synthetic import make_exit_reenter_scene, make_occlusion_reveal_scene
 
 
 # ------------------------------------------------------------------------------------------ units
@@ -84,6 +83,8 @@ def test_a_point_leaving_by_its_own_motion_is_not_measured_by_chains():
     own = LastVisibleMotion(np.array([[5.0, 0.0], [-5.0, 0.0], [0.0, 0.0]]), np.ones(3, bool), np.ones(3, np.int64))
     ok = stays_in_view(prev, np.ones(3, bool), own, (100, 320))
     assert ok.tolist() == [False, True, False]  # leaving, turning back inside, already out of view
+    assert stays_in_view(prev, np.ones(3, bool), own, (100, 320), leaving_ends_chains=False).tolist() == [
+        True, True, False]
 
 
 def test_status_codes_from_positions():

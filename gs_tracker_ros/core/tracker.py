@@ -204,7 +204,8 @@ class ProbabilisticTracker:
         mu_k, v_k, valid, computed = self._chains(t)
         own = last_visible_motion(self.ring_mu, self.ring_vis, self.ring_stamp, t, self.config.hidden.velocity_frames)
         # out of view, or leaving the image: only the re-localisation brings it back (hidden_motion)
-        valid &= stays_in_view(self.cur_mu, self.cur_vis, own, self.buffer.shape)[:, None]
+        valid &= stays_in_view(self.cur_mu, self.cur_vis, own, self.buffer.shape,
+                               self.config.hidden.leaving_ends_chains)[:, None]
         if self.chain_filter is not None:
             valid = self.chain_filter.filter(self.buffer, t, self.ids, mu_k, valid)
         observation = None

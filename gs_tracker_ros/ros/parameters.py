@@ -151,6 +151,7 @@ RUNTIME_TRACKER_KEYS: frozenset[str] = frozenset({
     "hidden.max_neighbour_px",
     "hidden.velocity_decay",
     "hidden.velocity_frames",
+    "hidden.leaving_ends_chains",
 })
 
 # TrackerConfig keys that a node parameter provides instead of a ``tracker.*`` parameter.
