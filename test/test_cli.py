@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from gs_tracker_ros.core.types import TrackStatus
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -40,15 +42,54 @@ def test_track_real_video_writes_tracks_and_overlay(davis_video, tmp_path):
     data = np.load(out)
     assert data["tracks_xy"].shape == (25, 30, 2) and data["visible"].shape == (25, 30)
     assert np.isfinite(data["tracks_xy"]).all()
-    assert (data["tracks_xy"][..., 0] <= 854).all() and (data["tracks_xy"][..., 1] <= 480).all()
-    # a camera following a car: most points move, but not wildly between frames
-    step = np.linalg.norm(np.diff(data["tracks_xy"], axis=1), axis=2)
+    status, xy = data["status"], data["tracks_xy"]
+    assert [str(n) for n in data["status_names"]] == ["not_tracked", "visible", "occluded", "out_of_view"]
+    assert status.shape == (25, 30) and np.array_equal(data["visible"], status == TrackStatus.VISIBLE)
+    inside = (xy[..., 0] >= -0.5) & (xy[..., 0] < 853.5) & (xy[..., 1] >= -0.5) & (xy[..., 1] < 479.5)
+    assert np.array_equal(~inside, status == TrackStatus.OUT_OF_VIEW)  # out of view = outside the image
+    # the camera pans after the car: points leave through the left border and are marked so
+    assert (status[:, -1] == TrackStatus.OUT_OF_VIEW).sum() >= 2
+    # a camera following a car: most points move, but not wildly between frames, hidden or not
+    step = np.linalg.norm(np.diff(xy, axis=1), axis=2)
     assert np.median(step) < 30
+    # hidden points move with the scene: no jump beyond twice the 95th percentile of the visible
+    # points' steps (~20 px/frame here; the lowest-variance failed chain jumped by up to 270 px)
+    hidden = (status[:, 1:] != TrackStatus.VISIBLE) & (status[:, :-1] != TrackStatus.VISIBLE)
+    seen = (status[:, 1:] == TrackStatus.VISIBLE) & (status[:, :-1] == TrackStatus.VISIBLE)
+    assert hidden.sum() >= 20 and step[hidden].max() <= 2 * np.percentile(step[seen], 95)
     cap = cv2.VideoCapture(str(overlay))
     n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     ok, frame = cap.read()
     cap.release()
     assert ok and n == 30 and frame.shape == (480, 854, 3)
+
+
+def test_track_reseed_keeps_a_grid_dense_on_a_moving_camera(tmp_path):
+    frames = REPO.parent / "shared" / "data" / "davis_unlabeled" / "parkour"
+    if not frames.is_dir():
+        pytest.skip(f"real video frames not found at {frames}")
+    runs = {}
+    for name, extra in (("plain", []), ("reseed", ["--reseed", "0.5"])):
+        out = tmp_path / f"{name}.npz"
+        res = cli("track", frames, "--grid", 6, "--max-frames", 60, "--out", out, *extra)
+        assert res.returncode == 0, res.stderr
+        runs[name] = np.load(out)
+    plain, dense = runs["plain"], runs["reseed"]
+    n_vis = (dense["status"] == TrackStatus.VISIBLE).sum(axis=0)
+    # the camera pans away from the first grid: without re-seeding most points are gone ...
+    assert (plain["status"][:, -1] == TrackStatus.VISIBLE).sum() < 0.5 * 36
+    # ... with it, new points (new ids, placed on later frames) keep the grid at >= half its size
+    assert len(dense["ids"]) > 36 and len(set(dense["ids"].tolist())) == len(dense["ids"])
+    assert dense["query_frame"].max() > 0
+    assert np.median(n_vis[10:]) >= 0.5 * 36 and n_vis[-1] > 2 * (plain["status"][:, -1] == TrackStatus.VISIBLE).sum()
+    # rows are NOT_TRACKED (NaN) before their query frame and after the seeder removed them
+    for row in range(len(dense["ids"])):
+        qf = dense["query_frame"][row]
+        assert np.all(dense["status"][row, :qf] == TrackStatus.NOT_TRACKED)
+        tracked = dense["status"][row] != TrackStatus.NOT_TRACKED
+        assert np.array_equal(tracked, np.isfinite(dense["tracks_xy"][row]).all(axis=1))
+    removed = [r for r in range(len(dense["ids"])) if dense["status"][r, -1] == TrackStatus.NOT_TRACKED]
+    assert removed, "the seeder removed no lost point"
 
 
 def test_track_query_file_with_frames(tmp_path):
@@ -107,6 +148,9 @@ def test_eval_single_method_json_schema(tmp_path):
     (lambda d: ["track", d / "frames", "--grid", "3", "--out", d / "o.npz", "--set", "integration.rho=2"],
      "integration.rho"),
     (lambda d: ["track", d / "frames", "--grid", "3", "--out", d / "o.npz", "--method", "magic"], "unknown method"),
+    (lambda d: ["track", d / "frames", "--queries", d / "far.txt", "--out", d / "o.npz", "--reseed", "0.5"],
+     "--reseed needs --grid"),
+    (lambda d: ["track", d / "frames", "--grid", "3", "--out", d / "o.npz", "--reseed", "1.5"], "--reseed must be"),
     (lambda d: ["eval", "--dataset", "badja", d / "nowhere"], "nowhere"),
     (lambda d: ["eval", "--dataset", "kitti", d], "unknown dataset"),
 ])

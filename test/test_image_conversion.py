@@ -167,7 +167,7 @@ def test_duck_typed_messages_with_numpy_data_and_no_rclpy():
     msg = SimpleNamespace(height=H, width=W, encoding="rgb8", is_bigendian=0, step=W * 3 + 2,
                           data=padded.reshape(-1))
     np.testing.assert_array_equal(image_to_rgb(msg), rgb)
-    code = ("import sys; import gs_tracker_ros.ros.image_conversion, gs_tracker_ros.ros.seeding, "
+    code = ("import sys; import gs_tracker_ros.ros.image_conversion, gs_tracker_ros.core.seeding, "
             "gs_tracker_ros.ros.parameters; bad = [m for m in sys.modules if m.split('.')[0] in "
             "('rclpy', 'sensor_msgs', 'std_msgs', 'rcl_interfaces')]; assert not bad, bad")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -219,7 +219,7 @@ def _ros_args(node: dict[str, Any], launch_args: dict[str, str]) -> list[str]:
 def test_node_runs_with_the_tracker_launch_arguments(ros_env, ros_context, tmp_path):
     from rcl_interfaces.srv import GetParameters
 
-    from gs_tracker_ros.ros.seeding import grid_points
+    from gs_tracker_ros.core.seeding import grid_points
     from gs_tracker_ros.ros.testing import MovingTexture, NodeProcess, TrackerClient, tracks_arrays
 
     info = analyse(LAUNCH_DIR / "tracker.launch.py")

@@ -35,7 +35,7 @@ def _sample_array(n: int = 3) -> PointTrackArray:
     # float32-exact values so that equality after the round trip is exact
     msg.tracks = [
         PointTrack(id=i * 1_000_000_007, x=0.5 + i * 1.25, y=-3.75 + i * 0.5, variance=0.015625 * (i + 1),
-                   visible=bool(i % 2 == 0))
+                   visible=bool(i % 2 == 0), status=1 + i % 3)
         for i in range(n)
     ]
     return msg
@@ -46,7 +46,7 @@ def _as_plain(msg: PointTrackArray) -> dict:
         "sec": msg.header.stamp.sec,
         "nanosec": msg.header.stamp.nanosec,
         "frame_id": msg.header.frame_id,
-        "tracks": [[t.id, t.x, t.y, t.variance, t.visible] for t in msg.tracks],
+        "tracks": [[t.id, t.x, t.y, t.variance, t.visible, t.status] for t in msg.tracks],
     }
 
 
@@ -85,11 +85,19 @@ def test_imports_from_any_directory_in_a_fresh_process(ros_env, tmp_path):
 
 def test_point_track_fields():
     assert PointTrack.get_fields_and_field_types() == {
-        "id": "int64", "x": "float", "y": "float", "variance": "float", "visible": "boolean",
+        "id": "int64", "x": "float", "y": "float", "variance": "float", "visible": "boolean", "status": "uint8",
     }
     assert PointTrackArray.get_fields_and_field_types() == {
         "header": "std_msgs/Header", "tracks": "sequence<gs_tracker_ros/PointTrack>",
     }
+
+
+def test_status_constants_match_the_core_codes():
+    from gs_tracker_ros.core.types import TrackStatus
+
+    for code in TrackStatus:
+        assert getattr(PointTrack, f"STATUS_{code.name}") == int(code)
+    assert PointTrack().status == TrackStatus.NOT_TRACKED  # a default message claims nothing
 
 
 def test_serialization_round_trip_exact():
@@ -101,6 +109,7 @@ def test_serialization_round_trip_exact():
     assert _as_plain(back) == _as_plain(msg)
     assert back.tracks[4].id == 4 * 1_000_000_007
     assert [t.visible for t in back.tracks] == [True, False, True, False, True]
+    assert [t.status for t in back.tracks] == [1, 2, 3, 1, 2]
 
 
 def test_serialization_edge_values():
@@ -166,7 +175,7 @@ _SUBSCRIBER = textwrap.dedent("""
     m = got[0]
     print(json.dumps({"sec": m.header.stamp.sec, "nanosec": m.header.stamp.nanosec,
                       "frame_id": m.header.frame_id,
-                      "tracks": [[t.id, t.x, t.y, t.variance, t.visible] for t in m.tracks]}), flush=True)
+                      "tracks": [[t.id, t.x, t.y, t.variance, t.visible, t.status] for t in m.tracks]}), flush=True)
     node.destroy_node()
     rclpy.shutdown()
 """)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gs_tracker_ros.core.errors import InputError
-from gs_tracker_ros.core.types import TrackState
+from gs_tracker_ros.core.types import TrackState, TrackStatus
 from gs_tracker_ros.viz import (
     OverlayStyle,
     TrackHistory,
@@ -78,19 +78,70 @@ def test_draw_changes_pixels_near_visible_point_and_not_input():
     assert np.abs(out[60, 60].astype(int) - c).max() <= 2
 
 
-def test_occluded_style_differs_from_visible():
+def _status_state(t: int, xy, status, variance=None, ids=None) -> TrackState:
+    base = _state(t, xy, np.asarray(status) == TrackStatus.VISIBLE, variance, ids)
+    return TrackState(base.frame_index, base.ids, base.xy, base.variance, base.visible,
+                      np.asarray(status, np.uint8))
+
+
+def test_occluded_point_is_a_small_faint_ring():
     img = _frame()
     hv, ho = TrackHistory(), TrackHistory()
     hv.update(_state(0, [[80.0, 60.0]], [True]))
-    ho.update(_state(0, [[80.0, 60.0]], [False]))
+    ho.update(_state(0, [[80.0, 60.0]], [False]))  # hidden without a status: occluded
     vis = draw_tracks(img, hv, header=False)
     occ = draw_tracks(img, ho, header=False)
     cv_, co = _changed(vis, img), _changed(occ, img)
-    assert co[52:69, 72:89].sum() > 10
-    # visible: solid filled dot (centre painted); occluded: hollow marker that reaches further out
-    assert cv_[60, 80] and (cv_ != co).sum() > 10
+    assert co.sum() > 5 and not co[60, 80]  # a hollow ring around the point
+    assert co.sum() < cv_.sum() / 2  # smaller than the visible dot
     ys, xs = np.nonzero(co)
-    assert np.abs(xs - 80).max() > np.abs(np.nonzero(cv_)[1] - 80).max()
+    assert np.abs(xs - 80).max() <= 4 and np.abs(ys - 60).max() <= 4
+    # faint: blended with the frame, weaker than the visible dot's colour
+    diff_o = np.abs(occ.astype(int) - img.astype(int)).sum(axis=2).max()
+    diff_v = np.abs(vis.astype(int) - img.astype(int)).sum(axis=2).max()
+    assert diff_o < 0.75 * diff_v
+
+
+def test_out_of_view_points_are_not_drawn_unless_edge_markers():
+    img = _frame()
+    h = TrackHistory()
+    h.update(_status_state(0, [[180.0, 60.0]], [TrackStatus.OUT_OF_VIEW], variance=[400.0]))
+    assert not _changed(draw_tracks(img, h, header=False), img).any()
+    marked = _changed(draw_tracks(img, h, header=False, style=OverlayStyle(edge_markers=True)), img)
+    ys, xs = np.nonzero(marked)
+    assert marked.any() and xs.min() >= 150 and np.abs(ys - 60).max() <= 3  # a tick on the right border
+
+
+def test_hidden_uncertainty_circle_only_on_request():
+    img = np.zeros((200, 200, 3), np.uint8)
+    h = TrackHistory()
+    h.update(_status_state(0, [[100.0, 100.0]], [TrackStatus.OCCLUDED], variance=[100.0]))  # 2 sigma = 20 px
+    r_of = lambda out: np.hypot(*(np.array(np.nonzero(_changed(out, img)))[::-1] - 100.0)).max()  # noqa: E731
+    assert r_of(draw_tracks(img, h, header=False)) <= 4
+    assert 19 <= r_of(draw_tracks(img, h, header=False, style=OverlayStyle(show_hidden_uncertainty=True))) <= 22
+
+
+def test_tails_are_drawn_only_along_visible_segments():
+    img = np.zeros((120, 200, 3), np.uint8)
+    h = TrackHistory()
+    # visible at x = 20..40, hidden while it "jumps" to x = 150, visible again at 150..160
+    path = [(20, True), (30, True), (40, True), (90, False), (140, False), (150, True), (160, True)]
+    for t, (x, vis) in enumerate(path):
+        h.update(_state(t, [[float(x), 60.0]], [vis]))
+    out = _changed(draw_tracks(img, h, header=False), img)
+    assert out[58:63, 22:38].any() and out[58:63, 151:155].any()  # the visible segments
+    assert not out[:, 50:140].any()  # nothing bridges the hidden gap
+
+
+def test_legend_counts_points_per_status():
+    img = np.zeros((240, 320, 3), np.uint8)
+    h = TrackHistory()
+    h.update(_status_state(0, [[160, 60], [170, 60], [180, 60], [400, 60]],
+                           [TrackStatus.VISIBLE, TrackStatus.OCCLUDED, TrackStatus.OCCLUDED, TrackStatus.OUT_OF_VIEW]))
+    with_legend = _changed(draw_tracks(img, h), img)
+    without = _changed(draw_tracks(img, h, style=OverlayStyle(legend=False)), img)
+    assert with_legend[-20:, :100].mean() > 0.05 and not without[-20:, :100].any()  # bottom-left corner
+    assert without[:20, :60].any()  # the header stays
 
 
 def test_uncertainty_circle_is_clamped_and_ids_labels():

@@ -22,6 +22,7 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (make setup)")
 
 from conftest import ros_subprocess_env  # noqa: E402
 
+from gs_tracker_ros.msg import PointTrack  # noqa: E402
 from gs_tracker_ros.ros.testing import MovingTexture, NodeProcess, TrackerClient, tracks_arrays  # noqa: E402
 
 pytestmark = [
@@ -148,8 +149,25 @@ def test_tracks_follow_known_motion(rig, reliable, encoding):
         err = np.linalg.norm(xy - tex.truth(q, 0, t), axis=1)
         worst = max(worst, float(err.max()))
         assert vis.all(), f"frame {t}: visible {vis}"
+        assert all(tr.status == PointTrack.STATUS_VISIBLE for tr in m.tracks)
         assert (var > 0).all() and np.isfinite(var).all()
     assert worst < 1.0, f"max error {worst:.3f} px"
+
+
+def test_a_point_leaving_the_image_is_published_out_of_view(rig):
+    tex = MovingTexture(160, 120, velocity=(3, 0), num_frames=14, seed=3)
+    s0, _ = rig.start_sequence(tex, True, "rgb8")
+    q = np.array([[145.0, 60.0], [40.0, 60.0]])  # the first leaves through the right border
+    r = rig.cli.add_queries(q[:, 0], q[:, 1])
+    assert r.success, r.message
+    for t in range(1, tex.num_frames):
+        m = rig.cli.send_and_wait(rig.cli.image_msg(tex.frame(t), rig.stamp(), FRAME_ID, "rgb8"), True)
+        assert m is not None, f"no tracks for frame {t}\n{rig.node.log_text()[-3000:]}"
+    leaving, staying = m.tracks
+    assert (leaving.status, leaving.visible) == (PointTrack.STATUS_OUT_OF_VIEW, False)
+    assert leaving.x > 159.5  # its estimate went on out of the image
+    assert (staying.status, staying.visible) == (PointTrack.STATUS_VISIBLE, True)
+    assert abs(staying.x - (40.0 + 3 * (tex.num_frames - 1))) < 1.0
 
 
 # ------------------------------------------------------------------------------------------ bursts

@@ -6,7 +6,7 @@ carries, besides the images on the image topic (default ``/camera/image_raw``):
 ``/ground_truth/tracks`` (gs_tracker_ros/msg/PointTrackArray)
     one message per *labelled* frame, ``header`` = that image's header (same stamp), one
     ``PointTrack`` per ground-truth point: ``id`` = point id (the BADJA joint index; the point's
-    index for generated scenes), ``x, y`` in px, ``visible``, ``variance`` 0. Frames without a
+    index for generated scenes), ``x, y`` in px, ``visible``, ``status`` (visible / occluded), ``variance`` 0. Frames without a
     message are unlabelled and never scored.
 ``/ground_truth/queries`` (gs_tracker_ros/msg/PointTrackArray)
     one message per *query frame*, ``header`` = that image's header, one ``PointTrack`` per point
@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import InputError
+from ..core.types import track_status
 from ..evaluation.badja import TrackingSequence
 from .io import GT_METADATA_KEY, BagError, deserialize, image_cdr_to_rgb, iter_messages, make_header, \
     read_custom_data, serialize, stamp_to_ns
@@ -50,8 +51,9 @@ def tracks_cdr(stamp_ns: int, frame_id: str, ids: np.ndarray, xy: np.ndarray, vi
     Track = store.types[TRACK_TYPE]
     Array = store.types[TRACKS_TYPE]
     var = np.zeros(len(ids), np.float32) if variance is None else np.asarray(variance, np.float32)
+    status = track_status(np.asarray(xy).reshape(-1, 2), visible, None)
     tracks = [Track(id=int(i), x=float(np.float32(p[0])), y=float(np.float32(p[1])), variance=float(v),
-                    visible=bool(b)) for i, p, v, b in zip(ids, xy, var, visible)]
+                    visible=bool(b), status=int(s)) for i, p, v, b, s in zip(ids, xy, var, visible, status)]
     return serialize(Array(header=make_header(stamp_ns, frame_id), tracks=tracks), TRACKS_TYPE)
 
 

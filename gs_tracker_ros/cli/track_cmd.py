@@ -10,6 +10,8 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.frames import open_frames
+from ..core.seeding import GridSeeder
+from ..core.types import TrackStatus
 from ..evaluation.runner import run_tracker_on_sequence
 from ..evaluation.timing import grid_points
 from ..methods import make_tracker
@@ -24,8 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--grid", type=int, metavar="N", help="track an N x N grid of points placed on frame 0")
     q.add_argument("--queries", type=Path, metavar="FILE",
                    help="query file: .npy or text/CSV rows 'x y' (frame 0) or 'frame x y' (pixels, x right, y down)")
-    p.add_argument("--out", type=Path, required=True, help="output .npz with tracks_xy, visible, variance, ids")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output .npz with tracks_xy, visible, status, variance, ids (see README)")
     p.add_argument("--overlay", type=Path, default=None, help="also write an overlay video (.mp4)")
+    p.add_argument("--sheet", type=Path, default=None, help="also write a contact sheet of the overlay (.png)")
+    p.add_argument("--reseed", type=float, default=None, metavar="F",
+                   help="with --grid N: keep the grid dense as the node's reseed_when_below does: when fewer "
+                        "than F x N^2 grid points are visible, the hidden ones are removed and free grid cells "
+                        "get new points (new ids)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     add_method_options(p)
     p.set_defaults(func=run)
@@ -36,6 +44,18 @@ def grid_queries(n: int, width: int, height: int) -> np.ndarray:
     if not 1 <= n <= 200:
         raise InputError(f"--grid must be in [1, 200], got {n}")
     return grid_points(n * n, width, height)
+
+
+def reseeder(args: argparse.Namespace) -> GridSeeder | None:
+    """The grid seeder of ``--grid N --reseed F`` (None without ``--reseed``)."""
+    if args.reseed is None:
+        return None
+    if not args.grid:
+        raise InputError("--reseed needs --grid N (it keeps that grid dense)")
+    if not 0.0 <= args.reseed <= 1.0:
+        raise InputError(f"--reseed must be a fraction in [0, 1], got {args.reseed:g}")
+    grid_queries(args.grid, 16, 16)  # the same range check as --grid
+    return GridSeeder(args.grid, args.reseed)
 
 
 def read_query_file(path: Path) -> dict[int, np.ndarray]:
@@ -81,32 +101,48 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     frames = open_frames(args.input, max_frames=args.max_frames)
     width, height = frames.size
-    queries = {0: grid_queries(args.grid, width, height)} if args.grid else read_query_file(args.queries)
+    seeder = reseeder(args)
+    if seeder is not None:
+        queries = {}  # the seeder places the grid on frame 0 and keeps it dense
+    else:
+        queries = {0: grid_queries(args.grid, width, height)} if args.grid else read_query_file(args.queries)
     check_queries_in_image(queries, width, height)
     tracker = make_tracker(args.method, config)
+    on_step = None
+    if seeder is not None:
+        def on_step(t: int, state):
+            result = seeder.reseed(tracker, state, width, height, config.max_tracks)
+            return result.added_ids, result.added_xy
     total = frames.num_frames
 
     def progress(t: int) -> None:
         if (t + 1) % 25 == 0 or (total and t + 1 == total):
             print(f"\r  frame {t + 1}/{total or '?'}", end="", file=sys.stderr, flush=True)
 
-    print(f"tracking {sum(len(q) for q in queries.values())} points through {frames.name} "
-          f"({width}x{height}) with {tracker.name}", file=sys.stderr)
-    run_ = run_tracker_on_sequence(tracker, frames, queries, progress=progress)
+    what = (f"a {args.grid}x{args.grid} grid re-seeded below {args.reseed:g} visible" if seeder is not None
+            else f"{sum(len(q) for q in queries.values())} points")
+    print(f"tracking {what} through {frames.name} ({width}x{height}) with {tracker.name}", file=sys.stderr)
+    run_ = run_tracker_on_sequence(tracker, frames, queries, progress=progress, on_step=on_step)
     print(file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out, tracks_xy=run_.xy, visible=run_.visible, variance=run_.variance,
+    np.savez_compressed(args.out, tracks_xy=run_.xy, visible=run_.visible, status=run_.status,
+                        status_names=np.array([s.name.lower() for s in TrackStatus]), variance=run_.variance,
                         ids=run_.ids, query_frame=run_.query_frame, query_xy=run_.query_xy,
                         step_ms=run_.step_ms, method=np.array(run_.method), image_wh=np.array([width, height]))
-    last_vis = float(run_.visible[:, -1].mean()) if run_.visible.size else 0.0
+    last = run_.status[:, -1] if run_.status.size else np.zeros(0, np.uint8)
+    counts = ", ".join(f"{int((last == s).sum())} {s.name.lower().replace('_', ' ')}"
+                       for s in (TrackStatus.VISIBLE, TrackStatus.OCCLUDED, TrackStatus.OUT_OF_VIEW))
     fps = 1000.0 / run_.ms_per_frame if run_.ms_per_frame > 0 else float("inf")
-    print(f"{run_.method}: {len(run_.ids)} tracks x {run_.num_frames} frames, "
-          f"{100 * last_vis:.0f}% visible on the last frame, {run_.ms_per_frame:.1f} ms/frame median "
-          f"({fps:.0f} fps); tracks -> {args.out}")
-    if args.overlay is not None:
+    print(f"{run_.method}: {len(run_.ids)} tracks x {run_.num_frames} frames; last frame: {counts}; "
+          f"{run_.ms_per_frame:.1f} ms/frame median ({fps:.0f} fps); tracks -> {args.out}")
+    if args.overlay is not None or args.sheet is not None:
         from ..viz.run_overlay import write_run_overlay
 
         path = write_run_overlay(frames, run_.ids, run_.xy, run_.visible, run_.variance, args.overlay,
-                                 fps=frames.fps or 25.0, title=run_.method)
-        print(f"overlay -> {path}")
+                                 fps=frames.fps or 25.0, title=run_.method, sheet_path=args.sheet,
+                                 status=run_.status)
+        if path is not None:
+            print(f"overlay -> {path}")
+        if args.sheet is not None:
+            print(f"contact sheet -> {args.sheet}")
     return 0

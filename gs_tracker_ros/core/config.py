@@ -16,6 +16,7 @@ from ..engines.settings import EngineSettings
 from ..relocalize.config import RelocalizeConfig
 from .errors import ConfigError, check_range as _check
 from .uncertainty import UncertaintyConfig
+from .hidden_motion import HiddenMotionConfig
 
 DIS_PRESETS = ("ultrafast", "fast", "medium")
 
@@ -159,6 +160,8 @@ class TrackerConfig:
         klt: Lucas-Kanade settings of the ``klt`` baseline method (:func:`klt_baseline_lk`).
         integration: fusion settings.
         uncertainty: drift term of the published variance (:mod:`~gs_tracker_ros.core.uncertainty`).
+        hidden: where hidden (occluded / out-of-view) points are published
+            (:mod:`~gs_tracker_ros.core.hidden_motion`), e.g. ``hidden.neighbours``.
         relocalize: long-term keypoints and the feature-similarity chain filter (steps 2 and 5,
             :mod:`gs_tracker_ros.relocalize`), e.g. ``relocalize.keypoints.enabled``.
         engine: how the ``gmae`` source runs its encoder (backend torch / onnxruntime / tensorrt,
@@ -172,6 +175,7 @@ class TrackerConfig:
     klt: LKConfig = field(default_factory=klt_baseline_lk)
     integration: IntegrationConfig = field(default_factory=IntegrationConfig)
     uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
+    hidden: HiddenMotionConfig = field(default_factory=HiddenMotionConfig)
     relocalize: RelocalizeConfig = field(default_factory=RelocalizeConfig)
     engine: EngineSettings = field(default_factory=EngineSettings)
     max_tracks: int = 4096
@@ -184,6 +188,7 @@ class TrackerConfig:
         self.klt.validate("klt")
         self.integration.validate()
         self.uncertainty.validate()
+        self.hidden.validate()
         self.relocalize.validate()
         self.engine.validate()
         return self

@@ -11,9 +11,10 @@ from ..motion.base import MotionSource
 from .clip_buffer import ClipBuffer
 from .config import TrackerConfig
 from .errors import InputError
-from .geometry import clip_to_image, inside_image
+from .geometry import inside_image
+from .hidden_motion import LastVisibleMotion, last_visible_motion, move_hidden_points, stays_in_view
 from .integration import Observation, chain, integrate
-from .types import TrackState
+from .types import TrackState, track_status
 from .uncertainty import grow_drift, published_variance
 
 
@@ -76,7 +77,9 @@ class ProbabilisticTracker:
     For every new frame t and live point, each motion source is chained from the point's
     state on frames ``t - k`` (k in ``config.integration.intervals``) and from its query frame;
     chains are filtered, outliers rejected and the rest fused by inverse variance
-    (:mod:`~gs_tracker_ros.core.integration`). A point with no valid chain is occluded.
+    (:mod:`~gs_tracker_ros.core.integration`). A point with no valid chain is occluded and
+    moves with its visible neighbours (:mod:`~gs_tracker_ros.core.hidden_motion`); one whose
+    estimate leaves the image is out of view (:class:`~gs_tracker_ros.core.types.TrackStatus`).
 
     Memory is bounded: the buffer holds ``max(intervals) + 1`` frames plus at most
     ``max_query_frames`` pinned query frames; each point keeps a ring of its last states.
@@ -116,11 +119,17 @@ class ProbabilisticTracker:
         self.ring_vis = np.zeros((n, r), bool)
         self.ring_stamp = np.full((n, r), -1, np.int64)
         self.cur_mu = np.zeros((n, 2), np.float64)
+        self.pub_mu = np.zeros((n, 2), np.float64)  # published position (hidden points: see _place_hidden_points)
+        self.pub_v = np.zeros(n, np.float64)  # its variance (px^2, without the drift term)
+        self.own_vel = np.zeros((n, 2), np.float64)  # px/frame, measured while last visible
+        self.own_known = np.zeros(n, bool)
+        self.last_seen = np.zeros(n, np.int64)  # last frame the point was visible on
         self.cur_v = np.zeros(n, np.float64)
         self.cur_vis = np.zeros(n, bool)
         self.drift = np.zeros(n, np.float64)
 
-    _STATE = ("ids", "q_frame", "q_xy", "ring_mu", "ring_v", "ring_vis", "ring_stamp", "cur_mu", "cur_v", "cur_vis",
+    _STATE = ("ids", "q_frame", "q_xy", "ring_mu", "ring_v", "ring_vis", "ring_stamp", "cur_mu", "pub_mu", "pub_v", "own_vel", "own_known", "last_seen", "cur_v",
+              "cur_vis",
               "drift")
 
     @property
@@ -154,7 +163,8 @@ class ProbabilisticTracker:
         ring_vis = np.zeros((n, r), bool)
         ring_vis[:, t % r] = True
         new = dict(ids=new_ids, q_frame=np.full(n, t, np.int64), q_xy=pts, ring_mu=ring_mu,
-                   ring_v=np.zeros((n, r)), ring_vis=ring_vis, ring_stamp=ring_stamp, cur_mu=pts.copy(),
+                   ring_v=np.zeros((n, r)), ring_vis=ring_vis, ring_stamp=ring_stamp, cur_mu=pts.copy(), pub_mu=pts.copy(), pub_v=np.zeros(n),
+                   own_vel=np.zeros((n, 2)), own_known=np.zeros(n, bool), last_seen=np.full(n, t, np.int64),
                    cur_v=np.zeros(n), cur_vis=np.ones(n, bool), drift=np.zeros(n))
         for key in self._STATE:
             setattr(self, key, np.concatenate([getattr(self, key), new[key]]))
@@ -206,9 +216,10 @@ class ProbabilisticTracker:
     # ------------------------------------------------------------------ tracking
     def state(self) -> TrackState:
         """Positions, visibility and the published variance (fusion variance + drift^2, px^2)."""
-        variance = published_variance(self.cur_v, self.drift)
-        return TrackState(self.buffer.latest, self.ids.copy(), self.cur_mu.astype(np.float32),
-                          variance.astype(np.float32), self.cur_vis.copy())
+        variance = published_variance(self.pub_v, self.drift)
+        return TrackState(self.buffer.latest, self.ids.copy(), self.pub_mu.astype(np.float32),
+                          variance.astype(np.float32), self.cur_vis.copy(),
+                          track_status(self.pub_mu, self.cur_vis, self.buffer.shape))
 
     def step(self, frame: np.ndarray) -> TrackState:
         t = self.buffer.push(frame)
@@ -218,6 +229,10 @@ class ProbabilisticTracker:
         if n == 0 or t == 0:
             return self.state()
         mu_k, v_k, valid, computed = self._chains(t)
+        own = self._own_motion(t)
+        # out of view, or leaving the image: only the re-localisation brings it back (hidden_motion)
+        valid &= stays_in_view(self.cur_mu, self.cur_vis, own, self.buffer.shape,
+                               self.config.hidden.leaving_ends_chains)[:, None]
         if self.chain_filter is not None:
             valid = self.chain_filter.filter(self.buffer, t, self.ids, mu_k, valid)
         observation = None
@@ -231,15 +246,48 @@ class ProbabilisticTracker:
             occluded_variance_growth=icfg.occluded_variance_growth,
             probabilistic=icfg.probabilistic, observation=observation, outlier_reference=icfg.outlier_reference,
         )
-        mu = clip_to_image(mu, self.buffer.shape)
+        mu, v, vis, pub_mu, pub_v = self._place_hidden_points(own, mu, v, vis)
         slot = t % self._ring
         self.ring_mu[:, slot] = mu
         self.ring_v[:, slot] = v
         self.ring_vis[:, slot] = vis
         self.ring_stamp[:, slot] = t
-        self.drift = grow_drift(self.drift, self.cur_mu, mu, self.config.uncertainty)
-        self.cur_mu, self.cur_v, self.cur_vis = mu, v, vis
+        self.drift = grow_drift(self.drift, self.pub_mu, pub_mu, self.config.uncertainty)
+        self.cur_mu, self.pub_mu, self.cur_v, self.pub_v, self.cur_vis = mu, pub_mu, v, pub_v, vis
         return self.state()
+
+    def _own_motion(self, t: int) -> LastVisibleMotion:
+        """Each point's own velocity, measured from its ring while it is visible and kept as it was
+        while it is hidden (the ring is short: its visible steps would roll out of it)."""
+        own = last_visible_motion(self.ring_mu, self.ring_vis, self.ring_stamp, t, self.config.hidden.velocity_frames)
+        seen = self.cur_vis  # visible on frame t - 1
+        self.own_vel = np.where(seen[:, None], own.velocity, self.own_vel)
+        self.own_known = np.where(seen, own.known, self.own_known)
+        self.last_seen = np.where(seen, t - 1, self.last_seen)
+        return LastVisibleMotion(self.own_vel.copy(), self.own_known.copy(), t - self.last_seen)
+
+    def _place_hidden_points(self, own: LastVisibleMotion, mu: np.ndarray, v: np.ndarray, vis: np.ndarray):
+        """Hidden-point step: a point without a measurement is published where the median motion
+        of its visible neighbours (plus its own fading relative motion ``own``) takes it, and its
+        variance grows (:mod:`.hidden_motion`); a point whose estimate lies outside the image is
+        not visible (status ``OUT_OF_VIEW``).
+
+        The chains of the next frames start from that position for a point it takes out of the
+        image (and for every hidden point with ``hidden.moves_state``); otherwise from the
+        fusion's best guess (the lowest-variance failed chain), and only the published position
+        follows the neighbours. Returns ``(mu, v, visible, published mu, published v)``, all
+        ``(N, ...)`` px / px^2.
+        """
+        cfg = self.config.hidden
+        growth = self.config.integration.occluded_variance_growth
+        pub_mu, pub_v = move_hidden_points(self.pub_mu, self.pub_v, self.cur_vis, mu, v, vis, cfg, growth, own)
+        # A point taken out of the image is out of view, not occluded: its state follows it
+        # there so that no chain measures it until the re-localisation finds it again.
+        follow = ~vis & ~inside_image(pub_mu, self.buffer.shape)
+        if cfg.moves_state:
+            follow = ~vis
+        mu, v = np.where(follow[:, None], pub_mu, mu), np.where(follow, pub_v, v)
+        return mu, v, vis & inside_image(mu, self.buffer.shape), pub_mu, pub_v
 
     def _chain_sources(self, t: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """Per chain column: (source frame (N,), mu_s (N,2), v_s (N,), eligible (N,))."""
@@ -255,7 +303,9 @@ class ProbabilisticTracker:
                 continue
             slot = s % r
             ok = (self.q_frame <= s) & (self.ring_stamp[:, slot] == s)
-            if not icfg.chain_from_occluded:
+            if icfg.chain_from_occluded:  # occluded states, but never from outside the image
+                ok &= self.ring_vis[:, slot] | inside_image(self.ring_mu[:, slot], self.buffer.shape)
+            else:
                 ok &= self.ring_vis[:, slot]
             cols.append((src, self.ring_mu[:, slot], self.ring_v[:, slot], ok))
         if icfg.query_chain:

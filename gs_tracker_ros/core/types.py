@@ -3,9 +3,47 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Protocol
 
 import numpy as np
+
+from .geometry import inside_image
+
+
+class TrackStatus(IntEnum):
+    """What is known about a tracked point on one frame (``uint8`` codes, also in the ``.npz``
+    output of ``gs-tracker track`` and in ``PointTrack.status``; the values are the message's
+    ``STATUS_*`` constants).
+
+    * ``NOT_TRACKED`` (0): no estimate on this frame (before the point's query frame, after it was
+      removed); never published for a live track.
+    * ``VISIBLE`` (1): the point is seen on this frame.
+    * ``OCCLUDED`` (2): inside the image but hidden (behind something, or lost by the motion
+      chains); its position is the hidden-point estimate (:mod:`~gs_tracker_ros.core.hidden_motion`).
+    * ``OUT_OF_VIEW`` (3): its estimate lies outside the image
+      (``x`` outside ``[-0.5, W - 0.5)`` or ``y`` outside ``[-0.5, H - 0.5)``); it is still tracked
+      and may be re-found when it re-enters.
+    """
+
+    NOT_TRACKED = 0
+    VISIBLE = 1
+    OCCLUDED = 2
+    OUT_OF_VIEW = 3
+
+
+def track_status(xy: np.ndarray, visible: np.ndarray, shape_hw: tuple[int, int] | None) -> np.ndarray:
+    """``(N,) uint8`` :class:`TrackStatus` codes from positions ``xy (N, 2)`` px and ``visible (N,)``.
+
+    A point outside the image is ``OUT_OF_VIEW`` even if ``visible`` says otherwise; without an
+    image size (``shape_hw`` None) hidden points are ``OCCLUDED``.
+    """
+    xy = np.asarray(xy).reshape(-1, 2)
+    visible = np.asarray(visible, bool).reshape(-1)
+    status = np.where(visible, TrackStatus.VISIBLE, TrackStatus.OCCLUDED).astype(np.uint8)
+    if shape_hw is not None:
+        status[~inside_image(xy, shape_hw)] = TrackStatus.OUT_OF_VIEW
+    return status
 
 
 @dataclass(frozen=True)
@@ -17,7 +55,10 @@ class TrackState:
         ids: ``(N,) int64`` stable query ids.
         xy: ``(N, 2) float32`` positions in pixels (x right, y down).
         variance: ``(N,) float32`` isotropic positional variance in px^2.
-        visible: ``(N,) bool`` False when the point is judged occluded or out of view.
+        visible: ``(N,) bool`` False when the point is judged occluded or out of view (kept for
+            compatibility: ``visible == (status == TrackStatus.VISIBLE)``).
+        status: ``(N,) uint8`` :class:`TrackStatus` codes; when not given, derived from ``visible``
+            (``VISIBLE`` / ``OCCLUDED``: a tracker that knows the image size passes it).
     """
 
     frame_index: int
@@ -25,6 +66,11 @@ class TrackState:
     xy: np.ndarray
     variance: np.ndarray
     visible: np.ndarray
+    status: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is None:
+            object.__setattr__(self, "status", track_status(self.xy, self.visible, None))
 
     @staticmethod
     def empty(frame_index: int) -> "TrackState":
@@ -34,6 +80,7 @@ class TrackState:
             np.zeros((0, 2), np.float32),
             np.zeros(0, np.float32),
             np.zeros(0, bool),
+            np.zeros(0, np.uint8),
         )
 
     def __len__(self) -> int:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..core.errors import InputError
-from ..core.types import PointTracker
+from ..core.types import PointTracker, TrackState, TrackStatus
 from .badja import TrackingSequence
 from .calibration import calibration_counts, coverage_from_counts, scored_errors, sum_calibration_counts
 from .metrics import SCORE_KEYS, aggregate, badja_scores, scored_pairs
@@ -25,7 +25,8 @@ from .metrics import SCORE_KEYS, aggregate, badja_scores, scored_pairs
 class TrackerRun:
     """Everything a tracker produced on one clip, points in query order.
 
-    Query order: by query frame ascending, then the row order within ``queries_by_frame[f]``.
+    Query order: by query frame ascending, then the row order within ``queries_by_frame[f]``;
+    points added by an ``on_step`` callback (re-seeding) follow in the order they were added.
 
     Attributes:
         method: the tracker's ``name``.
@@ -33,9 +34,11 @@ class TrackerRun:
         query_frame: ``(N,) int64`` frame each query was placed on.
         query_xy: ``(N, 2) float32`` query positions in px.
         xy: ``(N, T, 2) float32`` positions in px; NaN on frames before the query frame or where
-            the tracker did not report the point.
+            the tracker did not report the point (e.g. after it was removed).
         visible: ``(N, T) bool`` predicted visibility (False before the query frame).
         variance: ``(N, T) float32`` px^2; NaN before the query frame; 0 on the query frame.
+        status: ``(N, T) uint8`` :class:`~gs_tracker_ros.core.types.TrackStatus` codes
+            (``NOT_TRACKED`` = 0 where ``xy`` is NaN).
         step_ms: ``(T,) float64`` wall-clock milliseconds of each ``step()`` call.
     """
 
@@ -46,6 +49,7 @@ class TrackerRun:
     xy: np.ndarray
     visible: np.ndarray
     variance: np.ndarray
+    status: np.ndarray
     step_ms: np.ndarray
 
     @property
@@ -71,11 +75,15 @@ def _check_queries(queries_by_frame: Mapping[int, np.ndarray]) -> dict[int, np.n
     return out
 
 
+StepCallback = Callable[[int, TrackState], tuple[np.ndarray, np.ndarray]]
+
+
 def run_tracker_on_sequence(
     tracker: PointTracker,
     frames: Iterable[np.ndarray],
     queries_by_frame: Mapping[int, np.ndarray],
     progress: Callable[[int], None] | None = None,
+    on_step: StepCallback | None = None,
 ) -> TrackerRun:
     """Run ``tracker`` online over ``frames`` and collect its outputs.
 
@@ -88,50 +96,65 @@ def run_tracker_on_sequence(
         frames: iterable of RGB uint8 frames (a FrameSource, a list, a (T, H, W, 3) array).
         queries_by_frame: ``{frame index: (M, 2) xy px}``.
         progress: called with the frame index after each frame.
+        on_step: called as ``on_step(t, state)`` after the queries of frame t were added; it may
+            add and remove queries on ``tracker`` itself (e.g. :class:`~gs_tracker_ros.core.seeding.GridSeeder`)
+            and returns the ids it added and their positions ``((K,) ids, (K, 2) px)``, which get
+            new rows (query frame t). A removed track's row is NaN / ``NOT_TRACKED`` from then on.
 
     Raises:
         InputError: malformed queries, or queries on frames the clip does not have.
     """
     queries = _check_queries(queries_by_frame)
-    order_frames = [f for f in sorted(queries) for _ in range(len(queries[f]))]
-    n = len(order_frames)
-    query_frame = np.asarray(order_frames, np.int64)
-    query_xy = np.concatenate(list(queries.values())) if n else np.zeros((0, 2), np.float32)
-    ids = np.full(n, -1, np.int64)
+    ids: list[int] = []
+    query_frame: list[int] = []
+    query_xy: list[np.ndarray] = []
     row_of_id: dict[int, int] = {}
     xy_rows: list[np.ndarray] = []
-    vis_rows: list[np.ndarray] = []
     var_rows: list[np.ndarray] = []
+    status_rows: list[np.ndarray] = []
     step_ms: list[float] = []
-    next_row = 0
+
+    def new_rows(t: int, new_ids: np.ndarray, xy: np.ndarray, xy_t, var_t, status_t):
+        rows = np.arange(len(ids), len(ids) + len(new_ids))
+        ids.extend(int(i) for i in new_ids)
+        query_frame.extend([t] * len(new_ids))
+        query_xy.append(np.asarray(xy, np.float32).reshape(-1, 2))
+        row_of_id.update({int(i): int(r) for i, r in zip(new_ids, rows)})
+        grow = len(ids) - len(xy_t)
+        xy_t = np.concatenate([xy_t, np.full((grow, 2), np.nan, np.float32)])
+        var_t = np.concatenate([var_t, np.full(grow, np.nan, np.float32)])
+        status_t = np.concatenate([status_t, np.zeros(grow, np.uint8)])
+        xy_t[rows], var_t[rows], status_t[rows] = xy, 0.0, TrackStatus.VISIBLE
+        return xy_t, var_t, status_t
 
     tracker.reset()
     for t, frame in enumerate(frames):
         t0 = time.perf_counter()
         state = tracker.step(frame)
         step_ms.append((time.perf_counter() - t0) * 1e3)
+        n = len(ids)
         xy_t = np.full((n, 2), np.nan, np.float32)
-        vis_t = np.zeros(n, bool)
         var_t = np.full(n, np.nan, np.float32)
+        status_t = np.zeros(n, np.uint8)
         if len(state):
             rows = np.array([row_of_id.get(int(i), -1) for i in state.ids], np.int64)
             known = rows >= 0
             xy_t[rows[known]] = state.xy[known]
-            vis_t[rows[known]] = state.visible[known]
             var_t[rows[known]] = state.variance[known]
+            status_t[rows[known]] = state.status[known]
         if t in queries:
             q = queries[t]
             new_ids = np.asarray(tracker.add_queries(q), np.int64)
             if new_ids.shape != (len(q),):
                 raise InputError(f"{tracker.name}.add_queries returned {new_ids.shape} ids for {len(q)} queries")
-            rows = np.arange(next_row, next_row + len(q))
-            ids[rows] = new_ids
-            row_of_id.update({int(i): int(r) for i, r in zip(new_ids, rows)})
-            next_row += len(q)
-            xy_t[rows], vis_t[rows], var_t[rows] = q, True, 0.0
+            xy_t, var_t, status_t = new_rows(t, new_ids, q, xy_t, var_t, status_t)
+        if on_step is not None:
+            added_ids, added_xy = on_step(t, state)
+            if len(added_ids):
+                xy_t, var_t, status_t = new_rows(t, np.asarray(added_ids, np.int64), added_xy, xy_t, var_t, status_t)
         xy_rows.append(xy_t)
-        vis_rows.append(vis_t)
         var_rows.append(var_t)
+        status_rows.append(status_t)
         if progress is not None:
             progress(t)
 
@@ -139,15 +162,24 @@ def run_tracker_on_sequence(
     late = [f for f in queries if f >= num_frames]
     if late:
         raise InputError(f"queries on frame(s) {late} but the clip has only {num_frames} frames")
-    shape = (n, num_frames)
+    n = len(ids)
+
+    def stack(rows: list[np.ndarray], fill, shape_tail: tuple[int, ...], dtype) -> np.ndarray:
+        out = np.full((n, num_frames) + shape_tail, fill, dtype)
+        for t, r in enumerate(rows):
+            out[: len(r), t] = r
+        return out
+
+    status = stack(status_rows, 0, (), np.uint8)
     return TrackerRun(
         method=str(getattr(tracker, "name", type(tracker).__name__)),
-        ids=ids,
-        query_frame=query_frame,
-        query_xy=query_xy.astype(np.float32),
-        xy=np.stack(xy_rows, axis=1) if num_frames else np.zeros(shape + (2,), np.float32),
-        visible=np.stack(vis_rows, axis=1) if num_frames else np.zeros(shape, bool),
-        variance=np.stack(var_rows, axis=1) if num_frames else np.zeros(shape, np.float32),
+        ids=np.asarray(ids, np.int64),
+        query_frame=np.asarray(query_frame, np.int64),
+        query_xy=np.concatenate(query_xy).astype(np.float32) if query_xy else np.zeros((0, 2), np.float32),
+        xy=stack(xy_rows, np.nan, (2,), np.float32),
+        visible=status == TrackStatus.VISIBLE,
+        variance=stack(var_rows, np.nan, (), np.float32),
+        status=status,
         step_ms=np.asarray(step_ms, np.float64),
     )
 
@@ -170,7 +202,7 @@ def run_on_badja_sequence(tracker: PointTracker, seq: TrackingSequence) -> tuple
     order = _query_order(seq)
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
-    for name in ("ids", "query_frame", "query_xy", "xy", "visible", "variance"):
+    for name in ("ids", "query_frame", "query_xy", "xy", "visible", "variance", "status"):
         setattr(run, name, getattr(run, name)[inverse])
     scores = badja_scores(run.xy, run.visible, seq)
     visible_pairs = scored_pairs(seq.annotated, seq.query_frame) & seq.visible

@@ -4,7 +4,6 @@
 * :mod:`.image_conversion` — sensor_msgs/Image <-> numpy without cv_bridge.
 * :mod:`.parameters` — the node's parameters, generated from the tracker config.
 * :mod:`.diagnostics` — counters, latency and the /diagnostics status.
-* :mod:`.seeding` — automatic grid seeding (ROS-free).
 * :mod:`.testing` — drive a running node from another process (tests, smoke checks).
 * :mod:`.bag_player`, :mod:`.recorder` — rosbag2 playback into, and track recording from, a
   running node (used by ``gs_tracker_ros.bag``).

@@ -46,6 +46,7 @@ from gs_tracker_ros.srv import AddQueries, RemoveQueries
 
 from ..core.clip_buffer import validate_frame
 from ..core.errors import ConfigError, TrackerError
+from ..core.seeding import GridSeeder
 from ..core.tracker import validate_query_points
 from ..core.types import PointTracker, TrackState
 from ..methods import make_tracker
@@ -53,7 +54,6 @@ from ..viz.overlay import TrackHistory, draw_tracks
 from . import parameters as P
 from .diagnostics import NodeStats, diagnostic_array
 from .image_conversion import ImageConversionError, UnsupportedEncodingError, image_to_rgb, rgb_to_image
-from .seeding import GridSeeder
 
 NODE_NAME = "gs_tracker_node"
 # Topic and service names (relative to the node's namespace / private namespace); the tests and
@@ -261,17 +261,11 @@ class TrackerNode(Node):
 
     def _seed(self, state: TrackState, hw: tuple[int, int]) -> None:
         """Grid seeding on the frame just stepped (tracker lock held)."""
-        plan = self._seeder.plan(state.ids, state.xy, state.visible, hw[1], hw[0], int(self._params["max_tracks"]))
-        if plan.empty:
+        result = self._seeder.reseed(self._tracker, state, hw[1], hw[0], int(self._params["max_tracks"]))
+        if not result.changed:
             return
-        if plan.remove_ids.size:
-            self._tracker.remove_queries(plan.remove_ids)
-            self._seeder.forget(plan.remove_ids)
-            self._live_ids.difference_update(plan.remove_ids.tolist())
-        if plan.add_xy.shape[0]:
-            new_ids = self._tracker.add_queries(plan.add_xy)
-            self._seeder.adopt(new_ids)
-            self._live_ids.update(np.asarray(new_ids).tolist())
+        self._live_ids.difference_update(result.removed_ids.tolist())
+        self._live_ids.update(result.added_ids.tolist())
         self.stats.tracks_changed(len(self._live_ids))
 
     @staticmethod
@@ -284,10 +278,11 @@ class TrackerNode(Node):
         ys = state.xy[:, 1].tolist()
         vs = state.variance.tolist()
         vis = state.visible.tolist()
+        status = state.status.tolist()
         tracks = []
         for i in range(len(ids)):
             t = PointTrack()
-            t.id, t.x, t.y, t.variance, t.visible = ids[i], xs[i], ys[i], vs[i], vis[i]
+            t.id, t.x, t.y, t.variance, t.visible, t.status = ids[i], xs[i], ys[i], vs[i], vis[i], status[i]
             tracks.append(t)
         out.tracks = tracks
         return out

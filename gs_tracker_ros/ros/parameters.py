@@ -136,6 +136,11 @@ TRACKER_RANGES: dict[str, tuple[float, float]] = {
     "integration.occluded_variance_growth": (0.0, math.inf),
     "integration.motion_std_ratio": (0.0, 10.0),
     "integration.max_query_frames": (1, 1024),
+    "hidden.neighbours": (1, 1024),
+    "hidden.min_neighbours": (1, 1024),
+    "hidden.max_neighbour_px": (0.0, math.inf),
+    "hidden.velocity_decay": (0.0, 1.0),
+    "hidden.velocity_frames": (1, 16),
 }
 
 # Tracker keys that are read on every frame and may change while the node runs. Everything else
@@ -153,6 +158,13 @@ RUNTIME_TRACKER_KEYS: frozenset[str] = frozenset({
     "integration.motion_std_ratio",
     "uncertainty.drift_per_px",
     "uncertainty.drift_per_frame",
+    "hidden.enabled",
+    "hidden.neighbours",
+    "hidden.min_neighbours",
+    "hidden.max_neighbour_px",
+    "hidden.velocity_decay",
+    "hidden.velocity_frames",
+    "hidden.leaving_ends_chains",
 })
 
 # TrackerConfig keys that a node parameter provides instead of a ``tracker.*`` parameter.

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.types import track_status
 from ..viz.overlay import OverlayStyle, TrackHistory, draw_tracks
 from ..viz.video import VideoWriter, save_contact_sheet
 from .config import SceneConfig
@@ -48,7 +49,6 @@ def render_gt_demo(scene: SyntheticScene, video_path: str | Path | None, sheet_p
     hist = TrackHistory(max_len=(style or OverlayStyle()).tail_len)
     pick = set(np.linspace(0, scene.num_frames - 1, sheet_frames).round().astype(int).tolist())
     sheet: list[np.ndarray] = []
-    labels: list[str] = []
     t_render = t_draw = 0.0
     writer = VideoWriter(video_path, fps=fps) if video_path is not None else None
     try:
@@ -56,7 +56,8 @@ def render_gt_demo(scene: SyntheticScene, video_path: str | Path | None, sheet_p
             a = time.perf_counter()
             img = scene.render(t)
             b = time.perf_counter()
-            hist.update_arrays(ids, tracks[:, t], visible[:, t], frame_index=t)
+            hist.update_arrays(ids, tracks[:, t], visible[:, t], frame_index=t,
+                               status=track_status(tracks[:, t], visible[:, t], img.shape[:2]))
             out = draw_tracks(img, hist, style=style, extra_header="synthetic ground truth")
             t_render += b - a
             t_draw += time.perf_counter() - b
@@ -64,12 +65,11 @@ def render_gt_demo(scene: SyntheticScene, video_path: str | Path | None, sheet_p
                 writer.write(out)
             if t in pick:
                 sheet.append(out)
-                labels.append(f"t={t}")
     finally:
         if writer is not None:
             writer.close()
     if sheet_path is not None:
-        save_contact_sheet(sheet, sheet_path, cols=3 if len(sheet) > 4 else 2, labels=labels)
+        save_contact_sheet(sheet, sheet_path, cols=3 if len(sheet) > 4 else 2)  # frame index: in the header
     return {"total_s": time.perf_counter() - t0, "render_s": t_render, "draw_s": t_draw}
 
 

@@ -1,7 +1,10 @@
-"""Debug overlay: recent track tails, visible/occluded markers, uncertainty circles, a text header.
+"""Debug overlay: tails along visible segments, status markers, uncertainty circles, header, legend.
 
 Shared by the CLI and the ROS node. Input and output frames are RGB ``(H, W, 3) uint8``;
 positions in px (x right, y down, origin at the centre of the top-left pixel); variance in px^2.
+What is drawn depends on each point's :class:`~gs_tracker_ros.core.types.TrackStatus`: visible
+points as bright dots with their recent tail, occluded points as small faint rings, out-of-view
+points not at all (optionally a tick on the image border).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import cv2
 import numpy as np
 
 from ..core.errors import InputError
-from ..core.types import TrackState
+from ..core.types import TrackState, TrackStatus, track_status
 
 _SHIFT = 4  # sub-pixel bits for cv2 drawing
 _ONE = 1 << _SHIFT
@@ -48,28 +51,38 @@ class OverlayStyle:
     """Drawing parameters (sizes in px of the output image).
 
     Attributes:
-        tail_len: number of recent positions drawn as a tail (the current one included).
+        tail_len: number of recent positions drawn as a tail (the current one included); only
+            segments whose both ends are visible are drawn, so a tail never bridges a hidden gap.
         dot_radius: radius of the filled dot of a visible point.
-        cross_size: half-size (px) of the x marker of an occluded point.
+        hidden_radius: radius of the small ring of an occluded point.
+        hidden_opacity: opacity of occluded markers (0 = invisible, 1 = opaque).
         max_sigma_radius: clamp for the uncertainty circle radius 2*sqrt(variance).
         min_sigma_radius: circles smaller than this are not drawn (they would hide in the dot).
         tail_bands: number of opacity steps the tail fades through (oldest = faintest).
         show_ids: draw each track's id next to its marker.
-        show_occluded_tail: also draw tail segments whose end is occluded (dimmed).
+        show_hidden_uncertainty: also draw the uncertainty circle of occluded points (off: a
+            long-hidden point's circle grows large and hides the picture).
+        edge_markers: mark out-of-view points with a short tick on the nearest image border
+            (off: they are not drawn at all).
+        legend: draw the legend with the number of visible / occluded / out-of-view points
+            in the bottom-left corner.
     """
 
     tail_len: int = 15
     dot_radius: float = 3.5
-    cross_size: float = 5.0
+    hidden_radius: float = 2.5
+    hidden_opacity: float = 0.55
     max_sigma_radius: float = 40.0
     min_sigma_radius: float = 4.0
     tail_bands: int = 4
     show_ids: bool = False
-    show_occluded_tail: bool = True
+    show_hidden_uncertainty: bool = False
+    edge_markers: bool = False
+    legend: bool = True
 
 
 class TrackHistory:
-    """Bounded per-id history of recent ``(x, y, visible)`` plus the latest variance.
+    """Bounded per-id history of recent ``(x, y, status)`` plus the latest variance.
 
     Memory is bounded: at most ``max_len`` entries per live id; ids absent from an update are
     forgotten (they were removed from the tracker), unless ``keep_missing`` is set.
@@ -80,7 +93,7 @@ class TrackHistory:
             raise InputError(f"TrackHistory max_len must be >= 1, got {max_len}")
         self.max_len = int(max_len)
         self.keep_missing = bool(keep_missing)
-        self._tails: dict[int, deque[tuple[float, float, bool]]] = {}
+        self._tails: dict[int, deque[tuple[float, float, int]]] = {}
         self._variance: dict[int, float] = {}
         self.frame_index: int | None = None
 
@@ -101,11 +114,14 @@ class TrackHistory:
 
     def update(self, state: TrackState) -> None:
         """Append one tracker output (see :class:`~gs_tracker_ros.core.types.TrackState`)."""
-        self.update_arrays(state.ids, state.xy, state.visible, state.variance, state.frame_index)
+        self.update_arrays(state.ids, state.xy, state.visible, state.variance, state.frame_index, state.status)
 
     def update_arrays(self, ids: Iterable[int] | np.ndarray, xy: np.ndarray, visible: np.ndarray,
-                      variance: np.ndarray | None = None, frame_index: int | None = None) -> None:
-        """Append positions ``xy (N, 2)`` px, ``visible (N,)`` and optional ``variance (N,)`` px^2."""
+                      variance: np.ndarray | None = None, frame_index: int | None = None,
+                      status: np.ndarray | None = None) -> None:
+        """Append positions ``xy (N, 2)`` px, ``visible (N,)``, optional ``variance (N,)`` px^2 and
+        optional ``status (N,)`` :class:`~gs_tracker_ros.core.types.TrackStatus` codes (default:
+        from ``visible``, hidden = occluded)."""
         ids = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids).reshape(-1)
         xy = np.asarray(xy, np.float64).reshape(-1, 2)
         visible = np.asarray(visible, bool).reshape(-1)
@@ -114,6 +130,11 @@ class TrackHistory:
         var = None if variance is None else np.asarray(variance, np.float64).reshape(-1)
         if var is not None and len(var) != len(ids):
             raise InputError(f"variance has {len(var)} entries for {len(ids)} ids")
+        if status is None:
+            status = track_status(xy, visible, None)
+        status = np.asarray(status, np.int64).reshape(-1)
+        if len(status) != len(ids):
+            raise InputError(f"status has {len(status)} entries for {len(ids)} ids")
         seen = set()
         for k, tid in enumerate(ids.tolist()):
             tid = int(tid)
@@ -121,7 +142,7 @@ class TrackHistory:
             tail = self._tails.get(tid)
             if tail is None:
                 tail = self._tails[tid] = deque(maxlen=self.max_len)
-            tail.append((float(xy[k, 0]), float(xy[k, 1]), bool(visible[k])))
+            tail.append((float(xy[k, 0]), float(xy[k, 1]), int(status[k])))
             if var is not None:
                 self._variance[tid] = float(var[k])
             else:
@@ -136,7 +157,7 @@ class TrackHistory:
             self.frame_index += 1
 
     def tail(self, track_id: int) -> np.ndarray:
-        """``(K, 3) float64`` rows (x, y, visible) of one id, oldest first (K <= max_len)."""
+        """``(K, 3) float64`` rows (x, y, status code) of one id, oldest first (K <= max_len)."""
         return np.asarray(self._tails[int(track_id)], np.float64).reshape(-1, 3)
 
     def variance(self, track_id: int) -> float | None:
@@ -165,18 +186,29 @@ def _dim(colour: tuple[int, int, int], f: float) -> tuple[int, int, int]:
     return tuple(int(c * f) for c in colour)  # type: ignore[return-value]
 
 
-def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, colour: tuple[int, int, int]) -> None:
-    """Text with a dark outline, readable on any background."""
+def outlined_text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, colour: tuple[int, int, int]) -> None:
+    """Text with a dark outline, readable on any background.
+
+    The outline is the same 1 px text shifted by one pixel in 8 directions: a thicker stroke would
+    not do, because OpenCV 5 widens the glyph advance with the thickness, so the outline and the
+    text would drift apart along the line.
+    """
     font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(img, text, org, font, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    x, y = org
+    for dx, dy in ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)):
+        cv2.putText(img, text, (x + dx, y + dy), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(img, text, org, font, scale, colour, 1, cv2.LINE_AA)
+
+
+def _text_scale(img: np.ndarray) -> float:
+    return max(0.4, min(0.7, img.shape[0] / 700))
 
 
 def draw_header(img: np.ndarray, lines: list[str]) -> None:
     """Draw text lines in a translucent dark box at the top-left corner (in place)."""
     if not lines:
         return
-    scale = max(0.4, min(0.7, img.shape[0] / 700))
+    scale = _text_scale(img)
     font = cv2.FONT_HERSHEY_SIMPLEX
     sizes = [cv2.getTextSize(s, font, scale, 1)[0] for s in lines]
     line_h = max(h for _, h in sizes) + 8
@@ -185,7 +217,64 @@ def draw_header(img: np.ndarray, lines: list[str]) -> None:
     roi = img[:box_h, :box_w]
     roi[...] = (roi.astype(np.uint16) * 2 // 5).astype(np.uint8)
     for k, s in enumerate(lines):
-        _text(img, s, (6, 4 + line_h * (k + 1) - 6), scale, (255, 255, 255))
+        outlined_text(img, s, (6, 4 + line_h * (k + 1) - 6), scale, (255, 255, 255))
+
+
+_LEGEND_COLOUR = (255, 215, 0)  # sample marker colour in the legend
+
+
+def _visible_dot(img: np.ndarray, p: tuple[int, int], r: float, colour: tuple[int, int, int]) -> None:
+    cv2.circle(img, p, int(round((r + 2.5) * _ONE)), (255, 255, 255), 1, cv2.LINE_AA, _SHIFT)  # halo
+    cv2.circle(img, p, int(round((r + 1.5) * _ONE)), (0, 0, 0), -1, cv2.LINE_AA, _SHIFT)  # dark rim
+    cv2.circle(img, p, int(round(r * _ONE)), colour, -1, cv2.LINE_AA, _SHIFT)
+
+
+def _hidden_ring(img: np.ndarray, p: tuple[int, int], r: float, colour: tuple[int, int, int]) -> None:
+    cv2.circle(img, p, int(round(r * _ONE)), colour, 1, cv2.LINE_AA, _SHIFT)
+
+
+def _edge_tick(img: np.ndarray, x: float, y: float, colour: tuple[int, int, int]) -> None:
+    """A short tick on the image border nearest to an outside point ``(x, y)``, pointing at it."""
+    h, w = img.shape[:2]
+    cx, cy = min(max(x, 0.0), w - 1.0), min(max(y, 0.0), h - 1.0)
+    dx, dy = x - cx, y - cy
+    norm = math.hypot(dx, dy)
+    if norm == 0:
+        return
+    ux, uy = dx / norm, dy / norm
+    cv2.line(img, _fix(cx - 7 * ux, cy - 7 * uy), _fix(cx, cy), colour, 2, cv2.LINE_AA, _SHIFT)
+
+
+def draw_legend(img: np.ndarray, counts: dict[int, int], style: OverlayStyle) -> None:
+    """Legend with the count of points per status in a translucent box, bottom-left (in place)."""
+    scale = _text_scale(img) * 0.85
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    items = [(TrackStatus.VISIBLE, f"{counts.get(TrackStatus.VISIBLE, 0)} visible"),
+             (TrackStatus.OCCLUDED, f"{counts.get(TrackStatus.OCCLUDED, 0)} occluded"),
+             (TrackStatus.OUT_OF_VIEW, f"{counts.get(TrackStatus.OUT_OF_VIEW, 0)} out of view"
+              + ("" if style.edge_markers else " (not drawn)"))]
+    glyph_w, gap = 16, 14
+    sizes = [cv2.getTextSize(text, font, scale, 1)[0] for _, text in items]
+    text_h = max(h for _, h in sizes)
+    box_h = text_h + 14
+    box_w = sum(glyph_w + w + gap for w, _ in sizes) + 6
+    h, w = img.shape[:2]
+    y0, x1 = max(0, h - box_h), min(w, box_w)
+    roi = img[y0:, :x1]
+    roi[...] = (roi.astype(np.uint16) * 2 // 5).astype(np.uint8)
+    x = 8
+    cy = y0 + box_h // 2
+    for (code, text), (tw, _) in zip(items, sizes):
+        centre = _fix(x + 5, cy)
+        if code == TrackStatus.VISIBLE:
+            _visible_dot(img, centre, style.dot_radius * 0.8, _LEGEND_COLOUR)
+        elif code == TrackStatus.OCCLUDED:
+            _hidden_ring(img, centre, style.hidden_radius + 0.5, _dim(_LEGEND_COLOUR, 0.8))
+        else:
+            cv2.line(img, _fix(x, cy), _fix(x + 9, cy), _LEGEND_COLOUR if style.edge_markers else (150, 150, 150),
+                     2, cv2.LINE_AA, _SHIFT)
+        outlined_text(img, text, (x + glyph_w, cy + text_h // 2), scale, (255, 255, 255))
+        x += glyph_w + tw + gap
 
 
 def draw_tracks(frame: np.ndarray, history: TrackHistory, *, style: OverlayStyle | None = None,
@@ -193,11 +282,15 @@ def draw_tracks(frame: np.ndarray, history: TrackHistory, *, style: OverlayStyle
                 extra_header: str | None = None) -> np.ndarray:
     """Draw the tracks held in ``history`` onto a copy of ``frame``.
 
-    Per track: a fading tail of its last ``style.tail_len`` positions; at its latest position a
-    filled dot with a dark rim and light halo (visible) or an unfilled x (occluded), a circle of radius
-    ``2 * sqrt(variance)`` px (clamped to ``style.max_sigma_radius``) for its uncertainty, and
-    optionally its id. Colours are stable per id. A header shows the frame index (argument, else
-    ``history.frame_index``), ``fps`` if given, the number of tracks and how many are visible.
+    Per track, by its latest status: *visible*: a fading tail of its last ``style.tail_len``
+    positions (only segments between two visible positions), a filled dot with a dark rim and
+    light halo, a circle of radius ``2 * sqrt(variance)`` px (clamped to
+    ``style.max_sigma_radius``) for its uncertainty, optionally its id; *occluded*: a small
+    faint ring (its uncertainty circle only with ``style.show_hidden_uncertainty``); *out of
+    view*: nothing (a tick on the border with ``style.edge_markers``). Colours are stable per id.
+    With ``header``, a header (top left) shows the frame index (argument, else
+    ``history.frame_index``), ``fps`` if given and ``extra_header``, and the legend (bottom left,
+    ``style.legend``) counts the points per status.
 
     Args:
         frame: RGB ``(H, W, 3) uint8`` (or grey ``(H, W)``); not modified.
@@ -209,30 +302,28 @@ def draw_tracks(frame: np.ndarray, history: TrackHistory, *, style: OverlayStyle
     tails = {tid: history.tail(tid)[-st.tail_len:] for tid in history.ids()}
 
     # tails, grouped so that each (age band, colour, thickness) is one cv2.polylines call;
-    # segment k joins points k and k+1, its age is (n - 2 - k) steps: older = fainter
+    # segment k joins points k and k+1, its age is (n - 2 - k) steps: older = fainter. Only
+    # segments whose both ends are visible are drawn.
     bands = max(1, int(st.tail_bands))
     groups: list[dict[tuple[tuple[int, int, int], int], list[np.ndarray]]] = [{} for _ in range(bands)]
     for tid, tl in tails.items():
-        tl = tl[np.isfinite(tl[:, :2]).all(axis=1)]
         n = len(tl)
         if n < 2:
             continue
         colour = track_colour(tid)
-        pts = np.round(tl[:, :2] * _ONE).astype(np.int32)
-        vis = tl[:, 2] > 0.5
+        vis = (tl[:, 2] == TrackStatus.VISIBLE) & np.isfinite(tl[:, :2]).all(axis=1)
+        pts = np.round(np.nan_to_num(tl[:, :2]) * _ONE).astype(np.int32)
         k = np.arange(n - 1)
         band = np.minimum(bands - 1, ((n - 2 - k) / max(st.tail_len - 1, 1) * bands).astype(int))
-        both = vis[:-1] & vis[1:]
-        keep = vis[1:] | st.show_occluded_tail
-        key = band * 4 + both * 2 + keep  # runs of equal key become one polyline
+        keep = vis[:-1] & vis[1:]
+        key = np.where(keep, band, -1)  # runs of equal key become one polyline
         cut = (np.flatnonzero(key[1:] != key[:-1]) + 1).tolist()
-        band_l, both_l, keep_l = band.tolist(), both.tolist(), keep.tolist()
+        band_l, keep_l = band.tolist(), keep.tolist()
         for a, b in zip([0] + cut, cut + [n - 1]):
             if not keep_l[a]:
                 continue
-            c = colour if both_l[a] else _dim(colour, 0.55)
             thick = 2 if band_l[a] == 0 else 1
-            groups[band_l[a]].setdefault((c, thick), []).append(pts[a : b + 1])
+            groups[band_l[a]].setdefault((colour, thick), []).append(pts[a : b + 1])
     for b in range(bands - 1, -1, -1):  # oldest first, newest drawn on top
         if not groups[b]:
             continue
@@ -242,12 +333,37 @@ def draw_tracks(frame: np.ndarray, history: TrackHistory, *, style: OverlayStyle
         opacity = 1.0 - 0.75 * b / max(bands - 1, 1)  # newest 1.0 .. oldest 0.25
         cv2.addWeighted(layer, opacity, out, 1.0 - opacity, 0.0, dst=out)
 
-    n_vis = 0
+    counts = {int(code): 0 for code in TrackStatus}
+    latest = []
     for tid, tl in tails.items():
-        if len(tl) == 0:
+        if len(tl) == 0 or not np.isfinite(tl[-1, :2]).all():
             continue
-        x, y, vis = float(tl[-1, 0]), float(tl[-1, 1]), bool(tl[-1, 2])
-        if not (math.isfinite(x) and math.isfinite(y)):
+        code = int(tl[-1, 2])
+        counts[code] = counts.get(code, 0) + 1
+        latest.append((tid, float(tl[-1, 0]), float(tl[-1, 1]), code))
+
+    # hidden points first, faint (blended), so that visible ones are drawn on top of them
+    hidden_layer = out.copy()
+    any_hidden = False
+    for tid, x, y, code in latest:
+        colour = track_colour(tid)
+        if code == TrackStatus.OCCLUDED:
+            any_hidden = True
+            p = _fix(x, y)
+            _hidden_ring(hidden_layer, p, st.hidden_radius, colour)
+            var = history.variance(tid)
+            if st.show_hidden_uncertainty and var is not None and math.isfinite(var) and var > 0:
+                r = min(2.0 * math.sqrt(var), st.max_sigma_radius)
+                if r >= st.min_sigma_radius:
+                    cv2.circle(hidden_layer, p, int(round(r * _ONE)), colour, 1, cv2.LINE_AA, _SHIFT)
+        elif code == TrackStatus.OUT_OF_VIEW and st.edge_markers:
+            any_hidden = True
+            _edge_tick(hidden_layer, x, y, colour)
+    if any_hidden:
+        cv2.addWeighted(hidden_layer, st.hidden_opacity, out, 1.0 - st.hidden_opacity, 0.0, dst=out)
+
+    for tid, x, y, code in latest:
+        if code != TrackStatus.VISIBLE:
             continue
         colour = track_colour(tid)
         p = _fix(x, y)
@@ -256,31 +372,20 @@ def draw_tracks(frame: np.ndarray, history: TrackHistory, *, style: OverlayStyle
             r = min(2.0 * math.sqrt(var), st.max_sigma_radius)
             if r >= st.min_sigma_radius:
                 cv2.circle(out, p, int(round(r * _ONE)), _dim(colour, 0.85), 1, cv2.LINE_AA, _SHIFT)
-        if vis:
-            n_vis += 1
-            r = st.dot_radius
-            cv2.circle(out, p, int(round((r + 2.5) * _ONE)), (255, 255, 255), 1, cv2.LINE_AA, _SHIFT)  # halo
-            cv2.circle(out, p, int(round((r + 1.5) * _ONE)), (0, 0, 0), -1, cv2.LINE_AA, _SHIFT)  # dark rim
-            cv2.circle(out, p, int(round(st.dot_radius * _ONE)), colour, -1, cv2.LINE_AA, _SHIFT)
-        else:
-            # an x (no fill): dark outline strokes first, then the colour strokes on top
-            s = st.cross_size
-            ends = [(_fix(x - s, y - s), _fix(x + s, y + s)), (_fix(x - s, y + s), _fix(x + s, y - s))]
-            for a, b in ends:
-                cv2.line(out, a, b, (0, 0, 0), 4, cv2.LINE_AA, _SHIFT)
-            for a, b in ends:
-                cv2.line(out, a, b, colour, 2, cv2.LINE_AA, _SHIFT)
+        _visible_dot(out, p, st.dot_radius, colour)
         if st.show_ids:
-            _text(out, str(tid), (int(x) + 6, int(y) - 6), 0.35, colour)
+            outlined_text(out, str(tid), (int(x) + 6, int(y) - 6), 0.35, colour)
 
     if header:
         idx = frame_index if frame_index is not None else history.frame_index
         parts = [] if idx is None else [f"frame {idx}"]
         if fps is not None:
             parts.append(f"{fps:.1f} fps")
-        parts.append(f"{n_vis}/{len(tails)} visible")
+        parts.append(f"{len(latest)} tracks")
         lines = ["  ".join(parts)]
         if extra_header:
             lines.append(extra_header)
         draw_header(out, lines)
+    if header and st.legend:
+        draw_legend(out, counts, st)
     return out

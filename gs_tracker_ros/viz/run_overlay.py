@@ -7,7 +7,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..core.types import TrackState
+from ..core.types import TrackState, track_status
 from .overlay import TrackHistory, draw_tracks
 from .video import VideoWriter, save_contact_sheet
 
@@ -15,10 +15,12 @@ from .video import VideoWriter, save_contact_sheet
 def write_run_overlay(frames: Iterable[np.ndarray], ids: np.ndarray, xy: np.ndarray, visible: np.ndarray,
                       variance: np.ndarray, path: str | Path | None, fps: float = 25.0,
                       title: str | Sequence[str] | None = None, sheet_path: str | Path | None = None,
-                      sheet_frames: int = 6) -> Path | None:
+                      sheet_frames: int = 6, status: np.ndarray | None = None) -> Path | None:
     """Draw tracks ``xy (N, T, 2)`` / ``visible (N, T)`` / ``variance (N, T)`` over ``frames``.
 
-    Points are drawn from their query frame on (NaN positions before it are skipped). Writes the
+    ``status (N, T)`` holds :class:`~gs_tracker_ros.core.types.TrackStatus` codes; without it a
+    hidden point outside the frame is out of view, else occluded. Points are drawn from their
+    query frame on (NaN positions before it are skipped). Writes the
     video to ``path`` (None: no video) and, with ``sheet_path``, a PNG of ``sheet_frames`` evenly
     spaced frames. ``title`` is one header line for all frames or one per frame. Returns the
     video's path (None without a video).
@@ -26,22 +28,24 @@ def write_run_overlay(frames: Iterable[np.ndarray], ids: np.ndarray, xy: np.ndar
     num_frames = xy.shape[1]
     pick = set(np.linspace(0, num_frames - 1, min(sheet_frames, num_frames)).round().astype(int).tolist())
     history = TrackHistory()
-    shots, labels = [], []
+    shots = []
     writer = VideoWriter(path, fps=fps) if path is not None else None
     try:
         for t, frame in enumerate(frames):
             live = np.isfinite(xy[:, t]).all(axis=1)
-            history.update(TrackState(t, ids[live], xy[live, t], np.nan_to_num(variance[live, t]), visible[live, t]))
+            code = (track_status(xy[live, t], visible[live, t], frame.shape[:2]) if status is None
+                    else status[live, t])
+            history.update(TrackState(t, ids[live], xy[live, t], np.nan_to_num(variance[live, t]), visible[live, t],
+                                      code))
             header = title if title is None or isinstance(title, str) else title[t]
             img = draw_tracks(frame, history, frame_index=t, extra_header=header)
             if writer is not None:
                 writer.write(img)
             if sheet_path is not None and t in pick:
                 shots.append(img)
-                labels.append(f"t={t}")
     finally:
         if writer is not None:
             writer.close()
     if sheet_path is not None:
-        save_contact_sheet(shots, sheet_path, cols=3 if len(shots) > 4 else 2, labels=labels)
+        save_contact_sheet(shots, sheet_path, cols=3 if len(shots) > 4 else 2)  # frame index: in the header
     return writer.path if writer is not None else None

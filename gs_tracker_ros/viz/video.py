@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from ..core.errors import InputError
+from .overlay import outlined_text
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +151,7 @@ def make_contact_sheet(frames: Sequence[np.ndarray], cols: int = 3, labels: Sequ
         sheet[y : y + img.shape[0], x : x + img.shape[1]] = img
         if labels is not None and labels[k]:
             org = (x + 6, y + img.shape[0] - 8)
-            cv2.putText(sheet, labels[k], org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(sheet, labels[k], org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+            outlined_text(sheet, labels[k], org, 0.5, (255, 255, 255))
     return sheet
 
 

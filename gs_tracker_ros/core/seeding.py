@@ -1,11 +1,13 @@
-"""Automatic grid seeding for the node (no ROS imports; unit-testable on its own).
+"""Automatic grid seeding: keeps a grid of points dense on a moving camera (no ROS imports).
 
-With ``grid_size = n > 0`` the seeder keeps about ``n x n`` grid points alive: it seeds the full
+Shared by the node (parameters ``seed_grid_size`` / ``reseed_when_below``) and
+``gs-tracker track --grid N --reseed F``. With ``grid_size = n > 0`` the seeder keeps about ``n x n`` grid points alive: it seeds the full
 grid when it owns no live track (first image, after a reset), and re-seeds whenever fewer than
 ``reseed_when_below * n^2`` of its own tracks are visible: its dead (occluded / lost) tracks are
 removed, and grid points are added in cells that have no visible track nearby. Queries added by
 users through the service are never removed by the seeder, and the total never exceeds
-``max_tracks``.
+``max_tracks``. New points always get new ids; a removed grid point is not re-found later (only
+points the seeder does not own are kept while hidden and may be re-found when they re-enter).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from .types import PointTracker, TrackState
 
 
 def grid_points(width: int, height: int, n: int) -> np.ndarray:
@@ -35,6 +39,20 @@ class SeedPlan:
     @property
     def empty(self) -> bool:
         return self.remove_ids.size == 0 and self.add_xy.shape[0] == 0
+
+
+@dataclass
+class SeedResult:
+    """What :meth:`GridSeeder.reseed` did: ``removed_ids (R,)``, ``added_ids (K,)`` placed at
+    ``added_xy (K, 2)`` px on the latest frame."""
+
+    removed_ids: np.ndarray
+    added_ids: np.ndarray
+    added_xy: np.ndarray
+
+    @property
+    def changed(self) -> bool:
+        return self.removed_ids.size > 0 or self.added_ids.size > 0
 
 
 class GridSeeder:
@@ -61,7 +79,7 @@ class GridSeeder:
         self._owned.difference_update(int(i) for i in np.atleast_1d(ids))
 
     def adopt(self, ids) -> None:
-        """Record tracks the node added on the seeder's behalf."""
+        """Record tracks added on the seeder's behalf (by :meth:`reseed` or its caller)."""
         self._owned.update(int(i) for i in np.atleast_1d(ids))
 
     def plan(self, ids: np.ndarray, xy: np.ndarray, visible: np.ndarray, width: int, height: int,
@@ -93,3 +111,17 @@ class GridSeeder:
         if remove.size == 0 and cand.shape[0] == 0:
             return none
         return SeedPlan(remove, cand)
+
+    def reseed(self, tracker: PointTracker, state: TrackState, width: int, height: int,
+               max_tracks: int) -> SeedResult:
+        """Plan on ``state`` (the output of ``tracker.step`` on the latest frame) and apply the plan
+        to ``tracker``: remove the seeder's lost tracks, then add grid points on that frame."""
+        plan = self.plan(state.ids, state.xy, state.visible, width, height, max_tracks)
+        new_ids = np.zeros(0, np.int64)
+        if plan.remove_ids.size:
+            tracker.remove_queries(plan.remove_ids)
+            self.forget(plan.remove_ids)
+        if plan.add_xy.shape[0]:
+            new_ids = np.asarray(tracker.add_queries(plan.add_xy), np.int64)
+            self.adopt(new_ids)
+        return SeedResult(plan.remove_ids, new_ids, plan.add_xy)
