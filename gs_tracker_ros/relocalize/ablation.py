@@ -13,6 +13,7 @@ ABLATIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("w/o keypoints", {"relocalize.keypoints.enabled": False}),
     ("w/o feature filter", {"relocalize.filter.enabled": False}),
     ("w/o probabilistic", {"integration.probabilistic": False}),
+    ("w/o chains from occluded states", {"integration.chain_from_occluded": False}),
     ("full", {}),
 )
 
