@@ -7,11 +7,12 @@ from pathlib import Path
 
 from ..core.errors import ConfigError
 from ..model.gmae import ModelConfig
+from ..paths import DAVIS_UNLABELED
 
 
 @dataclass
 class DataConfig:
-    paths: list[str] = field(default_factory=lambda: ["/work/shared/data/davis_unlabeled"])
+    paths: list[str] = field(default_factory=lambda: [DAVIS_UNLABELED])  # relative: see paths.resolve_path
     holdout: list[str] = field(default_factory=lambda: ["blackswan", "car-shadow", "goat"])
     preload_short: int = 128  # decoded frames are kept in memory at this short side
     max_stride: int = 2

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ..core.errors import InputError
+from ..paths import resolve_path
 
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -68,10 +69,12 @@ def load_video(path: Path, short: int, max_frames: int | None = None) -> np.ndar
 def discover(paths: list[str | Path]) -> list[tuple[str, Path]]:
     """Expand dataset paths to ``(name, path)`` of frame folders and video files.
 
-    A path may be a frame folder, a video file, or a root whose children are either.
+    A path may be a frame folder, a video file, or a root whose children are either. Relative
+    paths are taken from the cwd if they exist there, else from the repository root
+    (:func:`~gs_tracker_ros.paths.resolve_path`), so ``../shared/data/...`` works from anywhere.
     """
     found: list[tuple[str, Path]] = []
-    for p in map(Path, paths):
+    for p in map(resolve_path, paths):
         if not p.exists():
             raise InputError(f"training data path does not exist: {p}")
         if p.is_file():

@@ -27,6 +27,7 @@ from ..model.checkpoint import save_checkpoint
 from ..model.gaussians import GaussianClip
 from ..model.gmae import GMAE
 from ..model.masking import motion_aware_tube_mask, random_tube_mask
+from ..paths import resolve_path
 from ..render.splat import render
 from .config import TrainConfig
 from .data import ClipSampler, load_sequences, lk_grid_tracks, patch_motion
@@ -130,7 +131,7 @@ class Trainer:
         elif cfg.run.init_from:
             from ..model.checkpoint import load_checkpoint_blob
 
-            blob = load_checkpoint_blob(cfg.run.init_from)
+            blob = load_checkpoint_blob(resolve_path(cfg.run.init_from))
             self.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["model"].items()})
             self.log_fn(f"initialised weights from {cfg.run.init_from}")
 
