@@ -205,6 +205,9 @@ def test_settings_validate_and_registry_builds_gmae_on_the_chosen_backend(files)
     eng = TorchEngine(files.model)
     (src,) = build_sources(config, engine=eng)  # an already built engine is used as it is
     assert src.encoder is eng
+    assert src.window_hop == 1  # alone: a window per frame
+    _, fused = build_sources(TrackerConfig().replace(sources=["lk", "gmae"]), engine=eng)
+    assert fused.window_hop == SMALL["num_frames"] // 2  # fused: the encoder once per half clip
 
 
 def test_onnxruntime_session_options(files):
