@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import cv2
+
 import numpy as np
 import pytest
 import torch
@@ -310,3 +312,67 @@ def test_bench_reports_the_sources_own_cost_alone_and_fused():
     table = format_encoder_table({"torch": {"ms_per_clip_median": 1.0, "ms_per_clip_p90": 2.0, "ratio_vs_torch": 1.0}},
                                  {"torch": res})
     assert f"(hop {hop})" in table and "(hop 1)" in table
+
+
+# ---------------------------------------------------------------- non-square model input
+class TranslationOracle:
+    """A non-square "encoder" for a scene that translates by ``step_px`` (full-res px per frame):
+    a grid of Gaussians that moves by the same motion converted to model pixels, x and y apart."""
+
+    num_frames = 4
+
+    def __init__(self, model_hw, full_hw, step_px):
+        self.input_size = model_hw
+        (mh, mw), (fh, fw) = model_hw, full_hw
+        self.step_model = (step_px[0] * mw / fw, step_px[1] * mh / fh)
+        self.clips = []
+
+    def __call__(self, clip):
+        mh, mw = self.input_size
+        assert clip.shape == (self.num_frames, mh, mw, 3)
+        self.clips.append(clip)
+        gx, gy = np.meshgrid(np.arange(2, mw, 4) + 0.5, np.arange(2, mh, 4) + 0.5)
+        uv0 = np.stack([gx.ravel(), gy.ravel()], 1)
+        uv = [[list(p + np.multiply(self.step_model, t)) for p in uv0] for t in range(self.num_frames)]
+        n = len(uv0)
+        cam = Camera.default(mh, mw)
+        z = torch.ones(self.num_frames, n)
+        return GaussianClip(
+            means=cam.unproject(torch.tensor(uv, dtype=torch.float32), z)[None],
+            quats=torch.tensor([1.0, 0, 0, 0]).expand(1, n, 4).clone(),
+            log_scales=torch.full((1, n, 3), float(np.log(2.5 / cam.fx))),
+            opacities=torch.full((1, n), 0.9), colors=torch.full((1, self.num_frames, n, 3), 0.5),
+            height=mh, width=mw)
+
+
+def _translation_scene(n, full_hw, step_px, seed=0):
+    """Frames of a textured plane translating by ``step_px`` per frame; exact tracks of any point."""
+    from gs_tracker_ros.synthetic.texture import make_texture
+
+    fh, fw = full_hw
+    tex = make_texture(fh + 64, fw + 64, np.random.default_rng(seed)).round().astype(np.uint8)
+    frames = []
+    for t in range(n):
+        m = np.float32([[1, 0, 32 - step_px[0] * t], [0, 1, 32 - step_px[1] * t]])  # frame px -> texture px
+        frames.append(cv2.warpAffine(tex, m, (fw, fh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP))
+    return frames
+
+
+def test_non_square_model_gives_full_resolution_displacement():
+    full_hw, model_hw, step = (96, 160), (32, 48), (2.5, -1.5)  # x scale 0.3, y scale 1/3: not alike
+    frames = _translation_scene(6, full_hw, step)
+    oracle = TranslationOracle(model_hw, full_hw, step)
+    src = GaussianMotionSource(oracle, s0=0.0, tau_occ=0.0)
+    assert src.input_size == model_hw
+    buf = ClipBuffer(capacity=8)
+    for f in frames:
+        buf.push(f)
+    pts = np.random.default_rng(2).uniform([8, 8], [150, 86], (64, 2)).astype(np.float32)
+    for a, b in [(2, 5), (5, 3), (4, 5)]:
+        est = src.estimate(buf, a, b, pts)
+        truth = np.float32(step) * (b - a)  # exact ground truth in full-resolution px
+        ok = est.valid
+        assert ok.mean() > 0.9
+        np.testing.assert_allclose(est.displacement[ok], np.broadcast_to(truth, (ok.sum(), 2)), atol=1e-4)
+    # the encoder saw the full frames resized to its H x W
+    np.testing.assert_array_equal(oracle.clips[0][-1], cv2.resize(frames[5], (48, 32), interpolation=cv2.INTER_AREA))

@@ -62,6 +62,14 @@ def test_shipped_configs_parse():
     assert set(cfg.data.holdout) == {"blackswan", "car-shadow", "goat"}
     gpu = load_config(ROOT / "configs" / "train_gpu.yaml")
     assert gpu.run.device in ("auto", "cuda")
+    wide = load_config(ROOT / "configs" / "train_cpu_wide.yaml")
+    assert wide.model.input_hw == (64, 112) and wide.model.num_gaussians == 16 * 28
+    assert wide.model.scale_max * wide.model.width <= 5.1  # the size cap: sigma <= ~5 model px
+    assert (ROOT / wide.run.init_from).is_file()  # fine-tunes the shipped checkpoint (same weight shapes)
+    with pytest.raises(ConfigError, match="img_size"):
+        TrainConfig.from_dict({"model": {"img_size": [64, 100]}})  # 100 is not a multiple of the patch
+    with pytest.raises(ConfigError, match="img_size"):
+        TrainConfig.from_dict({"model": {"img_size": [64, 112, 3]}})
     with pytest.raises(ConfigError):
         TrainConfig.from_dict({"optim": {"stepz": 3}})
     with pytest.raises(ConfigError):
@@ -158,3 +166,35 @@ def test_motion_pair_errors_on_a_labelled_sequence(tmp_path):
     assert r["pairs_points"] == 3 * n  # pairs (0,3), (3,6), (0,6)
     assert r["epe_mean"] == pytest.approx(0.0, abs=1e-5) and r["valid_share"] == 1.0
     assert r["zero_motion_epe_mean"] == pytest.approx((6 + 6 + 12) / 3)
+
+
+def test_non_square_clips_keep_the_aspect_ratio(dataset, tmp_path):
+    from gs_tracker_ros.training.data import center_clip, crop_box
+
+    assert crop_box(480, 854, (64, 112)) == (480, 840)  # the widest 7:4 crop of a 854x480 frame
+    ch, cw = crop_box(480, 854, (64, 112), scale=0.5)
+    assert (ch, cw) == (240, 420) and cw / ch == pytest.approx(112 / 64)
+    assert crop_box(100, 100, (64, 112)) == (57, 100)  # a narrower frame: limited by its width
+    seqs = load_sequences([dataset], short=40, exclude=["held"])
+    batch = ClipSampler(seqs, num_frames=4, size=(24, 40), max_stride=2, seed=0).batch(3)
+    assert batch.shape == (3, 4, 24, 40, 3)
+    # the frames (40x60) slide right by 2 px per frame; a 36x60 crop resized to 24x40 keeps x and y alike
+    clip = center_clip(seqs[0].frames, 0, 4, 1, (24, 40))
+    assert clip.shape == (4, 24, 40, 3)
+    tracks, valid = lk_grid_tracks(clip, grid=4)
+    step = (tracks[3] - tracks[0])[valid[3]] / 3.0
+    assert np.median(step[:, 0]) == pytest.approx(2.0 * 40 / 60, abs=0.15) and abs(np.median(step[:, 1])) < 0.15
+    # a non-square model trains: 3x5 patches, 2x2 Gaussians each (gaussian_grid 6 rows) = 60 Gaussians
+    cfg_path = _tiny_config(dataset, tmp_path)
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["model"].update(img_size=[24, 40], gaussian_grid=6)
+    cfg["optim"]["steps"] = 2
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "wide"
+    assert main(["train", str(cfg_path), "--out", str(out)]) == 0
+    blob = load_checkpoint_blob(out / "last.pt")
+    assert blob["model_config"]["img_size"] == [24, 40] and blob["step"] == 2
+    lines = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert "eval_psnr_model" in lines[-1] and np.isfinite(lines[-1]["loss"])
+    res = evaluate_reconstruction(out / "model_fp16.pt", [dataset], names=["held"], stride=1, clips_per_seq=1)
+    assert res["size"] == [24, 40] and np.isfinite(res["overall"]["psnr_model"])

@@ -138,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     model = load_model(args.checkpoint)
     cfg = model.cfg
-    seq = load_sequences([args.data], short=max(128, cfg.img_size), include=[args.seq])[0]
-    clip = center_clip(seq.frames, args.start, cfg.num_frames, args.stride, cfg.img_size)
+    seq = load_sequences([args.data], short=max(128, min(cfg.input_hw)), include=[args.seq])[0]
+    clip = center_clip(seq.frames, args.start, cfg.num_frames, args.stride, cfg.input_hw)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

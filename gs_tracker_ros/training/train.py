@@ -110,7 +110,7 @@ class Trainer:
         train_seqs = load_sequences(cfg.data.paths, cfg.data.preload_short, exclude=cfg.data.holdout,
                                     min_frames=mc.num_frames)
         train_seqs += self._synthetic_sequences()
-        self.sampler = ClipSampler(train_seqs, mc.num_frames, mc.img_size, cfg.data.max_stride,
+        self.sampler = ClipSampler(train_seqs, mc.num_frames, mc.input_hw, cfg.data.max_stride,
                                    tuple(cfg.data.crop_scale), seed=cfg.run.seed * 1000 + self.rank)
         self.train_names = [s.name for s in train_seqs]
         self.eval_clips = None
@@ -119,7 +119,7 @@ class Trainer:
                 hold = load_sequences(cfg.data.paths, cfg.data.preload_short, include=list(cfg.data.holdout),
                                       min_frames=mc.num_frames)
                 per = max(1, cfg.run.eval_clips // len(hold))
-                self.eval_clips, _ = heldout_clips(hold, mc.num_frames, mc.img_size, stride=2, clips_per_seq=per)
+                self.eval_clips, _ = heldout_clips(hold, mc.num_frames, mc.input_hw, stride=2, clips_per_seq=per)
             except InputError:
                 self.eval_clips = None
         self.np_rng = np.random.default_rng(cfg.run.seed + 17 * self.rank)
@@ -187,9 +187,9 @@ class Trainer:
     def _batch(self):
         cfg = self.cfg
         b = cfg.optim.batch_size
-        clips = self.sampler.batch(b)  # (B, T, S, S, 3) uint8
+        clips = self.sampler.batch(b)  # (B, T, H, W, 3) uint8
         mc = cfg.model
-        s = (mc.img_size // mc.patch) ** 2
+        s = (mc.height // mc.patch) * (mc.width // mc.patch)  # spatial patches
         tracks = valid = None
         if cfg.loss.traj > 0:
             tv = [lk_grid_tracks(c, cfg.loss.traj_grid) for c in clips]
