@@ -198,3 +198,19 @@ def test_non_square_clips_keep_the_aspect_ratio(dataset, tmp_path):
     assert "eval_psnr_model" in lines[-1] and np.isfinite(lines[-1]["loss"])
     res = evaluate_reconstruction(out / "model_fp16.pt", [dataset], names=["held"], stride=1, clips_per_seq=1)
     assert res["size"] == [24, 40] and np.isfinite(res["overall"]["psnr_model"])
+
+
+def test_synthetic_clips_with_real_crop_textures(dataset, tmp_path):
+    from gs_tracker_ros.training.train import Trainer
+
+    cfg = load_config(_tiny_config(dataset, tmp_path))
+    cfg.data.synthetic_clips = 2
+    cfg.data.synthetic_textures = str(dataset)
+    logs = []
+    trainer = Trainer(cfg, tmp_path / "syn", log=logs.append)
+    synthetic = [s for s in trainer.sampler.seqs if s.name.startswith("synthetic_")]
+    assert len(synthetic) == 2 and synthetic[0].frames.shape[1:] == (40, 60, 3)
+    assert not any("procedural" in line for line in logs)
+    cfg.data.synthetic_textures = str(tmp_path / "absent")
+    Trainer(cfg, tmp_path / "syn2", log=logs.append)
+    assert any("not found, generated scenes use procedural textures only" in line for line in logs)

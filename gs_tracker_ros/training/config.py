@@ -18,6 +18,7 @@ class DataConfig:
     max_stride: int = 2
     crop_scale: tuple[float, float] = (0.5, 1.0)
     synthetic_clips: int = 0  # clips from gs_tracker_ros.synthetic (if available) added to the pool
+    synthetic_textures: str = ""  # real frames (folder) whose crops texture those clips; "" = procedural
 
 
 @dataclass

@@ -147,8 +147,19 @@ class Trainer:
         from .data import Sequence
 
         short = self.cfg.data.preload_short
-        clips = make_training_sequences(n, width=short * 3 // 2, height=short, seed=self.cfg.run.seed)
+        clips = make_training_sequences(n, width=short * 3 // 2, height=short, seed=self.cfg.run.seed,
+                                        **self._real_textures(self.cfg.data.synthetic_textures))
         return [Sequence(f"synthetic_{i}", np.asarray(f, np.uint8)) for i, f in enumerate(clips)]
+
+    def _real_textures(self, folder: str) -> dict:
+        """Keyword arguments for generated scenes textured with crops of ``folder``'s frames (held-out
+        sequences excluded); none when ``folder`` is empty, or absent (said in the log)."""
+        if not folder:
+            return {}
+        if not resolve_path(folder).is_dir():
+            self.log_fn(f"real-crop textures: {folder} not found, generated scenes use procedural textures only")
+            return {}
+        return {"real_textures": folder, "real_textures_exclude": tuple(self.cfg.data.holdout)}
 
     # ------------------------------------------------------------------ checkpoints
     def _resume(self) -> None:
