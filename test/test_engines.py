@@ -205,6 +205,9 @@ def test_settings_validate_and_registry_builds_gmae_on_the_chosen_backend(files)
     eng = TorchEngine(files.model)
     (src,) = build_sources(config, engine=eng)  # an already built engine is used as it is
     assert src.encoder is eng
+    assert src.window_hop == 1  # alone: a window per frame
+    _, fused = build_sources(TrackerConfig().replace(sources=["lk", "gmae"]), engine=eng)
+    assert fused.window_hop == SMALL["num_frames"] // 2  # fused: the encoder once per half clip
 
 
 def test_onnxruntime_session_options(files):
@@ -453,3 +456,51 @@ def test_tensorrt_matches_torch(files, engines, tmp_path, precision, rel_tol):  
     pts = np.array([[20.0, 20.0], [50.0, 30.0], [70.0, 40.0]], np.float32)
     a, b = src_t.estimate(buf, 2, 5, pts), src_r.estimate(buf, 2, 5, pts)
     assert np.abs(a.displacement - b.displacement).max() <= (1e-3 if precision == "fp32" else 0.1)
+
+
+# ---------------------------------------------------------------------------------------------- non-square
+NON_SQUARE = (32, 48)  # (H, W): the clip keeps a wide frame's aspect ratio instead of squashing it
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wide")
+    model = small_model(seed=5, img_size=list(NON_SQUARE))
+    ckpt = save_checkpoint(folder / "wide.pt", model)
+    info = export_checkpoint(ckpt, folder / "wide.onnx")
+    return SimpleNamespace(model=model, ckpt=ckpt, info=info,
+                           torch=build_engine("torch", model_path=ckpt),
+                           ort=build_engine("onnxruntime", onnx_path=info.path, threads=1))
+
+
+def test_non_square_model_exports_and_onnxruntime_matches_torch(wide):
+    h, w = NON_SQUARE
+    t = SMALL["num_frames"]
+    assert wide.model.cfg.input_hw == (h, w) and wide.model.cfg.img_size == [h, w]
+    assert wide.info.clip_shape == (t, h, w, 3)  # exported at the model's own H x W by default
+    rows, cols = h // SMALL["patch"], w // SMALL["patch"]
+    n = (SMALL["gaussian_grid"] // rows) ** 2 * rows * cols
+    assert wide.model.cfg.num_gaussians == n
+    for eng in (wide.torch, wide.ort):
+        assert eng.input_shape == (t, h, w, 3) and eng.input_size == (h, w)
+    clip = _clip(wide.torch.input_shape, seed=4)
+    ref, got = wide.torch(clip), wide.ort(clip)
+    assert (ref.height, ref.width, ref.num_gaussians) == (h, w, n)
+    for name, (d, scale) in _max_rel_diffs(got, ref).items():
+        assert d <= FP32_REL_TOL * scale, (name, d, scale)
+    # the checkpoint's config round-trips with its [H, W] size
+    assert engines_base.load_checkpoint_model(wide.ckpt).cfg.input_hw == (h, w)
+
+
+def test_non_square_gaussian_source_same_on_ort_and_torch(wide):
+    buf = _scene_buffer(w=120, h=64)
+    pts = np.random.default_rng(0).uniform([0, 0], [119, 63], (40, 2)).astype(np.float32)
+    src_t, src_o = GaussianMotionSource(wide.torch, s0=0.0), GaussianMotionSource(wide.ort, s0=0.0)
+    assert src_t.input_size == NON_SQUARE
+    moved = 0.0
+    for a, b in [(2, 5), (5, 3)]:
+        t, o = src_t.estimate(buf, a, b, pts), src_o.estimate(buf, a, b, pts)
+        np.testing.assert_array_equal(o.valid, t.valid)
+        assert float(np.abs(o.displacement - t.displacement).max()) <= 1e-3
+        moved = max(moved, float(np.abs(t.displacement).max()))
+    assert moved > 0.1

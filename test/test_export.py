@@ -29,10 +29,10 @@ SMALL = dict(img_size=32, num_frames=4, patch=8, tubelet=2, enc_dim=32, enc_dept
              dec_depth=1, dec_heads=2, gaussian_grid=8)
 
 
-def small_model(seed: int = 0) -> GMAE:
+def small_model(seed: int = 0, **overrides) -> GMAE:
     """A tiny GMAE with every weight perturbed (the delta head starts at zero: make the Gaussians move)."""
     torch.manual_seed(seed)
-    model = GMAE(ModelConfig(**SMALL)).eval()
+    model = GMAE(ModelConfig(**{**SMALL, **overrides})).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.05)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import cv2
+
 import numpy as np
 import pytest
 import torch
@@ -193,3 +195,184 @@ def test_runs_on_a_real_tiny_model():
     assert np.isfinite(est.displacement).all() and np.isfinite(est.variance).all()
     assert (est.variance >= 1.0 - 1e-6).all()  # s0 = 1 px floor
     assert math.isclose(float(np.abs(est.displacement).max()), 0.0, abs_tol=1e-4)  # untrained: static
+
+
+# ---------------------------------------------------------------- cost: one encoder pass per window
+class CountingEngine:
+    """Wraps an encoder; counts its calls and records the first frame index of every clip it saw."""
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+        self.num_frames, self.input_size = encoder.num_frames, encoder.input_size
+        self.calls = 0
+
+    def __call__(self, clip):
+        self.calls += 1
+        return self.encoder(clip)
+
+
+def _tiny_encoder(img_size=32, num_frames=8):
+    from gs_tracker_ros.model.gmae import GMAE, ModelConfig, TorchGaussianEncoder
+
+    torch.manual_seed(0)
+    model = GMAE(ModelConfig(img_size=img_size, num_frames=num_frames, enc_dim=32, enc_depth=1, enc_heads=2,
+                             dec_dim=32, dec_depth=1, dec_heads=2, gaussian_grid=4))
+    with torch.no_grad():  # an untrained model predicts no motion: give the Gaussians some
+        model.head_delta.weight.normal_(0.0, 0.05)
+    model.eval()
+    return TorchGaussianEncoder(model)
+
+
+def _scene_frames(n=24, w=96, h=64):
+    from gs_tracker_ros.synthetic.config import SceneConfig
+    from gs_tracker_ros.synthetic.scene import make_scene
+
+    return list(make_scene(SceneConfig(width=w, height=h, num_frames=n, num_layers=2, seed=3,
+                                       exit_reenter=False)).frames())
+
+
+def test_encoder_runs_once_per_window_over_a_stream():
+    from gs_tracker_ros.core.config import TrackerConfig
+    from gs_tracker_ros.core.tracker import ProbabilisticTracker
+    from gs_tracker_ros.motion.lucas_kanade import LucasKanadeSource
+    from gs_tracker_ros.evaluation.timing import grid_points
+
+    frames = _scene_frames(n=24)
+    counts = {}
+    for hop in (1, 4, 7):
+        engine = CountingEngine(_tiny_encoder())
+        source = GaussianMotionSource(engine, window_hop=hop)
+        tracker = ProbabilisticTracker(TrackerConfig(sources=("lk", "gmae")), sources=[LucasKanadeSource(), source])
+        tracker.step(frames[0])
+        tracker.add_queries(grid_points(256, 96, 64))
+        for f in frames[1:]:
+            tracker.step(f)
+        counts[hop] = engine.calls
+        assert source.encoder_calls == engine.calls
+    # frames 1..23 ask for motion; a window ends on every frame e with e % hop == 0
+    assert counts == {1: 23, 4: len(range(4, 24, 4)), 7: len(range(7, 24, 7))}
+
+
+def test_motion_inside_a_window_is_the_same_as_with_a_pass_per_frame():
+    frames = _scene_frames(n=20)
+    hop = 4
+    per_frame = GaussianMotionSource(_tiny_encoder(), window_hop=1)
+    windowed = GaussianMotionSource(_tiny_encoder(), window_hop=hop)
+    buf = ClipBuffer(capacity=10)
+    pts = np.random.default_rng(1).uniform([0, 0], [95, 63], (256, 2)).astype(np.float32)
+    at_window_end = {}  # (a, b) -> the per-frame source's answer when b was the newest frame
+    compared = 0
+    for t, f in enumerate(frames):
+        buf.push(f)
+        for k in (1, 3, 7):
+            if t - k < 0:
+                continue
+            ref = per_frame.estimate(buf, t - k, t, pts)
+            got = windowed.estimate(buf, t - k, t, pts)
+            if t % hop == 0:  # a window ends here: the same encoder input, the same motion
+                np.testing.assert_array_equal(got.displacement, ref.displacement)
+                np.testing.assert_array_equal(got.variance, ref.variance)
+                np.testing.assert_array_equal(got.valid, ref.valid)
+                at_window_end[(t - k, t)] = ref
+                compared += 1
+            else:  # between windows the source abstains
+                assert not got.valid.any() and not got.displacement.any()
+        end = windowed.window_end(t)
+        if t % hop and (end - 3, end) in at_window_end:  # older pairs of the last window: reused, no new pass
+            calls = windowed.encoder_calls
+            got = windowed.estimate(buf, end - 3, end, pts)
+            np.testing.assert_array_equal(got.displacement, at_window_end[(end - 3, end)].displacement)
+            assert windowed.encoder_calls == calls
+    assert compared >= 10
+    assert windowed.encoder_calls == len(range(hop, 20, hop))
+    assert per_frame.encoder_calls == 19
+    assert max(np.abs(r.displacement).max() for r in at_window_end.values()) > 0.1  # not all zero motion
+
+
+def test_window_hop_is_checked():
+    with pytest.raises(ConfigError, match="window_hop"):
+        GaussianMotionSource(_stacked(), window_hop=T)
+    with pytest.raises(ConfigError, match="window_hop"):
+        GaussianMotionSource(_stacked(), window_hop=0)
+
+
+def test_bench_reports_the_sources_own_cost_alone_and_fused():
+    from gs_tracker_ros.engines.bench import bench_gaussian_tracking, format_encoder_table
+
+    engine = _tiny_encoder()
+    frames = _scene_frames(n=13)
+    res = bench_gaussian_tracking(engine, frames, num_points=256, warmup=2)
+    assert set(res) == {"alone", "fused"}
+    assert res["alone"]["window_hop"] == 1 and res["alone"]["encoder_calls"] == 12
+    hop = res["fused"]["window_hop"]
+    assert hop == engine.num_frames // 2 and res["fused"]["encoder_calls"] == len(range(hop, 13, hop))
+    for r in res.values():
+        assert r["points"] == 256 and r["frames"] == 12
+        assert r["source_ms_per_frame"] > 0.0 and r["fps_median"] > 0.0
+    table = format_encoder_table({"torch": {"ms_per_clip_median": 1.0, "ms_per_clip_p90": 2.0, "ratio_vs_torch": 1.0}},
+                                 {"torch": res})
+    assert f"(hop {hop})" in table and "(hop 1)" in table
+
+
+# ---------------------------------------------------------------- non-square model input
+class TranslationOracle:
+    """A non-square "encoder" for a scene that translates by ``step_px`` (full-res px per frame):
+    a grid of Gaussians that moves by the same motion converted to model pixels, x and y apart."""
+
+    num_frames = 4
+
+    def __init__(self, model_hw, full_hw, step_px):
+        self.input_size = model_hw
+        (mh, mw), (fh, fw) = model_hw, full_hw
+        self.step_model = (step_px[0] * mw / fw, step_px[1] * mh / fh)
+        self.clips = []
+
+    def __call__(self, clip):
+        mh, mw = self.input_size
+        assert clip.shape == (self.num_frames, mh, mw, 3)
+        self.clips.append(clip)
+        gx, gy = np.meshgrid(np.arange(2, mw, 4) + 0.5, np.arange(2, mh, 4) + 0.5)
+        uv0 = np.stack([gx.ravel(), gy.ravel()], 1)
+        uv = [[list(p + np.multiply(self.step_model, t)) for p in uv0] for t in range(self.num_frames)]
+        n = len(uv0)
+        cam = Camera.default(mh, mw)
+        z = torch.ones(self.num_frames, n)
+        return GaussianClip(
+            means=cam.unproject(torch.tensor(uv, dtype=torch.float32), z)[None],
+            quats=torch.tensor([1.0, 0, 0, 0]).expand(1, n, 4).clone(),
+            log_scales=torch.full((1, n, 3), float(np.log(2.5 / cam.fx))),
+            opacities=torch.full((1, n), 0.9), colors=torch.full((1, self.num_frames, n, 3), 0.5),
+            height=mh, width=mw)
+
+
+def _translation_scene(n, full_hw, step_px, seed=0):
+    """Frames of a textured plane translating by ``step_px`` per frame; exact tracks of any point."""
+    from gs_tracker_ros.synthetic.texture import make_texture
+
+    fh, fw = full_hw
+    tex = make_texture(fh + 64, fw + 64, np.random.default_rng(seed)).round().astype(np.uint8)
+    frames = []
+    for t in range(n):
+        m = np.float32([[1, 0, 32 - step_px[0] * t], [0, 1, 32 - step_px[1] * t]])  # frame px -> texture px
+        frames.append(cv2.warpAffine(tex, m, (fw, fh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP))
+    return frames
+
+
+def test_non_square_model_gives_full_resolution_displacement():
+    full_hw, model_hw, step = (96, 160), (32, 48), (2.5, -1.5)  # x scale 0.3, y scale 1/3: not alike
+    frames = _translation_scene(6, full_hw, step)
+    oracle = TranslationOracle(model_hw, full_hw, step)
+    src = GaussianMotionSource(oracle, s0=0.0, tau_occ=0.0)
+    assert src.input_size == model_hw
+    buf = ClipBuffer(capacity=8)
+    for f in frames:
+        buf.push(f)
+    pts = np.random.default_rng(2).uniform([8, 8], [150, 86], (64, 2)).astype(np.float32)
+    for a, b in [(2, 5), (5, 3), (4, 5)]:
+        est = src.estimate(buf, a, b, pts)
+        truth = np.float32(step) * (b - a)  # exact ground truth in full-resolution px
+        ok = est.valid
+        assert ok.mean() > 0.9
+        np.testing.assert_allclose(est.displacement[ok], np.broadcast_to(truth, (ok.sum(), 2)), atol=1e-4)
+    # the encoder saw the full frames resized to its H x W
+    np.testing.assert_array_equal(oracle.clips[0][-1], cv2.resize(frames[5], (48, 32), interpolation=cv2.INTER_AREA))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -243,3 +245,91 @@ def test_training_sequences():
         assert c.shape == (8, 64, 96, 3) and c.dtype == np.uint8 and c.std() > 5
     again = make_training_sequences(1, width=96, height=64, num_frames=8, seed=1)
     np.testing.assert_array_equal(again[0], clips[0])
+
+
+# ---------------------------------------------------------------- real-frame textures
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "davis_unlabeled"
+needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"no real frames at {REAL}")
+
+
+@pytest.fixture(scope="module")
+def real_small():
+    # the repository-relative name, as in the training config
+    return make_scene(replace(SMALL, real_textures="../shared/data/davis_unlabeled",
+                              real_textures_exclude=("goat",), real_texture_share=1.0))
+
+
+def test_real_crop_textures_come_from_the_frames(tmp_path):
+    from gs_tracker_ros.synthetic.real_textures import RealTexturePool
+
+    colours = {"seq_a": (200, 30, 30), "seq_b": (30, 200, 30), "held": (30, 30, 200)}
+    for name, rgb in colours.items():
+        (tmp_path / name).mkdir()
+        for i in range(3):  # a flat colour per sequence, with a brightness step per frame
+            frame = np.zeros((90, 160, 3), np.uint8) + np.uint8(rgb) // (i + 1)
+            cv2.imwrite(str(tmp_path / name / f"{i:05d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    pool = RealTexturePool(tmp_path, exclude=["held"])
+    assert len(pool) == 6 and {p.parent.name for p in pool.files} == {"seq_a", "seq_b"}
+    scene = make_scene(replace(SMALL, real_textures=str(tmp_path), real_textures_exclude=("held",)))
+    allowed = np.array([np.uint8(rgb) // (i + 1) for rgb in list(colours.values())[:2] for i in range(3)], float)
+    for layer in scene.layers:  # every layer (share 1.0) is a crop of one training frame, never "held"
+        mean = layer.texture.reshape(-1, 3).mean(0)
+        assert np.abs(allowed - mean).max(1).min() < 3.0, mean
+    mixed = make_scene(replace(SMALL, real_textures=str(tmp_path), real_texture_share=0.0))
+    assert all(layer.texture.std() > 5 for layer in mixed.layers)  # share 0: procedural only
+    with pytest.raises(InputError, match="real-texture folder does not exist"):
+        make_scene(replace(SMALL, real_textures=str(tmp_path / "nope")))
+    with pytest.raises(InputError, match="no image frames"):
+        RealTexturePool(tmp_path, exclude=["seq_a", "seq_b", "held"])
+    with pytest.raises(ConfigError):
+        replace(SMALL, real_texture_share=1.5)
+
+
+@needs_real
+def test_real_davis_crops_texture_a_scene(real_small):
+    from gs_tracker_ros.synthetic.real_textures import texture_pool
+
+    pool = texture_pool("../shared/data/davis_unlabeled", ("goat",))
+    assert len(pool) >= 10 and not any(p.parent.name == "goat" for p in pool.files)
+    img = real_small.render(0)
+    assert img.shape == (180, 320, 3) and img.std() > 20
+
+
+@needs_real
+def test_ground_truth_stays_exact_with_real_crop_textures(real_small):
+    """Rendered pixels equal the layer texture at the GT inverse warp; GT tracks keep the colour."""
+    scene = real_small
+    for t in (0, 21, 39):
+        ids = scene.layer_ids(t)
+        img = scene.render(t).astype(np.float64)
+        ys, xs = np.nonzero(_deep(ids))
+        pick = np.random.default_rng(t).choice(xs.size, 500, replace=False)
+        xy = np.stack([xs[pick], ys[pick]], 1).astype(np.float64)
+        for lid in np.unique(ids[ys[pick], xs[pick]]):
+            layer = scene.layers[int(lid)]
+            sel = ids[ys[pick], xs[pick]] == lid
+            uv = apply_affines(layer.to_texture[t], xy[sel])
+            want = np.stack([_bilinear_channel(layer.texture[..., c], uv) for c in range(3)], 1)
+            assert np.abs(img[ys[pick][sel], xs[pick][sel]] - want).max() < 0.51
+    # tracks: a point's texture coordinate is the same in every frame it is visible in
+    q = scene.sample_queries(300, 0, seed=5)
+    tracks, vis = scene.track(q, np.zeros(len(q), int))
+    lid = scene.query_layers(q, 0)
+    for t in range(scene.num_frames):
+        ids = scene.layer_ids(t)
+        v = vis[:, t]
+        xi = np.clip(np.round(tracks[v, t, 0]).astype(int), 0, SMALL.width - 1)
+        yi = np.clip(np.round(tracks[v, t, 1]).astype(int), 0, SMALL.height - 1)
+        deep = _deep(ids)[yi, xi]
+        assert (ids[yi, xi][deep] == lid[v][deep]).all()  # visible points sit on their own layer
+        hidden = ~v & (tracks[:, t, 0] >= 0) & (tracks[:, t, 0] <= SMALL.width - 1) & \
+            (tracks[:, t, 1] >= 0) & (tracks[:, t, 1] <= SMALL.height - 1)
+        xh, yh = np.round(tracks[hidden, t]).astype(int).T
+        deep_h = _deep(ids)[yh, xh]
+        assert (ids[yh, xh][deep_h] > lid[hidden][deep_h]).all()  # occluded in view: a nearer layer covers it
+        for n in np.flatnonzero(v)[:50]:
+            layer = scene.layers[int(lid[n])]
+            uv0 = apply_affines(layer.to_texture[0], q[n][None].astype(np.float64))
+            uvt = apply_affines(layer.to_texture[t], tracks[n, t][None].astype(np.float64))
+            np.testing.assert_allclose(uvt, uv0, atol=1e-6)
+    assert (~vis).any() and vis.any()

@@ -62,6 +62,14 @@ def test_shipped_configs_parse():
     assert set(cfg.data.holdout) == {"blackswan", "car-shadow", "goat"}
     gpu = load_config(ROOT / "configs" / "train_gpu.yaml")
     assert gpu.run.device in ("auto", "cuda")
+    wide = load_config(ROOT / "configs" / "train_cpu_wide.yaml")
+    assert wide.model.input_hw == (64, 112) and wide.model.num_gaussians == 16 * 28
+    assert wide.model.scale_max * wide.model.width <= 5.1  # the size cap: sigma <= ~5 model px
+    assert (ROOT / wide.run.init_from).is_file()  # fine-tunes the shipped checkpoint (same weight shapes)
+    with pytest.raises(ConfigError, match="img_size"):
+        TrainConfig.from_dict({"model": {"img_size": [64, 100]}})  # 100 is not a multiple of the patch
+    with pytest.raises(ConfigError, match="img_size"):
+        TrainConfig.from_dict({"model": {"img_size": [64, 112, 3]}})
     with pytest.raises(ConfigError):
         TrainConfig.from_dict({"optim": {"stepz": 3}})
     with pytest.raises(ConfigError):
@@ -158,3 +166,129 @@ def test_motion_pair_errors_on_a_labelled_sequence(tmp_path):
     assert r["pairs_points"] == 3 * n  # pairs (0,3), (3,6), (0,6)
     assert r["epe_mean"] == pytest.approx(0.0, abs=1e-5) and r["valid_share"] == 1.0
     assert r["zero_motion_epe_mean"] == pytest.approx((6 + 6 + 12) / 3)
+
+
+def test_non_square_clips_keep_the_aspect_ratio(dataset, tmp_path):
+    from gs_tracker_ros.training.data import center_clip, crop_box
+
+    assert crop_box(480, 854, (64, 112)) == (480, 840)  # the widest 7:4 crop of a 854x480 frame
+    ch, cw = crop_box(480, 854, (64, 112), scale=0.5)
+    assert (ch, cw) == (240, 420) and cw / ch == pytest.approx(112 / 64)
+    assert crop_box(100, 100, (64, 112)) == (57, 100)  # a narrower frame: limited by its width
+    seqs = load_sequences([dataset], short=40, exclude=["held"])
+    batch = ClipSampler(seqs, num_frames=4, size=(24, 40), max_stride=2, seed=0).batch(3)
+    assert batch.shape == (3, 4, 24, 40, 3)
+    # the frames (40x60) slide right by 2 px per frame; a 36x60 crop resized to 24x40 keeps x and y alike
+    clip = center_clip(seqs[0].frames, 0, 4, 1, (24, 40))
+    assert clip.shape == (4, 24, 40, 3)
+    tracks, valid = lk_grid_tracks(clip, grid=4)
+    step = (tracks[3] - tracks[0])[valid[3]] / 3.0
+    assert np.median(step[:, 0]) == pytest.approx(2.0 * 40 / 60, abs=0.15) and abs(np.median(step[:, 1])) < 0.15
+    # a non-square model trains: 3x5 patches, 2x2 Gaussians each (gaussian_grid 6 rows) = 60 Gaussians
+    cfg_path = _tiny_config(dataset, tmp_path)
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["model"].update(img_size=[24, 40], gaussian_grid=6)
+    cfg["optim"]["steps"] = 2
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "wide"
+    assert main(["train", str(cfg_path), "--out", str(out)]) == 0
+    blob = load_checkpoint_blob(out / "last.pt")
+    assert blob["model_config"]["img_size"] == [24, 40] and blob["step"] == 2
+    lines = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert "eval_psnr_model" in lines[-1] and np.isfinite(lines[-1]["loss"])
+    res = evaluate_reconstruction(out / "model_fp16.pt", [dataset], names=["held"], stride=1, clips_per_seq=1)
+    assert res["size"] == [24, 40] and np.isfinite(res["overall"]["psnr_model"])
+
+
+def test_synthetic_clips_with_real_crop_textures(dataset, tmp_path):
+    from gs_tracker_ros.training.train import Trainer
+
+    cfg = load_config(_tiny_config(dataset, tmp_path))
+    cfg.data.synthetic_clips = 2
+    cfg.data.synthetic_textures = str(dataset)
+    logs = []
+    trainer = Trainer(cfg, tmp_path / "syn", log=logs.append)
+    synthetic = [s for s in trainer.sampler.seqs if s.name.startswith("synthetic_")]
+    assert len(synthetic) == 2 and synthetic[0].frames.shape[1:] == (40, 60, 3)
+    assert not any("procedural" in line for line in logs)
+    cfg.data.synthetic_textures = str(tmp_path / "absent")
+    Trainer(cfg, tmp_path / "syn2", log=logs.append)
+    assert any("not found, generated scenes use procedural textures only" in line for line in logs)
+
+
+# ---------------------------------------------------------------- supervised stage on generated scenes
+def _supervised_config(dataset, tmp_path, **sup):
+    cfg = yaml.safe_load(_tiny_config(dataset, tmp_path).read_text())
+    cfg["model"].update(img_size=[32, 48], gaussian_grid=8)
+    cfg["supervised"] = dict({"weight": 1.0, "vis_weight": 0.5, "scenes": 3, "scene_frames": 12, "batch_size": 2,
+                              "points": 24}, **sup)
+    path = tmp_path / "sup.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_scene_clips_carry_exact_labels():
+    from gs_tracker_ros.training.scenes import SceneClipSampler
+
+    sampler = SceneClipSampler(3, num_frames=4, size=(32, 48), points=20, max_stride=2, scene_frames=12, seed=1)
+    for _ in range(6):
+        clip, tracks, visible, in_view = sampler.sample()
+        assert clip.shape == (4, 32, 48, 3) and tracks.shape == (4, 20, 2) and visible.shape == (4, 20)
+        assert visible[0].all() and (visible <= in_view).all()
+        # a visible point shows the colour it had on the query frame (exact tracks, any direction/flip)
+        ref = clip[0, np.round(tracks[0, :, 1]).astype(int), np.round(tracks[0, :, 0]).astype(int)].astype(float)
+        def colour_at(img, xy):
+            xy = np.ascontiguousarray(xy, np.float32)
+            return cv2.remap(img.astype(np.float32), xy[:, :1].copy(), xy[:, 1:].copy(), cv2.INTER_LINEAR)[:, 0]
+
+        for t in range(1, 4):
+            v = visible[t]
+            assert np.median(np.abs(colour_at(clip[t], tracks[t, v]) - ref[v]).max(1)) < 6  # noise + resampling
+        wrong = np.median(np.abs(colour_at(clip[3], tracks[3] + [3.0, 0.0]) - ref).max(1))
+        assert wrong > 15  # labels off by 3 px would not match: the check can fail
+    batch = sampler.batch(3)
+    assert batch.clips.shape == (3, 4, 32, 48, 3) and batch.tracks.dtype == np.float32
+
+
+def test_one_supervised_step_reduces_the_supervised_loss(dataset, tmp_path):
+    from gs_tracker_ros.training.train import Trainer
+
+    cfg = load_config(_supervised_config(dataset, tmp_path))
+    torch.manual_seed(0)
+    trainer = Trainer(cfg, tmp_path / "sup_step", log=lambda *_: None)
+    batch = trainer.scene_sampler.batch(2)
+    ropts = {"tile_size": 8, "max_per_tile": 64}
+
+    def total():
+        lt, lv = trainer.supervised_loss(batch, ropts)
+        return cfg.supervised.weight * lt + cfg.supervised.vis_weight * lv, lt, lv
+
+    before, lt0, lv0 = total()
+    assert torch.isfinite(before) and lt0 > 0 and lv0 > 0
+    for grp in trainer.opt.param_groups:
+        grp["lr"] = 1e-3
+    trainer.opt.zero_grad()
+    before.backward()
+    trainer.opt.step()
+    with torch.no_grad():
+        after, _, _ = total()
+    assert float(after.detach()) < float(before.detach()), (float(before.detach()), float(after.detach()))
+
+
+def test_train_with_the_supervised_stage_logs_and_resumes(dataset, tmp_path):
+    cfg_path = _supervised_config(dataset, tmp_path, every=2)
+    out = tmp_path / "sup_run"
+    assert main(["train", str(cfg_path), "--out", str(out)]) == 0
+    lines = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2, 3]
+    assert "sup_traj" in lines[0] and "sup_vis" in lines[0] and "sup_traj" not in lines[1]  # every 2nd step
+    blob = load_checkpoint_blob(out / "last.pt")
+    assert "scene_rng" in blob
+    assert main(["train", str(cfg_path), "--out", str(out), "--resume", "--steps", "5"]) == 0
+    lines = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines][-2:] == [4, 5] and "sup_traj" in lines[-1]
+    assert load_checkpoint_blob(out / "last.pt")["step"] == 5
+    with pytest.raises(ConfigError, match="supervised"):
+        TrainConfig.from_dict({"supervised": {"weight": -1.0}})
+    with pytest.raises(ConfigError, match="supervised"):
+        TrainConfig.from_dict({"supervised": {"weight": 1.0, "points": 0}})

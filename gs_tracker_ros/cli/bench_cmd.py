@@ -151,8 +151,10 @@ def encoder_section(args: argparse.Namespace, frames: list[np.ndarray], runs: in
         print(f"  encoder {backend:>12}: {r['ms_per_clip_median']:7.2f} ms/clip median, "
               f"{r['ratio_vs_torch']:.2f} x torch", file=sys.stderr, flush=True)
         tracking[backend] = bench_gaussian_tracking(eng, frames, num_points=256)
-        print(f"  probfuse + gmae source ({backend}), 256 points: {tracking[backend]['fps_median']:.1f} fps",
-              file=sys.stderr, flush=True)
+        for variant, t in tracking[backend].items():
+            print(f"  gmae source {variant} ({backend}), 256 points: source {t['source_ms_per_frame']:.2f} ms/frame "
+                  f"(encoder every {t['window_hop']} frames), tracker {t['fps_median']:.1f} fps",
+                  file=sys.stderr, flush=True)
     return {"encoder": encoder, "encoder_weights": weights, "gaussian_tracking": tracking}
 
 

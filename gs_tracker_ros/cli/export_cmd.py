@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=None, metavar="T",
                    help="clip length (default and only allowed value: the checkpoint's num_frames)")
     p.add_argument("--size", default=None, metavar="HxW",
-                   help="clip frame size (default: the checkpoint's img_size square); multiples of the patch size")
+                   help="clip frame size (default: the checkpoint's img_size, HxW when not square); multiples of the patch size")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17; default 17)")
     p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs torch check")
     p.set_defaults(func=run)

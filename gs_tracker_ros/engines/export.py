@@ -136,7 +136,7 @@ def _check_shape(cfg, frames: int | None, size: tuple[int, int] | None) -> tuple
     if t != cfg.num_frames:
         raise ConfigError(f"the model predicts deltas for exactly {cfg.num_frames} frames; --frames {t} "
                           "cannot be exported")
-    h, w = size or (cfg.img_size, cfg.img_size)
+    h, w = size or cfg.input_hw
     if h <= 0 or w <= 0 or h % cfg.patch or w % cfg.patch:
         raise ConfigError(f"export size {h}x{w} must be positive multiples of the patch size {cfg.patch}")
     return t, int(h), int(w)
@@ -147,8 +147,8 @@ def export_onnx(model, out_path: str | Path, frames: int | None = None, size: tu
     """Export a :class:`~gs_tracker_ros.model.gmae.GMAE` to ``out_path`` (static shape, opset >= 17).
 
     ``frames`` must equal the model's ``num_frames``; ``size`` ``(H, W)`` defaults to the model's
-    ``img_size`` square. The file is checked with ``onnx.checker.check_model(full_check=True)``
-    and written atomically.
+    ``img_size`` (a side, or [height, width]). The file is checked with
+    ``onnx.checker.check_model(full_check=True)`` and written atomically.
     """
     import onnx
     import torch

@@ -21,7 +21,7 @@ class TorchEngine(EncoderEngine):
         device: ``"cpu"`` or ``"cuda[:i]"``.
         precision: ``fp32``; ``fp16`` runs under CUDA autocast (CUDA only).
         threads: if given, ``torch.set_num_threads(threads)`` (process-wide setting).
-        size: ``(H, W)`` of the clip (default: the model's ``img_size`` square).
+        size: ``(H, W)`` of the clip (default: the model's ``img_size``, a side or [height, width]).
     """
 
     backend = "torch"
@@ -39,7 +39,7 @@ class TorchEngine(EncoderEngine):
             torch.set_num_threads(int(threads))
         self.model = model.float().to(dev).eval()
         cfg = model.cfg
-        h, w = size or (cfg.img_size, cfg.img_size)
+        h, w = size or cfg.input_hw
         self.input_shape = (int(cfg.num_frames), int(h), int(w), 3)
         self.focal = float(cfg.focal)
         self.precision = precision

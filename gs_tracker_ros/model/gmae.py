@@ -10,8 +10,8 @@ Architecture (shapes for B clips of T frames, H x W pixels, tubelets tt x p x p,
       -> Linear De->Dd, scatter into L slots, mask token elsewhere, + positions  (B, L, Dd)
       -> decoder blocks + LayerNorm                                               (B, L, Dd)
       head "patch" (default): the t temporal tokens of each of the S = H/p * W/p patch positions
-         are concatenated (B, S, t*Dd) and a linear head emits k = (gaussian_grid / (W/p))^2
-         Gaussians per patch: static (k x 14) and per-frame deltas (k x (T-1) x 6); N = S * k
+         are concatenated (B, S, t*Dd) and a linear head emits k = (gaussian_grid / (H/p))^2
+         Gaussians per patch (``gaussian_grid`` rows of Gaussians over the height): static (k x 14) and per-frame deltas (k x (T-1) x 6); N = S * k
       head "query": N learned query tokens (+ 2-D sin-cos of their anchor) join the decoder
          sequence (B, N + L, Dd); their outputs go through the same linear heads (k = 1)
       -> GaussianClip
@@ -52,7 +52,7 @@ N_DELTA = 6  # image shift(2) log-depth(1) colour(3) per frame 2..T
 class ModelConfig:
     """Sizes of the Video-GMAE model (defaults: the tiny CPU model)."""
 
-    img_size: int = 64  # square input side (any multiple of ``patch`` also works at inference)
+    img_size: int | list[int] = 64  # clip frame size: a square side, or [height, width] (multiples of patch)
     num_frames: int = 8
     patch: int = 8
     tubelet: int = 2
@@ -74,7 +74,26 @@ class ModelConfig:
     delta_scale: float = 0.1  # image-size units per unit of the delta head output
 
     @property
+    def height(self) -> int:
+        """Clip frame height in model pixels."""
+        return int(self.img_size[0]) if isinstance(self.img_size, (list, tuple)) else int(self.img_size)
+
+    @property
+    def width(self) -> int:
+        """Clip frame width in model pixels."""
+        return int(self.img_size[1]) if isinstance(self.img_size, (list, tuple)) else int(self.img_size)
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        """``(height, width)`` of the clip frames the model is trained and exported at."""
+        return self.height, self.width
+
+    @property
     def num_gaussians(self) -> int:
+        """Gaussians per clip: ``gaussian_grid`` rows of them over the height, as many per row as the
+        aspect ratio gives (``gaussian_grid ** 2`` for a square clip or the query head)."""
+        if self.gaussian_head == "patch":
+            return self.per_patch**2 * (self.height // self.patch) * (self.width // self.patch)
         return self.gaussian_grid**2
 
     @staticmethod
@@ -88,23 +107,29 @@ class ModelConfig:
         return cfg
 
     def validate(self) -> None:
-        if self.img_size % self.patch:
-            raise ConfigError(f"img_size {self.img_size} must be a multiple of patch {self.patch}")
+        size = self.img_size
+        if isinstance(size, (list, tuple)):
+            if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+                raise ConfigError(f"img_size must be a side or [height, width] in pixels, got {size!r}")
+            self.img_size = int(size[0]) if size[0] == size[1] else [int(size[0]), int(size[1])]
+        elif isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise ConfigError(f"img_size must be a side or [height, width] in pixels, got {size!r}")
+        if self.height % self.patch or self.width % self.patch:
+            raise ConfigError(f"img_size {self.height}x{self.width} (HxW) must be a multiple of patch {self.patch}")
         if self.num_frames % self.tubelet or self.num_frames < 2:
             raise ConfigError(f"num_frames {self.num_frames} must be >= 2 and a multiple of tubelet {self.tubelet}")
         if self.enc_dim % self.enc_heads or self.dec_dim % self.dec_heads:
             raise ConfigError("enc_dim/dec_dim must be divisible by the number of heads")
         if self.gaussian_head not in ("patch", "query"):
             raise ConfigError(f"gaussian_head must be 'patch' or 'query', got {self.gaussian_head!r}")
-        if self.gaussian_head == "patch" and self.gaussian_grid % (self.img_size // self.patch):
-            raise ConfigError(
-                f"gaussian_grid {self.gaussian_grid} must be a multiple of the patch grid {self.img_size // self.patch}"
-            )
+        if self.gaussian_head == "patch" and self.gaussian_grid % (self.height // self.patch):
+            raise ConfigError(f"gaussian_grid {self.gaussian_grid} (Gaussian rows) must be a multiple of the "
+                              f"patch rows {self.height // self.patch}")
 
     @property
     def per_patch(self) -> int:
         """Gaussians per patch side in the "patch" head (1 for the "query" head)."""
-        return self.gaussian_grid // (self.img_size // self.patch) if self.gaussian_head == "patch" else 1
+        return self.gaussian_grid // (self.height // self.patch) if self.gaussian_head == "patch" else 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -290,7 +315,7 @@ class TorchGaussianEncoder:
     def __init__(self, model: GMAE) -> None:
         self.model = model.eval()
         self.num_frames = model.cfg.num_frames
-        self.input_size = (model.cfg.img_size, model.cfg.img_size)
+        self.input_size = model.cfg.input_hw
 
     def __call__(self, clip: np.ndarray) -> GaussianClip:
         return self.model.encode(clip).to("cpu")

@@ -23,8 +23,13 @@ Anchor variant (``mode="anchor"``; k = 8, tau_vis = 0.5, beta = 0.3): S = the k 
 largest w_i(p); m = sum_S w_i; p_anchor = sum_S (w_i / m) x_i^b. If m >= tau_vis the point moves to
 (1 - beta)(p + d) + beta p_anchor (valid), else to p_anchor (invalid: judged occluded).
 
-Frame pairs not inside the clip window give ``valid = False`` (zero displacement, variance
-``s_bg^2``). One encoder pass per window is cached and shared by every point and frame pair.
+Cost: the encoder runs once per clip window, not once per frame. Windows end on every
+``window_hop``-th frame (``e % window_hop == 0``) and cover frames ``e - T + 1 .. e``; a pair (a, b) is
+answered from the newest such window (ending at or before the buffer's latest frame) that holds
+both frames, and one encoder pass is shared by every point and frame pair inside it. Pairs that no
+window holds give ``valid = False`` (zero displacement, variance ``s_bg^2 + s0^2``): with
+``window_hop = h`` an online tracker gets Gaussian chains on every h-th frame. ``window_hop = 1``
+encodes a window ending at every new frame.
 """
 
 from __future__ import annotations
@@ -138,13 +143,20 @@ class GaussianMotionSource(MotionSource):
         s_bg: background std (full-resolution px) added where the Gaussians do not cover the point.
         s0: floor std (full-resolution px) added to every variance (0 = the bare formula).
         tau_occ: minimum visibility of the point's Gaussians in frame b (0 = no occlusion check).
+        cache_windows: encoded windows kept (newest last).
+        window_hop: frames between encoder passes (windows end on frames ``e % window_hop == 0``);
+            1 = a pass for every new frame. At most ``num_frames - 1`` so that consecutive windows
+            share at least one frame pair.
+
+    Attributes:
+        encoder_calls: encoder passes so far (one per window).
     """
 
     name = "gmae"
 
     def __init__(self, encoder: Encoder, num_frames: int | None = None, input_size: tuple[int, int] | None = None,
                  mode: str = "splat", tau_vis: float = 0.5, k: int = 8, beta: float = 0.3, s_bg: float = 16.0,
-                 s0: float = 1.0, tau_occ: float = 0.5, cache_windows: int = 2) -> None:
+                 s0: float = 1.0, tau_occ: float = 0.5, cache_windows: int = 2, window_hop: int = 1) -> None:
         if mode not in ("splat", "anchor"):
             raise ConfigError(f"GaussianMotionSource mode must be 'splat' or 'anchor', got {mode!r}")
         self.encoder = encoder
@@ -156,6 +168,10 @@ class GaussianMotionSource(MotionSource):
         self.mode, self.tau_vis, self.k, self.beta = mode, float(tau_vis), int(k), float(beta)
         self.s_bg, self.s0, self.tau_occ = float(s_bg), float(s0), float(tau_occ)
         self.cache_windows = max(1, int(cache_windows))
+        if isinstance(window_hop, bool) or not isinstance(window_hop, int) or not 1 <= window_hop < self.num_frames:
+            raise ConfigError(f"GaussianMotionSource window_hop must be an integer in [1, {self.num_frames - 1}] "
+                              f"(clips of {self.num_frames} frames), got {window_hop!r}")
+        self.window_hop = window_hop
         self._windows: "OrderedDict[int, _Window]" = OrderedDict()
         self.encoder_calls = 0
 
@@ -169,14 +185,19 @@ class GaussianMotionSource(MotionSource):
         self._windows.clear()
 
     # ------------------------------------------------------------------ windows
+    def window_end(self, latest: int) -> int:
+        """Last frame of the newest scheduled window once frame ``latest`` is buffered."""
+        return latest - latest % self.window_hop
+
     def _window_for(self, buffer: ClipBuffer, a: int, b: int) -> _Window | None:
         lo, hi = min(a, b), max(a, b)
         t = self.num_frames
         for w in reversed(self._windows.values()):  # newest first
             if w.start <= lo and hi <= w.start + t - 1:
                 return w
-        start = buffer.latest - t + 1
-        if lo < start or hi > buffer.latest or lo not in buffer or hi not in buffer:
+        end = self.window_end(buffer.latest)
+        start = end - t + 1
+        if lo < start or hi > end or lo not in buffer or hi not in buffer:
             return None
         return self._encode(buffer, start)
 

@@ -32,6 +32,19 @@ def build_sources(config: TrackerConfig, engine=None) -> list[MotionSource]:
     return sources
 
 
+def gmae_window_hop(config: TrackerConfig, num_frames: int) -> int:
+    """Frames between encoder passes of the ``gmae`` source under ``config``.
+
+    Alone, the source must answer every frame (its chains start from the previous frames' states,
+    which it alone keeps visible): a window per frame. Fused with other sources, those carry the
+    frames in between, and the encoder runs once per half clip (``num_frames // 2``), so the
+    source's cost per frame is bounded by one encoder pass per ``num_frames // 2`` frames.
+    """
+    if tuple(config.sources) == ("gmae",):
+        return 1
+    return max(1, num_frames // 2)
+
+
 def _gmae_source(config: TrackerConfig, engine=None) -> MotionSource:
     from ..engines.settings import EngineSettings
     from .gaussian import GaussianMotionSource
@@ -40,4 +53,4 @@ def _gmae_source(config: TrackerConfig, engine=None) -> MotionSource:
     if isinstance(settings, dict):
         settings = EngineSettings.from_dict(settings)
     encoder = settings.build() if isinstance(settings, EngineSettings) else settings
-    return GaussianMotionSource(encoder)
+    return GaussianMotionSource(encoder, window_hop=gmae_window_hop(config, int(encoder.num_frames)))

@@ -8,8 +8,13 @@ from .config import TEXTURE_KINDS, SceneConfig
 from .scene import SyntheticScene, make_scene
 
 
-def random_scene_config(rng: np.random.Generator, width: int = 192, height: int = 128, num_frames: int = 32) -> SceneConfig:
-    """A :class:`SceneConfig` with randomised layer count, motion magnitudes, texture and noise."""
+def random_scene_config(rng: np.random.Generator, width: int = 192, height: int = 128, num_frames: int = 32,
+                        real_textures: str = "", real_textures_exclude: tuple[str, ...] = (),
+                        real_texture_share: float = 0.7) -> SceneConfig:
+    """A :class:`SceneConfig` with randomised layer count, motion magnitudes, texture and noise.
+
+    ``real_textures`` (a folder of real frames, optional): a ``real_texture_share`` of the layers
+    are textured with crops of those frames (see :class:`SceneConfig`)."""
     n_layers = int(rng.integers(1, 6))
     return SceneConfig(
         width=width,
@@ -26,15 +31,24 @@ def random_scene_config(rng: np.random.Generator, width: int = 192, height: int 
         texture=str(rng.choice(TEXTURE_KINDS, p=[0.7, 0.2, 0.1])),
         noise_std=float(rng.uniform(0.0, 3.0)),
         exit_reenter=bool(rng.random() < 0.3),
+        real_textures=str(real_textures),
+        real_textures_exclude=tuple(real_textures_exclude),
+        real_texture_share=float(real_texture_share),
     )
 
 
-def make_training_scenes(n: int, width: int = 192, height: int = 128, num_frames: int = 32, seed: int = 0) -> list[SyntheticScene]:
-    """``n`` random scenes (varied layers, motions, textures, noise); deterministic for a seed."""
+def make_training_scenes(n: int, width: int = 192, height: int = 128, num_frames: int = 32, seed: int = 0,
+                         real_textures: str = "", real_textures_exclude: tuple[str, ...] = ()) -> list[SyntheticScene]:
+    """``n`` random scenes (varied layers, motions, textures, noise); deterministic for a seed.
+
+    ``real_textures``: optional folder of real frames whose crops texture most layers."""
     rng = np.random.default_rng(seed)
-    return [make_scene(random_scene_config(rng, width, height, num_frames)) for _ in range(int(n))]
+    return [make_scene(random_scene_config(rng, width, height, num_frames, real_textures, real_textures_exclude))
+            for _ in range(int(n))]
 
 
-def make_training_sequences(n: int, width: int = 192, height: int = 128, num_frames: int = 32, seed: int = 0) -> list[np.ndarray]:
+def make_training_sequences(n: int, width: int = 192, height: int = 128, num_frames: int = 32, seed: int = 0,
+                            real_textures: str = "", real_textures_exclude: tuple[str, ...] = ()) -> list[np.ndarray]:
     """``n`` random clips, each ``(T, H, W, 3) uint8`` RGB (see :func:`make_training_scenes`)."""
-    return [np.stack(list(s.frames())) for s in make_training_scenes(n, width, height, num_frames, seed)]
+    scenes = make_training_scenes(n, width, height, num_frames, seed, real_textures, real_textures_exclude)
+    return [np.stack(list(s.frames())) for s in scenes]

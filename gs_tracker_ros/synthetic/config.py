@@ -36,6 +36,12 @@ class SceneConfig:
         exit_reenter: if True the topmost foreground layer moves out along a sine arc, is
             completely outside the image for roughly 25-40 % of the clip (middle part), then comes
             back to where it started.
+        real_textures: folder of real video frames (``<root>/<seq>/*.jpg``, e.g.
+            ``../shared/data/davis_unlabeled``) whose random crops texture the layers; empty = only
+            procedural textures (the default). A folder that does not exist is an error.
+        real_textures_exclude: sequence names not cropped from (e.g. held-out sequences).
+        real_texture_share: share of the layers textured with a real crop (the others get a
+            procedural texture of kind ``texture``).
     """
 
     width: int = 640
@@ -53,6 +59,9 @@ class SceneConfig:
     texture: str = "mixed"
     noise_std: float = 1.5
     exit_reenter: bool = True
+    real_textures: str = ""
+    real_textures_exclude: tuple[str, ...] = ()
+    real_texture_share: float = 1.0
 
     def __post_init__(self) -> None:
         if self.width < 16 or self.height < 16:
@@ -73,3 +82,5 @@ class SceneConfig:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.bg_zoom >= 0.5 or self.fg_scale >= 0.5:
             raise ConfigError("bg_zoom and fg_scale must be < 0.5")
+        if not 0.0 <= self.real_texture_share <= 1.0:
+            raise ConfigError(f"real_texture_share must be in [0, 1], got {self.real_texture_share}")

@@ -87,20 +87,33 @@ def bilinear(img: np.ndarray, uv: np.ndarray) -> np.ndarray:
     return out
 
 
+def layer_texture(h: int, w: int, rng: np.random.Generator, texture_kind: str, saturation: float,
+                  real=None, real_share: float = 1.0) -> np.ndarray:
+    """``(h, w, 3) float32`` texture: a crop of a real frame from ``real`` (a
+    :class:`~gs_tracker_ros.synthetic.real_textures.RealTexturePool`) for a ``real_share`` of the
+    layers, else procedural (:func:`~gs_tracker_ros.synthetic.texture.make_texture`)."""
+    if real is not None and rng.random() < real_share:
+        return real.crop(h, w, rng)
+    return make_texture(h, w, rng, texture_kind, saturation=saturation)
+
+
 def shape_layer(name: str, outline: np.ndarray, path: PosePath, rng: np.random.Generator,
-                texture_kind: str = "mixed", margin_px: int = 3) -> Layer:
-    """A layer showing a textured polygon ``outline`` (vertices in px around the anchor 0, 0)."""
+                texture_kind: str = "mixed", margin_px: int = 3, real=None, real_share: float = 1.0) -> Layer:
+    """A layer showing a textured polygon ``outline`` (vertices in px around the anchor 0, 0).
+
+    ``real``, ``real_share``: optional real-frame crops as textures, see :func:`layer_texture`."""
     half_u = int(np.ceil(np.abs(outline[:, 0]).max())) + margin_px
     half_v = int(np.ceil(np.abs(outline[:, 1]).max())) + margin_px
     h, w = 2 * half_v + 1, 2 * half_u + 1
     anchor = (float(half_u), float(half_v))
     alpha = polygon_mask(h, w, outline + np.array(anchor))
-    texture = make_texture(h, w, rng, texture_kind, saturation=float(rng.uniform(0.6, 1.0)))
+    saturation = float(rng.uniform(0.6, 1.0))
+    texture = layer_texture(h, w, rng, texture_kind, saturation, real, real_share)
     return Layer(name, texture, alpha, path.to_affines(anchor))
 
 
 def background_layer(path: PosePath, width: int, height: int, rng: np.random.Generator,
-                     texture_kind: str = "mixed", margin_px: int = 4) -> Layer:
+                     texture_kind: str = "mixed", margin_px: int = 4, real=None, real_share: float = 1.0) -> Layer:
     """An opaque background layer whose texture covers the whole image in every frame of ``path``."""
     corners = np.array([[-0.5, -0.5], [width - 0.5, -0.5], [-0.5, height - 0.5], [width - 0.5, height - 0.5]])
     inv = invert_affines(path.to_affines((0.0, 0.0)))  # (T, 2, 3)
@@ -109,6 +122,6 @@ def background_layer(path: PosePath, width: int, height: int, rng: np.random.Gen
     hi = np.ceil(uv.reshape(-1, 2).max(axis=0)) + margin_px
     w, h = (hi - lo + 1).astype(int)
     anchor = (float(-lo[0]), float(-lo[1]))
-    texture = make_texture(int(h), int(w), rng, texture_kind, saturation=0.35)
+    texture = layer_texture(int(h), int(w), rng, texture_kind, 0.35, real, real_share)
     alpha = np.ones((int(h), int(w)), np.float32)
     return Layer("background", texture, alpha, path.to_affines(anchor))

@@ -214,6 +214,12 @@ def make_scene(config: SceneConfig | None = None) -> SyntheticScene:
     cfg = config or SceneConfig()
     rng = np.random.default_rng(cfg.seed)
     t_all, w, h = cfg.num_frames, cfg.width, cfg.height
+    real = None
+    if cfg.real_textures:
+        from .real_textures import texture_pool
+
+        real = texture_pool(cfg.real_textures, tuple(cfg.real_textures_exclude))
+    tex = dict(real=real, real_share=cfg.real_texture_share)
     t = np.arange(t_all, dtype=np.float64)
 
     # background: slow pan in a random direction + gentle wobble, rotation and zoom
@@ -224,7 +230,7 @@ def make_scene(config: SceneConfig | None = None) -> SyntheticScene:
         theta=np.deg2rad(cfg.bg_rotation) * _norm_wiggle(t_all, rng),
         scale=1.0 + cfg.bg_zoom * _norm_wiggle(t_all, rng),
     )
-    layers = [background_layer(bg, w, h, rng, cfg.texture)]
+    layers = [background_layer(bg, w, h, rng, cfg.texture, **tex)]
 
     side = min(w, h)
     first_shape = int(rng.integers(len(_SHAPES)))
@@ -251,7 +257,7 @@ def make_scene(config: SceneConfig | None = None) -> SyntheticScene:
             cy = h * rng.uniform(0.2, 0.8) + smooth_wiggle(t_all, rng, s, cycles=(0.5, 1.5))
             name = kind
         path = PosePath(cx=cx, cy=cy, theta=theta, scale=scale)
-        layers.append(shape_layer(name, outline, path, rng, cfg.texture))
+        layers.append(shape_layer(name, outline, path, rng, cfg.texture, **tex))
     return SyntheticScene(w, h, layers, noise_std=cfg.noise_std, seed=cfg.seed)
 
 

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ..core.errors import InputError
+from ..paths import resolve_path
 
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -68,10 +69,12 @@ def load_video(path: Path, short: int, max_frames: int | None = None) -> np.ndar
 def discover(paths: list[str | Path]) -> list[tuple[str, Path]]:
     """Expand dataset paths to ``(name, path)`` of frame folders and video files.
 
-    A path may be a frame folder, a video file, or a root whose children are either.
+    A path may be a frame folder, a video file, or a root whose children are either. Relative
+    paths are taken from the cwd if they exist there, else from the repository root
+    (:func:`~gs_tracker_ros.paths.resolve_path`), so ``../shared/data/...`` works from anywhere.
     """
     found: list[tuple[str, Path]] = []
-    for p in map(Path, paths):
+    for p in map(resolve_path, paths):
         if not p.exists():
             raise InputError(f"training data path does not exist: {p}")
         if p.is_file():
@@ -109,16 +112,37 @@ def load_sequences(paths: list[str | Path], short: int = 128, include: list[str]
     return out
 
 
-class ClipSampler:
-    """Random ``(T, size, size, 3)`` uint8 clips from in-memory sequences."""
+def clip_hw(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """``(height, width)`` of a clip size given as a square side or ``(height, width)``."""
+    if isinstance(size, (list, tuple)):
+        return int(size[0]), int(size[1])
+    return int(size), int(size)
 
-    def __init__(self, seqs: list[Sequence], num_frames: int, size: int, max_stride: int = 2,
+
+def crop_box(h: int, w: int, out_hw: tuple[int, int], scale: float = 1.0) -> tuple[int, int]:
+    """``(crop height, crop width)`` px: the largest crop of a ``h x w`` frame with the aspect ratio of
+    ``out_hw``, times ``scale`` (so resizing it to ``out_hw`` scales x and y alike)."""
+    oh, ow = out_hw
+    ch = min(float(h), w * oh / ow) * scale
+    cw = ch * ow / oh
+    return max(int(round(ch)), min(h, 8)), max(min(int(round(cw)), w), min(w, 8))
+
+
+class ClipSampler:
+    """Random ``(T, H, W, 3)`` uint8 clips from in-memory sequences.
+
+    Each clip is a random crop with the aspect ratio of ``size`` (a side, or ``(H, W)``), covering
+    ``crop_scale`` of the largest such crop, resized to ``size``; random temporal stride up to
+    ``max_stride``, horizontal flip and time reversal.
+    """
+
+    def __init__(self, seqs: list[Sequence], num_frames: int, size: int | tuple[int, int], max_stride: int = 2,
                  crop_scale: tuple[float, float] = (0.5, 1.0), flip: bool = True, reverse: bool = True,
                  seed: int = 0) -> None:
         self.seqs = [s for s in seqs if len(s.frames) >= num_frames]
         if not self.seqs:
             raise InputError(f"no sequence has {num_frames} frames")
-        self.t, self.size = num_frames, size
+        self.t, self.size = num_frames, clip_hw(size)
         self.max_stride, self.crop_scale = max(1, max_stride), crop_scale
         self.flip, self.reverse = flip, reverse
         self.rng = np.random.default_rng(seed)
@@ -133,12 +157,12 @@ class ClipSampler:
         start = int(rng.integers(0, n - (self.t - 1) * stride))
         frames = seq.frames[start : start + (self.t - 1) * stride + 1 : stride]
         h, w = frames.shape[1:3]
-        side = int(min(h, w) * rng.uniform(*self.crop_scale))
-        side = max(side, 8)
-        y0 = int(rng.integers(0, h - side + 1))
-        x0 = int(rng.integers(0, w - side + 1))
+        ch, cw = crop_box(h, w, self.size, rng.uniform(*self.crop_scale))
+        y0 = int(rng.integers(0, h - ch + 1))
+        x0 = int(rng.integers(0, w - cw + 1))
+        out_h, out_w = self.size
         clip = np.stack([
-            cv2.resize(f[y0 : y0 + side, x0 : x0 + side], (self.size, self.size), interpolation=cv2.INTER_AREA)
+            cv2.resize(f[y0 : y0 + ch, x0 : x0 + cw], (out_w, out_h), interpolation=cv2.INTER_AREA)
             for f in frames
         ])
         if self.flip and rng.random() < 0.5:
@@ -151,14 +175,17 @@ class ClipSampler:
         return np.stack([self.sample() for _ in range(b)])
 
 
-def center_clip(frames: np.ndarray, start: int, num_frames: int, stride: int, size: int) -> np.ndarray:
-    """Deterministic clip: centre square crop of the short side, resized to ``size``."""
+def center_clip(frames: np.ndarray, start: int, num_frames: int, stride: int,
+                size: int | tuple[int, int]) -> np.ndarray:
+    """Deterministic clip: the largest centred crop with the aspect ratio of ``size`` (a side, or
+    ``(H, W)``), resized to ``size``."""
     sel = frames[start : start + (num_frames - 1) * stride + 1 : stride]
     h, w = sel.shape[1:3]
-    side = min(h, w)
-    y0, x0 = (h - side) // 2, (w - side) // 2
+    out_h, out_w = clip_hw(size)
+    ch, cw = crop_box(h, w, (out_h, out_w))
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
     return np.stack([
-        cv2.resize(f[y0 : y0 + side, x0 : x0 + side], (size, size), interpolation=cv2.INTER_AREA) for f in sel
+        cv2.resize(f[y0 : y0 + ch, x0 : x0 + cw], (out_w, out_h), interpolation=cv2.INTER_AREA) for f in sel
     ])
 
 

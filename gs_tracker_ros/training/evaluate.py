@@ -21,9 +21,9 @@ def psnr_from_mse(mse: float) -> float:
     return float("inf") if mse <= 0 else 10.0 * math.log10(1.0 / mse)
 
 
-def heldout_clips(seqs: list[Sequence], num_frames: int, size: int, stride: int = 2,
+def heldout_clips(seqs: list[Sequence], num_frames: int, size: int | tuple[int, int], stride: int = 2,
                   clips_per_seq: int = 4) -> tuple[np.ndarray, list[str]]:
-    """Evenly spaced deterministic clips (centre crop) from each sequence: ``(K, T, S, S, 3)`` uint8."""
+    """Evenly spaced deterministic clips (centre crop) from each sequence: ``(K, T, H, W, 3)`` uint8."""
     clips, names = [], []
     for s in seqs:
         span = (num_frames - 1) * stride + 1
@@ -92,12 +92,12 @@ def evaluate_reconstruction(checkpoint: str | Path | GMAE, dirs: list[str | Path
     if isinstance(dirs, (str, Path)):
         dirs = [dirs]
     names = list(names) if names is not None else list(DEFAULT_HOLDOUT)
-    seqs = load_sequences(list(dirs), short=max(128, model.cfg.img_size), include=names)
+    seqs = load_sequences(list(dirs), short=max(128, min(model.cfg.input_hw)), include=names)
     cfg = model.cfg
     per = {}
     all_clips = []
     for s in seqs:
-        clips, _ = heldout_clips([s], cfg.num_frames, cfg.img_size, stride, clips_per_seq)
+        clips, _ = heldout_clips([s], cfg.num_frames, cfg.input_hw, stride, clips_per_seq)
         per[s.name] = reconstruction_metrics(model, clips, mask_ratio, seed, render_options=render_options)
         all_clips.append(clips)
     overall = reconstruction_metrics(model, np.concatenate(all_clips), mask_ratio, seed, render_options=render_options)

@@ -17,6 +17,7 @@ import torch
 from ..model.checkpoint import load_model
 from ..model.gmae import GMAE
 from ..model.masking import random_tube_mask
+from ..paths import DAVIS_UNLABELED
 from ..render.splat import render
 from .data import center_clip, load_sequences
 
@@ -125,7 +126,8 @@ def training_curve(log_path: str | Path, width: int = 640, height: int = 300) ->
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("checkpoint")
-    ap.add_argument("--data", default="/work/shared/data/davis_unlabeled")
+    ap.add_argument("--data", default=DAVIS_UNLABELED,
+                    help="frame folders (relative paths: to the cwd, else to the repository root)")
     ap.add_argument("--seq", default="car-shadow")
     ap.add_argument("--start", type=int, default=10)
     ap.add_argument("--stride", type=int, default=2)
@@ -136,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     model = load_model(args.checkpoint)
     cfg = model.cfg
-    seq = load_sequences([args.data], short=max(128, cfg.img_size), include=[args.seq])[0]
-    clip = center_clip(seq.frames, args.start, cfg.num_frames, args.stride, cfg.img_size)
+    seq = load_sequences([args.data], short=max(128, min(cfg.input_hw)), include=[args.seq])[0]
+    clip = center_clip(seq.frames, args.start, cfg.num_frames, args.stride, cfg.input_hw)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -11,6 +11,7 @@ and ``config.yaml`` (the resolved configuration).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -27,10 +28,12 @@ from ..model.checkpoint import save_checkpoint
 from ..model.gaussians import GaussianClip
 from ..model.gmae import GMAE
 from ..model.masking import motion_aware_tube_mask, random_tube_mask
+from ..paths import resolve_path
 from ..render.splat import render
 from .config import TrainConfig
 from .data import ClipSampler, load_sequences, lk_grid_tracks, patch_motion
 from .evaluate import heldout_clips, reconstruction_metrics
+from .losses import supervised_losses, trajectory_loss
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -48,32 +51,6 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
             continue
         (no_decay if p.dim() < 2 or name in ("mask_token", "query_embed") else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def trajectory_loss(g: GaussianClip, tracks: torch.Tensor, valid: torch.Tensor, render_opts: dict) -> torch.Tensor:
-    """L1 between the Gaussians' splatted frame-1 motion and LK pseudo-label tracks.
-
-    ``tracks (B, T, P, 2)`` package pixels, ``valid (B, T, P)``. The prediction at a frame-1 point
-    p is ``sum_i w_i(p) (x_i^t - x_i^1) / A(p)``, rendered as a feature image of frame 1.
-    """
-    b, t, n = g.means.shape[:3]
-    h, w = g.height, g.width
-    scale = g.means.new_tensor([float(w), float(h)])
-    centers = g.projected_centers()  # (B, T, N, 2)
-    disp = (centers[:, 1:] - centers[:, :1]) / scale  # (B, T-1, N, 2) image-size units
-    feats = disp.permute(0, 2, 1, 3).reshape(b, 1, n, 2 * (t - 1))
-    first = GaussianClip(g.means[:, :1], g.quats, g.log_scales, g.opacities, g.colors[:, :1], h, w, g.focal)
-    out = render(first, first.camera, h, w, features=feats, **render_opts)
-    fmap = torch.cat([out.features[:, 0], out.alpha[:, 0]], dim=-1).permute(0, 3, 1, 2)  # (B, F+1, H, W)
-    p0 = tracks[:, 0] + 0.5  # continuous coords
-    grid = (p0 / scale) * 2.0 - 1.0  # (B, P, 2), align_corners=False convention
-    samp = F.grid_sample(fmap, grid[:, None], mode="bilinear", align_corners=False)[:, :, 0]  # (B, F+1, P)
-    acc = samp[:, -1:]  # (B, 1, P)
-    pred = (samp[:, :-1] / acc.clamp_min(1e-3)).reshape(b, t - 1, 2, -1).permute(0, 1, 3, 2)  # (B, T-1, P, 2)
-    target = (tracks[:, 1:] - tracks[:, :1]) / scale
-    m = (valid[:, 1:] & (acc[:, 0][:, None, :] > 0.5)).float()  # (B, T-1, P)
-    err = (pred - target).abs().sum(-1)  # (B, T-1, P)
-    return (err * m).sum() / m.sum().clamp_min(1.0)
 
 
 class Trainer:
@@ -109,7 +86,7 @@ class Trainer:
         train_seqs = load_sequences(cfg.data.paths, cfg.data.preload_short, exclude=cfg.data.holdout,
                                     min_frames=mc.num_frames)
         train_seqs += self._synthetic_sequences()
-        self.sampler = ClipSampler(train_seqs, mc.num_frames, mc.img_size, cfg.data.max_stride,
+        self.sampler = ClipSampler(train_seqs, mc.num_frames, mc.input_hw, cfg.data.max_stride,
                                    tuple(cfg.data.crop_scale), seed=cfg.run.seed * 1000 + self.rank)
         self.train_names = [s.name for s in train_seqs]
         self.eval_clips = None
@@ -118,10 +95,20 @@ class Trainer:
                 hold = load_sequences(cfg.data.paths, cfg.data.preload_short, include=list(cfg.data.holdout),
                                       min_frames=mc.num_frames)
                 per = max(1, cfg.run.eval_clips // len(hold))
-                self.eval_clips, _ = heldout_clips(hold, mc.num_frames, mc.img_size, stride=2, clips_per_seq=per)
+                self.eval_clips, _ = heldout_clips(hold, mc.num_frames, mc.input_hw, stride=2, clips_per_seq=per)
             except InputError:
                 self.eval_clips = None
         self.np_rng = np.random.default_rng(cfg.run.seed + 17 * self.rank)
+        self.scene_sampler = None
+        if cfg.supervised.enabled:
+            from .scenes import SceneClipSampler
+
+            sup = cfg.supervised
+            tex = self._real_textures(sup.real_textures)
+            self.scene_sampler = SceneClipSampler(sup.scenes, mc.num_frames, mc.input_hw, sup.points, sup.max_stride,
+                                                  sup.scene_frames, tex.get("real_textures", ""),
+                                                  tex.get("real_textures_exclude", ()),
+                                                  seed=cfg.run.seed * 1000 + self.rank)
         self.mask_gen = torch.Generator().manual_seed(cfg.run.seed + 31 * self.rank)
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -130,7 +117,7 @@ class Trainer:
         elif cfg.run.init_from:
             from ..model.checkpoint import load_checkpoint_blob
 
-            blob = load_checkpoint_blob(cfg.run.init_from)
+            blob = load_checkpoint_blob(resolve_path(cfg.run.init_from))
             self.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["model"].items()})
             self.log_fn(f"initialised weights from {cfg.run.init_from}")
 
@@ -146,8 +133,19 @@ class Trainer:
         from .data import Sequence
 
         short = self.cfg.data.preload_short
-        clips = make_training_sequences(n, width=short * 3 // 2, height=short, seed=self.cfg.run.seed)
+        clips = make_training_sequences(n, width=short * 3 // 2, height=short, seed=self.cfg.run.seed,
+                                        **self._real_textures(self.cfg.data.synthetic_textures))
         return [Sequence(f"synthetic_{i}", np.asarray(f, np.uint8)) for i, f in enumerate(clips)]
+
+    def _real_textures(self, folder: str) -> dict:
+        """Keyword arguments for generated scenes textured with crops of ``folder``'s frames (held-out
+        sequences excluded); none when ``folder`` is empty, or absent (said in the log)."""
+        if not folder:
+            return {}
+        if not resolve_path(folder).is_dir():
+            self.log_fn(f"real-crop textures: {folder} not found, generated scenes use procedural textures only")
+            return {}
+        return {"real_textures": folder, "real_textures_exclude": tuple(self.cfg.data.holdout)}
 
     # ------------------------------------------------------------------ checkpoints
     def _resume(self) -> None:
@@ -163,6 +161,8 @@ class Trainer:
             self.sampler.rng.bit_generator.state = json.loads(blob["sampler_rng"])
         if "mask_rng" in blob:
             self.mask_gen.set_state(blob["mask_rng"])
+        if "scene_rng" in blob and self.scene_sampler is not None:
+            self.scene_sampler.rng.bit_generator.state = json.loads(blob["scene_rng"])
         self.log_fn(f"resumed from {path} at step {self.step}")
 
     def save(self) -> None:
@@ -176,6 +176,8 @@ class Trainer:
             "sampler_rng": json.dumps(self.sampler.rng.bit_generator.state),
             "mask_rng": self.mask_gen.get_state(),
         }
+        if self.scene_sampler is not None:
+            extra["scene_rng"] = json.dumps(self.scene_sampler.rng.bit_generator.state)
         save_checkpoint(self.out / "last.pt", self.model, extra)
         save_checkpoint(self.out / "model_fp16.pt", self.model, {"step": self.step}, half=True)
 
@@ -186,9 +188,9 @@ class Trainer:
     def _batch(self):
         cfg = self.cfg
         b = cfg.optim.batch_size
-        clips = self.sampler.batch(b)  # (B, T, S, S, 3) uint8
+        clips = self.sampler.batch(b)  # (B, T, H, W, 3) uint8
         mc = cfg.model
-        s = (mc.img_size // mc.patch) ** 2
+        s = (mc.height // mc.patch) * (mc.width // mc.patch)  # spatial patches
         tracks = valid = None
         if cfg.loss.traj > 0:
             tv = [lk_grid_tracks(c, cfg.loss.traj_grid) for c in clips]
@@ -224,6 +226,16 @@ class Trainer:
             loss = loss + cfg.loss.traj * lt
             stats["traj"] = float(lt.detach())
         self.opt.zero_grad(set_to_none=True)
+        sup = cfg.supervised
+        if self.scene_sampler is not None and self.step % sup.every == 0:
+            # its own backward, before the reconstruction one: under DDP the gradients accumulate
+            # locally (no_sync) and the next, synchronised backward averages them over the ranks
+            lt, lv = self.supervised_loss(self.scene_sampler.batch(sup.batch_size), ropts)
+            sup_loss = sup.weight * lt + sup.vis_weight * lv
+            with self.net.no_sync() if self.world > 1 else contextlib.nullcontext():
+                sup_loss.backward()
+            loss = loss + sup_loss.detach()
+            stats.update(sup_traj=float(lt.detach()), sup_vis=float(lv.detach()))
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
         self.opt.step()
@@ -232,6 +244,14 @@ class Trainer:
         stats.update(loss=float(loss.detach()), psnr=10 * math.log10(1.0 / max(m, 1e-10)), grad_norm=float(gn),
                      masked=vis is not None)
         return stats
+
+    def supervised_loss(self, batch, render_opts: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(trajectory, visibility)`` losses of the model on labelled clips (unmasked input, as at inference)."""
+        self.net.train()
+        x = torch.from_numpy(batch.clips).to(self.device).float() / 255.0
+        g = self.net(x, None)
+        dev = {k: torch.from_numpy(getattr(batch, k)).to(self.device) for k in ("tracks", "visible", "in_view")}
+        return supervised_losses(g, dev["tracks"], dev["visible"], dev["in_view"], render_opts)
 
     # ------------------------------------------------------------------ loop
     def evaluate(self) -> dict:
@@ -280,8 +300,10 @@ class Trainer:
                     "steps_per_s": len(window) / max(dt, 1e-9),
                     "elapsed_s": round(self.elapsed(), 1),
                 }
-                if "traj" in window[0]:
-                    rec["traj"] = float(np.mean([s["traj"] for s in window]))
+                for key in ("traj", "sup_traj", "sup_vis"):
+                    vals = [s[key] for s in window if key in s]
+                    if vals:
+                        rec[key] = float(np.mean(vals))
                 if self.step % cfg.run.eval_every == 0 or done:
                     rec.update(self.evaluate())
                 self.write_log(rec)
