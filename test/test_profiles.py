@@ -98,3 +98,21 @@ def test_live_profile_calibrated_on_a_generated_scene():
     res = evaluate_badja(lambda: make_tracker("probfuse"), [seq], progress=False)["overall"]
     # conservative on generated scenes (chaining drifts less there than on real footage): 94-97 %
     assert 0.80 <= res["coverage_2sigma"] <= 0.99, res["coverage_2sigma"]
+
+
+def test_a_dense_source_runs_only_on_its_own_intervals():
+    """``flow.intervals``: the DIS source of a fused tracker computes fields for t-1 -> t only."""
+    base = texture(h=96, w=128, seed=6)
+    cfg = TrackerConfig().replace(**{"sources": ["lk", "dis"], "flow.intervals": [1]})
+    tracker = ProbabilisticTracker(cfg)
+    dis = tracker.sources[1]
+    pairs = []
+    original = dis.estimate
+    dis.estimate = lambda buffer, a, b, pts: (pairs.append((a, b)), original(buffer, a, b, pts))[1]
+    tracker.step(base)
+    tracker.add_queries(np.array([[64.0, 48.0], [30.0, 30.0]]))
+    for t in range(1, 10):
+        state = tracker.step(translated(base, 0.5 * t, 0))
+    assert pairs and all(b - a == 1 for a, b in pairs)
+    assert len(pairs) == 9
+    assert np.abs(state.xy[0] - [64.0 + 4.5, 48.0]).max() < 0.3

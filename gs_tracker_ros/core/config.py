@@ -32,18 +32,24 @@ class FlowConfig:
             displacements are returned in full-resolution pixels. Default 1 (full resolution).
         sigma0: base standard deviation of a flow estimate in px (``s2 = sigma0^2 + e_fb^2``).
         fb_threshold: a chain is invalid when the forward-backward error exceeds this (px).
+        intervals: the chain intervals the ``dis`` source is used for when it is fused with others
+            (a dense field in both directions per frame pair is costly: default the
+            frame-to-frame chain only).
     """
 
     preset: str = "medium"
     scale: float = 1.0
     sigma0: float = 0.5
     fb_threshold: float = 2.0
+    intervals: tuple[int, ...] = (1,)
 
     def validate(self) -> None:
         _check(self.preset in DIS_PRESETS, "flow.preset", self.preset, f"one of {DIS_PRESETS}")
         _check(0.05 <= self.scale <= 1.0, "flow.scale", self.scale, "in [0.05, 1]")
         _check(0.0 < self.sigma0 <= 50.0, "flow.sigma0", self.sigma0, "in (0, 50] px")
         _check(0.0 < self.fb_threshold <= 1000.0, "flow.fb_threshold", self.fb_threshold, "in (0, 1000] px")
+        _check(len(self.intervals) >= 1 and all(1 <= int(k) <= 256 for k in self.intervals), "flow.intervals",
+               self.intervals, "non-empty, each in [1, 256]")
 
 
 @dataclass

@@ -324,8 +324,14 @@ class ProbabilisticTracker:
         valid = np.zeros((n, c), bool)
         computed = np.zeros((n, c), bool)
         col = 0
+        # interval of each column: the ladder, then None for the query chain
+        col_interval = list(self.config.integration.intervals) + [None] * (len(cols) - len(self.config.integration.intervals))
         for source in self.sources:
-            for src_frame, mu_s, v_s, eligible in cols:
+            allowed = getattr(source, "intervals", None)  # None: every chain
+            for (src_frame, mu_s, v_s, eligible), k in zip(cols, col_interval):
+                if allowed is not None and k not in allowed:
+                    col += 1
+                    continue
                 for s in np.unique(src_frame[eligible]):
                     rows = np.flatnonzero(eligible & (src_frame == s))
                     est = source.estimate(self.buffer, int(s), t, mu_s[rows])

@@ -40,6 +40,9 @@ class MotionSource(ABC):
     """
 
     name: str = "motion"
+    #: chain intervals (frames) this source is used for; None = every chain of the ladder and the
+    #: query chain. A dense source can limit itself to the short chains, whose fields it can afford.
+    intervals: tuple[int, ...] | None = None
 
     def on_frame(self, buffer: ClipBuffer, index: int) -> None:  # noqa: B027 - optional hook
         """Called once after frame ``index`` was pushed; may precompute per-frame data."""

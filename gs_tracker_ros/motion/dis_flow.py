@@ -47,6 +47,7 @@ class DISFlowSource(MotionSource):
     def __init__(self, config: FlowConfig | None = None, cache_pairs: int = 96) -> None:
         self.config = config or FlowConfig()
         self.config.validate()
+        self.intervals = tuple(self.config.intervals)
         self._dis = cv2.DISOpticalFlow_create(_PRESETS[self.config.preset])
         self._flows: "OrderedDict[tuple[int, int], np.ndarray]" = OrderedDict()
         self._cache_pairs = cache_pairs
