@@ -16,6 +16,7 @@ from gs_tracker_ros.evaluation.calibration import (CALIBRATED_COVERAGE, calibrat
                                                    error_vs_sigma)
 from gs_tracker_ros.evaluation.cycle import CycleClip, cycle_errors, evaluate_cycle, summarize_cycle
 from gs_tracker_ros.evaluation.protocol import verdict
+from gs_tracker_ros.core.config import TrackerConfig
 from gs_tracker_ros.methods import make_tracker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,15 +101,20 @@ def test_verdict_needs_every_video() -> None:
     assert verdict(_result(dog=0.3, horse=0.3), _result(dog=0.4, horse=0.4)) == "hurts"
 
 
-def test_published_variance_is_calibrated_on_badja(shared_data) -> None:
+@pytest.mark.parametrize("method", ["probfuse", "probfuse-accurate"])
+def test_published_variance_is_calibrated_on_badja(shared_data, method) -> None:
     from gs_tracker_ros.evaluation.badja import load_badja_dataset
     from gs_tracker_ros.evaluation.runner import evaluate_badja
 
     seqs = load_badja_dataset(shared_data / "badja_dev")
-    res = evaluate_badja(lambda: make_tracker("probfuse"), seqs, progress=False)
+    res = evaluate_badja(lambda: make_tracker(method), seqs, progress=False)
     for name, s in res["sequences"].items():
-        assert 0.75 <= s["coverage_2sigma"] <= 0.95, (name, s["coverage_2sigma"])
-    assert 0.80 <= res["overall"]["coverage_2sigma"] <= 0.92
+        assert 0.75 <= s["coverage_2sigma"] <= 0.96, (name, s["coverage_2sigma"])
+    assert 0.80 <= res["overall"]["coverage_2sigma"] <= 0.92, res["overall"]["coverage_2sigma"]
+    if method == "probfuse":  # without the drift term the variance is over-confident (~10-30 %)
+        flat = TrackerConfig().replace(**{"uncertainty.drift_per_px": 0.0, "uncertainty.drift_per_frame": 0.0})
+        res = evaluate_badja(lambda: make_tracker(method, flat), seqs, progress=False)
+        assert res["overall"]["coverage_2sigma"] < 0.5
 
 
 def test_eval_cli_cycle_and_per_video_table(shared_data, tmp_path) -> None:
