@@ -16,7 +16,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..evaluation.metrics import SCORE_KEYS, aggregate, badja_scores
+from ..evaluation.metrics import SCORE_KEYS
+from ..evaluation.runner import pool_scores, score_sequence, summarize_scores
 from .groundtruth import BagSequence, parse_tracks
 
 REPLAY_METADATA_KEY = "gs_tracker_ros.replay"
@@ -81,9 +82,7 @@ def _percentile(values: np.ndarray, q: float) -> float:
 
 def summary(scores: Mapping[str, Any], latency_ms: np.ndarray, dropped: int, frames: int) -> dict[str, Any]:
     """``eval``'s per-sequence / overall dict plus the replay fields."""
-    out: dict[str, Any] = {k: float(scores[k]) for k in SCORE_KEYS}
-    out["ms_per_frame"] = _percentile(latency_ms, 50)
-    out["counts"] = scores["counts"]
+    out = summarize_scores(scores, _percentile(latency_ms, 50))
     out["frames"] = int(frames)
     out["dropped_frames"] = int(dropped)
     out["latency_ms_p50"] = _percentile(latency_ms, 50)
@@ -100,8 +99,8 @@ def score_replays(replays: Sequence[SequenceReplay], method: str) -> dict[str, A
     all_scores, all_lat = [], []
     dropped_total = frames_total = 0
     for rep in replays:
-        xy, vis, received = predictions(rep)
-        scores = badja_scores(xy, vis, rep.gt.seq)
+        xy, vis, received, var = predictions(rep, with_variance=True)
+        scores = score_sequence(xy, vis, var, rep.gt.seq)
         dropped = int((~received).sum())
         per_seq[rep.gt.seq.name] = summary(scores, rep.latency_ms, dropped, len(received))
         all_scores.append(scores)
@@ -109,7 +108,7 @@ def score_replays(replays: Sequence[SequenceReplay], method: str) -> dict[str, A
         dropped_total += dropped
         frames_total += len(received)
     lat = np.concatenate(all_lat) if all_lat else np.zeros(0)
-    overall = summary(aggregate(all_scores), lat, dropped_total, frames_total)
+    overall = summary(pool_scores(all_scores), lat, dropped_total, frames_total)
     return {"method": method, "overall": overall, "sequences": per_seq}
 
 

@@ -204,14 +204,30 @@ def run_on_badja_sequence(tracker: PointTracker, seq: TrackingSequence) -> tuple
     inverse[order] = np.arange(len(order))
     for name in ("ids", "query_frame", "query_xy", "xy", "visible", "variance", "status"):
         setattr(run, name, getattr(run, name)[inverse])
-    scores = badja_scores(run.xy, run.visible, seq)
+    return run, score_sequence(run.xy, run.visible, run.variance, seq)
+
+
+def score_sequence(xy: np.ndarray, visible: np.ndarray, variance: np.ndarray, seq: TrackingSequence) -> dict[str, Any]:
+    """:func:`badja_scores` of predictions ``xy (N, T, 2)`` px / ``visible (N, T)`` plus the
+    ``"calibration"`` counts of the published ``variance (N, T)`` px^2 (one scoring for
+    ``eval``, the bag replay and recorded bags)."""
+    scores = badja_scores(xy, visible, seq)
     visible_pairs = scored_pairs(seq.annotated, seq.query_frame) & seq.visible
-    err, sigma = scored_errors(run.xy, run.variance, seq.tracks_xy, visible_pairs)
+    err, sigma = scored_errors(xy, variance, seq.tracks_xy, visible_pairs)
     scores["calibration"] = calibration_counts(err, sigma)
-    return run, scores
+    return scores
 
 
-def _summary(scores: Mapping[str, Any], ms: float) -> dict[str, Any]:
+def pool_scores(per_sequence: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Pooled scores (counts summed, see :func:`aggregate`) with the calibration counts pooled too."""
+    pooled = aggregate(per_sequence)
+    pooled["calibration"] = sum_calibration_counts([s["calibration"] for s in per_sequence])
+    return pooled
+
+
+def summarize_scores(scores: Mapping[str, Any], ms: float) -> dict[str, Any]:
+    """The JSON-ready row of one sequence (or the pool): the five scores, the calibration
+    fractions, ``ms_per_frame`` and the counts behind them."""
     out: dict[str, Any] = {k: float(scores[k]) for k in SCORE_KEYS}
     out.update(coverage_from_counts(scores["calibration"]))
     out["ms_per_frame"] = float(ms)
@@ -255,14 +271,12 @@ def evaluate_badja(
         tracker = tracker_factory()
         method = method or str(getattr(tracker, "name", type(tracker).__name__))
         run, scores = run_on_badja_sequence(tracker, seq)
-        per_seq[seq.name] = _summary(scores, run.ms_per_frame)
+        per_seq[seq.name] = summarize_scores(scores, run.ms_per_frame)
         all_scores.append(scores)
         all_ms.append(run.step_ms)
         if progress:
             print(f"[{method}] " + _line(seq.name, per_seq[seq.name]), file=sys.stderr, flush=True)
-    pooled = aggregate(all_scores)
-    pooled["calibration"] = sum_calibration_counts([s["calibration"] for s in all_scores])
-    overall = _summary(pooled, float(np.median(np.concatenate(all_ms))))
+    overall = summarize_scores(pool_scores(all_scores), float(np.median(np.concatenate(all_ms))))
     if progress:
         print(f"[{method}] " + _line("overall", overall), file=sys.stderr, flush=True)
     return {"method": method, "overall": overall, "sequences": per_seq}

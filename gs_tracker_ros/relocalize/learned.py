@@ -54,8 +54,9 @@ def window_peaks(desc: np.ndarray, query: np.ndarray, centre_map: np.ndarray, ra
     peak = sims[rows, by, bx]
 
     def refine(minus, centre, plus):
-        denom = minus - 2 * centre + plus
-        ok = np.isfinite(minus) & np.isfinite(plus) & (denom < -1e-9)
+        with np.errstate(invalid="ignore"):  # -inf neighbours outside the window or the map
+            denom = minus - 2 * centre + plus
+        ok = np.isfinite(minus) & np.isfinite(plus) & np.isfinite(denom) & (denom < -1e-9)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(ok, np.clip(0.5 * (minus - plus) / np.where(ok, denom, 1.0), -0.5, 0.5), 0.0)
 
