@@ -350,6 +350,47 @@ def test_diagnostics_report_rates_latency_and_counts(rig):
     assert d["live_tracks"] == "3" and d["image_size"] == "160x120" and d["method"] == "probfuse"
 
 
+def test_a_camera_stall_turns_diagnostics_warn_then_error(rig):
+    """Defaults: WARN after stale_after_s = 1 s without an image, ERROR after 5 s."""
+    tex = MovingTexture(160, 120, velocity=(1, 0), num_frames=2, seed=15)
+    rig.start_sequence(tex)
+    t_last = time.monotonic()
+    seen = {}
+    while time.monotonic() - t_last < 15.0 and 2 not in seen:
+        d = rig.diag()
+        seen.setdefault(int(d["_level"]), (time.monotonic() - t_last, d["_message"], d["seconds_since_last_image"]))
+    assert 1 in seen and 2 in seen, seen
+    (t_warn, warn_text, _), (t_error, error_text, since) = seen[1], seen[2]
+    assert warn_text.startswith("no image for ") and "stalled" in warn_text, seen
+    assert 1.0 <= t_warn + 0.5 and t_warn < t_error, seen  # WARN first (>= 1 s), then ERROR
+    assert error_text.startswith("no image for ") and float(since) >= 5.0, seen
+    # the next image clears it
+    assert rig.cli.send_and_wait(rig.cli.image_msg(tex.frame(1), rig.stamp())) is not None
+    deadline = time.monotonic() + 10
+    while int(rig.diag()["_level"]) != 0 and time.monotonic() < deadline:
+        pass
+    assert int(rig.diag()["_level"]) in (0, 1)
+
+
+def test_repeated_and_backward_stamps_warn_and_are_tracked(rig):
+    tex = MovingTexture(160, 120, velocity=(1, 0), num_frames=4, seed=17)
+    s0, _ = rig.start_sequence(tex)
+    s1 = rig.stamp()
+    assert rig.cli.send_and_wait(rig.cli.image_msg(tex.frame(1), s1)) is not None
+    d0 = rig.settle()
+    rig.cli.publish(rig.cli.image_msg(tex.frame(2), s1))  # the same stamp again
+    assert rig.cli.wait_for(lambda: rig.cli.tracks_order.count(s1) >= 2), "no tracks for the repeated stamp"
+    rig.cli.publish(rig.cli.image_msg(tex.frame(3), s0))  # older than the previous image
+    assert rig.cli.wait_for(lambda: rig.cli.tracks_order.count(s0) >= 2), "no tracks for the older stamp"
+    d1 = rig.settle()
+    assert int(d1["stamps_out_of_order"]) - int(d0["stamps_out_of_order"]) == 2
+    assert int(d1["frames_processed"]) - int(d0["frames_processed"]) == 2
+    log = rig.node.log_text()
+    for needle in (f"image stamped {s1[0]}.{s1[1]:09d} has the same stamp as the previous image",
+                   f"image stamped {s0[0]}.{s0[1]:09d} is 1.000 s older than the previous image"):
+        assert needle in log, log[-3000:]
+
+
 def test_node_shuts_down_cleanly_on_sigint(rig):
     """Last in this module: SIGINT ends the node with exit code 0 and no traceback."""
     rc = rig.node.stop(timeout_s=10.0)

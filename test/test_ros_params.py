@@ -259,8 +259,67 @@ def test_invalid_startup_parameter_exits_with_a_clear_message(ros_env, tmp_path)
         (["-p", "tracker.lk.window:=22"], "tracker.lk.window"),
         (["-p", "method:=nope"], "method"),
     ]:
-        out = subprocess.run([sys.executable, "-m", "gs_tracker_ros.ros.node", "--ros-args", *args],
+        out = subprocess.run([sys.executable, "-m", "gs_tracker_ros.ros.run_node", "--ros-args", *args],
                              env=ros_env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
         text = out.stdout + out.stderr
         assert out.returncode == 2, text
         assert "cannot start" in text and needle in text and "Traceback" not in text, text
+
+
+def test_typos_in_startup_parameters_are_reported_with_the_closest_name(make_node):
+    node = make_node(**{"no_such": 1, "tracker.outler_px": 3.0, "tracker.integration.outlier_px": 7.0})
+    assert node.unknown_parameters == [
+        "ignoring unknown parameter 'no_such'; `ros2 param list` shows the node's parameters",
+        "ignoring unknown parameter 'tracker.outler_px' (did you mean 'tracker.integration.outlier_px'?); "
+        "`ros2 param list` shows the node's parameters",
+    ]
+    assert node._config.integration.outlier_px == 7.0  # the known one applied
+
+
+def test_max_tracks_below_the_live_count_is_refused_with_the_reason(make_node):
+    import time
+
+    from gs_tracker_ros.ros.image_conversion import numpy_to_image
+    from gs_tracker_ros.ros.testing import MovingTexture
+    from gs_tracker_ros.srv import AddQueries
+
+    node = make_node()
+    node._on_image(numpy_to_image(MovingTexture(64, 48, num_frames=2).frame(0), "rgb8"))
+    deadline = time.monotonic() + 20
+    while node.stats.frames_processed == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    req = AddQueries.Request()
+    req.x, req.y = [10.0, 20.0, 30.0, 40.0, 50.0], [10.0, 20.0, 30.0, 30.0, 20.0]
+    resp = node._on_add_queries(req, AddQueries.Response())
+    assert resp.success, resp.message
+    res = _set(node, "max_tracks", 3)
+    assert not res.successful
+    assert res.reason.startswith("max_tracks=3 is below the 5 live track(s): remove tracks first"), res.reason
+    assert node.get_parameter("max_tracks").value == 1024 and len(node._live_ids) == 5
+    assert _set(node, "max_tracks", 5).successful and node._config.max_tracks == 5
+
+
+def test_stale_thresholds_are_checked_together(make_node):
+    node = make_node()
+    res = _set(node, "stale_error_after_s", 0.5)
+    assert not res.successful and "'stale_error_after_s' = 0.5 must be >= 'stale_after_s' = 1.0" in res.reason
+    assert _set(node, "stale_after_s", 0.2).successful and _set(node, "stale_error_after_s", 0.5).successful
+
+
+def test_stale_input_turns_the_status_warn_then_error():
+    import re
+
+    from gs_tracker_ros.ros.diagnostics import ERROR, OK, WARN, NodeStats, status_level
+
+    stats = NodeStats()
+    assert status_level(stats.snapshot(), 1.0, 5.0) == (WARN, "no image received yet")
+    stats.received()
+    stats.processed(0.01, 3, 3)
+    stats._last_receipt -= 0.5
+    assert status_level(stats.snapshot(), 1.0, 5.0)[0] == OK
+    stats._last_receipt -= 1.0
+    level, text = status_level(stats.snapshot(), 1.0, 5.0)
+    assert level == WARN and re.match(r"no image for (1\.[5-9]|2\.\d) s: the camera", text), text
+    stats._last_receipt -= 4.0
+    level, text = status_level(stats.snapshot(), 1.0, 5.0)
+    assert level == ERROR and re.match(r"no image for (5\.[5-9]|6\.\d) s: the camera", text), text

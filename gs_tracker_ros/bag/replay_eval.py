@@ -1,6 +1,6 @@
 """``gs-tracker bag replay-eval``: bag -> live tracker node over DDS -> recorded tracks -> metrics.
 
-The tracker node runs as a separate process (``python -m gs_tracker_ros.ros.node --ros-args ...``,
+The tracker node runs as a separate process (``python -m gs_tracker_ros.ros.run_node --ros-args ...``,
 or ``--node-cmd``), on the ROS_DOMAIN_ID of the environment unless ``domain_id`` is given. This
 process publishes the bag's images to it, places the ground-truth queries through the node's
 ``~/add_queries`` service, receives the node's ``tracks`` and scores them with the functions of
@@ -108,7 +108,7 @@ class NodeProcess:
     """The tracker node as a child process; its output goes to a log file."""
 
     def __init__(self, opts: ReplayOptions, image_topic: str, log_path: Path) -> None:
-        cmd = list(opts.node_cmd) if opts.node_cmd else [sys.executable, "-m", "gs_tracker_ros.ros.node"]
+        cmd = list(opts.node_cmd) if opts.node_cmd else [sys.executable, "-m", "gs_tracker_ros.ros.run_node"]
         ros_args = ["--ros-args", "-r", f"__node:={opts.node_name}", "-r", f"image:={image_topic}",
                     "-r", f"tracks:={opts.tracks_topic}"]
         if opts.params_file is not None:

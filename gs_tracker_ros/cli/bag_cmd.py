@@ -152,7 +152,7 @@ def _add_replay_options(r: argparse.ArgumentParser, default_mode: str = "timed")
                    help="QoS of the image stream, both ends (default reliable: nothing lost in transport)")
     r.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: the environment's, else 0)")
     r.add_argument("--node-cmd", default=None, metavar="CMD",
-                   help="command that starts the node (default: python -m gs_tracker_ros.ros.node); "
+                   help="command that starts the node (default: python -m gs_tracker_ros.ros.run_node); "
                         "--ros-args ... are appended")
     r.add_argument("--tracks-topic", default="/tracks", help="topic the node's tracks are remapped to (default /tracks)")
     r.add_argument("--startup-timeout", type=float, default=60.0, metavar="SEC",

@@ -14,11 +14,12 @@ parameter changes. Exceptions while tracking are logged (throttled), counted and
 node.
 
 Run: ``gs_tracker_node --ros-args --params-file config/tracker.yaml -r image:=/camera/image_raw``
-(or ``python -m gs_tracker_ros.ros.node ...``).
+(or ``python -m gs_tracker_ros.ros.run_node ...``, see :mod:`.run_node`).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -123,6 +124,10 @@ class TrackerNode(Node):
         except BaseException:
             super().destroy_node()
             raise
+        # typos in -p / params files would otherwise be ignored without a word
+        self.unknown_parameters = P.unknown_parameter_warnings(getattr(self, "_parameter_overrides", {}))
+        for text in self.unknown_parameters:
+            self.get_logger().warning(text)
         self._seeder = GridSeeder(self._params["seed_grid_size"], self._params["reseed_when_below"])
         self._live_ids: set[int] = set()
         self._frame_hw: tuple[int, int] | None = None  # size of the frames the tracker holds
@@ -239,6 +244,8 @@ class TrackerNode(Node):
             return
         hw = (int(frame.shape[0]), int(frame.shape[1]))
         with self._tracker_lock:
+            if self._latest_header is not None:
+                self._check_stamp_order(msg.header, self._latest_header)
             if self._frame_hw is not None and hw != self._frame_hw:
                 self.get_logger().warning(
                     f"image size changed from {self._frame_hw[1]}x{self._frame_hw[0]} to {hw[1]}x{hw[0]}: "
@@ -258,6 +265,19 @@ class TrackerNode(Node):
         # counted last: every received image ends up exactly once as processed, dropped, rejected
         # or error (an exception above counts as an error only)
         self.stats.processed(latency, len(state), int(state.visible.sum()))
+
+    def _check_stamp_order(self, header: Header, previous: Header) -> None:
+        """Warn (throttled) about an image stamped no later than the previous one. The tracker goes
+        by arrival order: such an image is tracked as the next frame; its tracks carry its stamp."""
+        now_ns, prev_ns = _stamp_ns(header.stamp), _stamp_ns(previous.stamp)
+        if now_ns > prev_ns:
+            return
+        self.stats.stamp_out_of_order()
+        kind = "has the same stamp as" if now_ns == prev_ns else f"is {(prev_ns - now_ns) / 1e9:.3f} s older than"
+        self._warn(("stamp_order", now_ns == prev_ns),
+                   f"image stamped {_stamp_text(header.stamp)} {kind} the previous image "
+                   f"({_stamp_text(previous.stamp)}): tracking it as the next frame anyway (the tracker "
+                   f"follows arrival order; a replayed or restarted source should call ~/reset)")
 
     def _seed(self, state: TrackState, hw: tuple[int, int]) -> None:
         """Grid seeding on the frame just stepped (tracker lock held)."""
@@ -393,6 +413,13 @@ class TrackerNode(Node):
             P.check_update(self._params, changes)
         except ConfigError as err:
             return SetParametersResult(successful=False, reason=str(err))
+        if "max_tracks" in changes:
+            with self._tracker_lock:
+                live = len(self._live_ids)
+            if changes["max_tracks"] < live:  # refused, never silently ignored nor tracks dropped
+                return SetParametersResult(successful=False, reason=(
+                    f"max_tracks={changes['max_tracks']} is below the {live} live track(s): remove "
+                    f"tracks first (~/remove_queries, or ~/reset) and set it again"))
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, params: list) -> None:
@@ -418,7 +445,8 @@ class TrackerNode(Node):
         name = f"{self.get_fully_qualified_name()}: tracker"
         self.diag_pub.publish(diagnostic_array(snap, self.get_clock().now().to_msg(), name,
                                                hardware_id=header.frame_id if header is not None else "",
-                                               extra=extra))
+                                               extra=extra, stale_after_s=self._params["stale_after_s"],
+                                               stale_error_after_s=self._params["stale_error_after_s"]))
 
     # ------------------------------------------------------------------------------------ life cycle
     def stop_worker(self, timeout_s: float = 5.0) -> None:
@@ -445,9 +473,95 @@ def _err_text(err: Exception) -> str:
     return str(err)
 
 
+def _stamp_ns(stamp) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def _stamp_text(stamp) -> str:
+    return f"{stamp.sec}.{stamp.nanosec:09d}"
+
+
+def _rcl_error_line(err: Exception) -> str:
+    """The first line of an RCLError without rcl's ``, at /project/src/...`` source locations."""
+    line = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), type(err).__name__)
+    return line.split(", at /")[0]
+
+
+RCL_INIT_FAILURE_LINE = "Failed to parse global arguments"
+
+
+class _rcl_init_output:
+    """Hold back what rcl writes to stderr (file descriptor 2) during ``rclpy.init`` and pass it
+    on afterwards, less the lines :meth:`drop` names: a rejected params file must give one line,
+    ours, which repeats rcl's reason and names the file."""
+
+    def __init__(self) -> None:
+        self._drop: list[str] = []
+
+    def drop(self, needle: str) -> None:
+        self._drop.append(needle)
+        self._flush()
+
+    def __enter__(self) -> "_rcl_init_output":
+        import tempfile
+
+        sys.stderr.flush()
+        self._tmp = tempfile.TemporaryFile()
+        self._saved = os.dup(2)
+        os.dup2(self._tmp.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        if exc[0] is None or exc[0].__name__ != "RCLError":  # else the caller drops rcl's line first
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._tmp.closed:
+            return
+        self._tmp.seek(0)
+        lines = self._tmp.read().decode(errors="replace").splitlines(keepends=True)
+        self._tmp.close()
+        kept = "".join(ln for ln in lines if not any(d in ln for d in self._drop))
+        if kept:
+            sys.stderr.write(kept)
+            sys.stderr.flush()
+
+
+def _ignore_further_signals() -> None:
+    """While shutting down (bounded: the worker join has a timeout), a second SIGINT / SIGTERM
+    (Ctrl-C twice, or launch forwarding one more) must not interrupt ``destroy_node``."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except (ValueError, OSError):  # not the main thread (the node run from a test)
+            pass
+
+
 def main(args: list[str] | None = None) -> int:
-    """Entry point of ``gs_tracker_node`` (standard ``--ros-args`` accepted)."""
-    rclpy.init(args=args)
+    """Run ``gs_tracker_node`` (standard ``--ros-args`` accepted); the exit code.
+
+    0 after SIGINT / SIGTERM, also when one arrives while the node is starting; 2 with one line
+    for a bad command line (a missing or malformed ``--params-file``) or an invalid parameter.
+    :func:`gs_tracker_ros.ros.run_node.main` (the ``gs_tracker_node`` executable) turns SIGTERM
+    into the same clean stop as SIGINT before importing anything heavy.
+    """
+    from rclpy._rclpy_pybind11 import RCLError
+
+    argv = sys.argv if args is None else args
+    try:
+        P.check_params_files(argv)
+        with _rcl_init_output() as rcl_output:
+            rclpy.init(args=args)
+    except (ConfigError, RCLError) as err:
+        if isinstance(err, RCLError):  # rcl logged "Failed to parse global arguments" already
+            rcl_output.drop(RCL_INIT_FAILURE_LINE)
+        text = str(err) if isinstance(err, ConfigError) else _rcl_error_line(err)
+        print(f"[FATAL] [{NODE_NAME}]: cannot start: {text}", file=sys.stderr, flush=True)
+        return 2
     node = None
     try:
         try:
@@ -455,6 +569,10 @@ def main(args: list[str] | None = None) -> int:
         except (TrackerError, ValueError) as err:
             rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {err}")
             return 2
+        except Exception:
+            if not rclpy.ok():  # the context was shut down by a signal while the node was being built
+                return 0
+            raise
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         try:
@@ -462,11 +580,16 @@ def main(args: list[str] | None = None) -> int:
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         return 0
+    except KeyboardInterrupt:  # a signal while starting (before spin)
+        return 0
     finally:
+        _ignore_further_signals()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .run_node import main as _run
+
+    sys.exit(_run())

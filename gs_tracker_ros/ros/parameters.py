@@ -99,6 +99,12 @@ NODE_PARAMS: list[ParamSpec] = [
               runtime=True, range=(0, 8)),
     ParamSpec("diagnostics_period_s", 1.0, "period of the /diagnostics status in seconds",
               range=(0.1, 60.0)),
+    ParamSpec("stale_after_s", 1.0,
+              "/diagnostics turns WARN when no image has arrived for this many seconds (a stalled "
+              "camera); set it to a few frame periods of the camera", runtime=True, range=(0.01, 3600.0)),
+    ParamSpec("stale_error_after_s", 5.0,
+              "/diagnostics turns ERROR when no image has arrived for this many seconds "
+              "(>= stale_after_s)", runtime=True, range=(0.01, 3600.0)),
 ]
 
 # Engine-related parameters (backend, model path, engine path, precision, cache dir) belong here,
@@ -261,6 +267,10 @@ def check_node_values(values: dict[str, Any]) -> None:
         if spec.choices is not None and spec.name in values and values[spec.name] not in spec.choices:
             raise ConfigError(f"parameter '{spec.name}' = {values[spec.name]!r} is not one of: "
                               f"{', '.join(spec.choices)}")
+    warn_s = values.get("stale_after_s", SPECS["stale_after_s"].default)
+    error_s = values.get("stale_error_after_s", SPECS["stale_error_after_s"].default)
+    if error_s < warn_s:
+        raise ConfigError(f"parameter 'stale_error_after_s' = {error_s!r} must be >= 'stale_after_s' = {warn_s!r}")
 
 
 def check_update(current: dict[str, Any], changes: dict[str, Any]) -> TrackerConfig:
@@ -342,6 +352,69 @@ def declare_all(node) -> dict[str, Any]:
             raise ConfigError(f"parameter '{spec.name}': {err}") from None
         values[spec.name] = _plain(param.value)
     return values
+
+
+# Declared by rclpy.Node itself (not in SPECS, never "unknown").
+RCLPY_OWN_PARAMETERS = ("use_sim_time", "start_type_description_service")
+
+
+def unknown_parameter_warnings(override_names: Iterable[str]) -> list[str]:
+    """One warning per start-up override (``-p name:=value``, a params file) that names no parameter
+    of the node, with the closest known name: a typo would otherwise be silently ignored.
+
+    Not an error: one params file may legitimately carry parameters for several nodes
+    (``/**: ros__parameters: ...``)."""
+    import difflib
+
+    known = [*SPECS, *RCLPY_OWN_PARAMETERS]
+    leaves: dict[str, list[str]] = {}
+    for name in SPECS:
+        leaves.setdefault(name.rsplit(".", 1)[-1], []).append(name)
+    out = []
+    for name in sorted(set(override_names) - set(known)):
+        guess = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        if not guess:  # a typo in the last part of a dotted name, e.g. tracker.outler_px
+            leaf = difflib.get_close_matches(name.rsplit(".", 1)[-1], list(leaves), n=1, cutoff=0.75)
+            guess = leaves[leaf[0]][:1] if leaf else []
+        hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+        out.append(f"ignoring unknown parameter '{name}'{hint}; `ros2 param list` shows the node's parameters")
+    return out
+
+
+def params_files(argv: Iterable[str]) -> list[str]:
+    """The ``--params-file`` paths of a command line (inside ``--ros-args``)."""
+    args = list(argv)
+    files, in_ros = [], False
+    for i, tok in enumerate(args):
+        if tok == "--ros-args":
+            in_ros = True
+        elif tok == "--":
+            in_ros = False
+        elif in_ros and tok == "--params-file" and i + 1 < len(args):
+            files.append(args[i + 1])
+    return files
+
+
+def check_params_files(argv: Iterable[str]) -> None:
+    """Refuse a missing, unreadable or malformed ``--params-file`` with one line naming the file
+    (and the line / column), before rcl's multi-line parser error. Raises :class:`ConfigError`."""
+    import yaml
+
+    from ..core.errors import yaml_error_text
+
+    for name in params_files(argv):
+        try:
+            with open(name) as f:
+                data = yaml.safe_load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"params file not found: {name}") from None
+        except OSError as err:
+            raise ConfigError(f"cannot read params file {name}: {err.strerror}") from None
+        except yaml.YAMLError as err:
+            raise ConfigError("params file " + yaml_error_text(name, err)) from None
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            raise ConfigError(f"params file {name} must map node names to {{ros__parameters: {{...}}}} "
+                              f"(see config/tracker.yaml)")
 
 
 def _plain(value: Any) -> Any:

@@ -78,7 +78,7 @@ class NodeProcess:
     @classmethod
     def node(cls, ros_args: Sequence[str], env: dict[str, str], log_path: Path, cwd: Path | None = None,
              executable: str | None = None) -> "NodeProcess":
-        exe = [executable] if executable else [sys.executable, "-m", "gs_tracker_ros.ros.node"]
+        exe = [executable] if executable else [sys.executable, "-m", "gs_tracker_ros.ros.run_node"]
         return cls([*exe, "--ros-args", *ros_args], env, log_path, cwd)
 
     @property
