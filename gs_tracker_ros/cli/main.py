@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, NotADirectoryError, PermissionError) as err:
         print(f"gs-tracker {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"gs-tracker {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:  # SIGINT (and SIGTERM where a command maps it), e.g. bag replay-eval
+        detail = str(err) if str(err) and not str(err).startswith("signal ") else ""
+        print(f"gs-tracker {args.command}: interrupted" + (f": {detail}" if detail else ""), file=sys.stderr)
         return 130
 
 
