@@ -77,11 +77,29 @@ def _finish(proc, f, timeout_s: float = 15.0):
         f.close()
 
 
+def _catches(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler installed for ``sig`` (SigCgt in /proc/PID/status)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except OSError:
+        pass
+    return False
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_during_start_up_exits_0_without_traceback(ros_env, tmp_path, sig):
-    for k, delay in enumerate((0.05, 0.25, 0.5, 0.9)):
+    """The signal arrives while the node imports numpy / OpenCV / rclpy / the tracker (about half a
+    second). It is sent once the entry point runs (run_node's first statement installs a SIGTERM
+    handler): before that, in the interpreter's own start-up (a few tens of ms), no code of the
+    package can run."""
+    for k, delay in enumerate((0.0, 0.15, 0.35, 0.9)):
         log = tmp_path / f"node_{k}.log"
         proc, f = _start(["-r", f"__ns:=/early{k}"], ros_env, log)
+        deadline = time.monotonic() + 20
+        while not _catches(proc.pid, signal.SIGTERM) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
         time.sleep(delay)
         proc.send_signal(sig)
         rc = _finish(proc, f)
