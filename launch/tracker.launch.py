@@ -7,20 +7,18 @@
 Without launch_ros (e.g. the project's venv) the same node starts with
     .venv/bin/gs_tracker_node --ros-args -r __ns:=/robot1 --params-file config/tracker.yaml \
         -r image:=/camera/image_raw
-(test/test_launch_files.py checks that this file and that command agree).
+(test/test_launch_files.py evaluates this file as ros2 launch would and runs the command it gives).
 """
 
-import os
-
-from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
 
 
 def generate_launch_description():
-    default_params = os.path.join(get_package_share_directory("gs_tracker_ros"), "config", "tracker.yaml")
+    default_params = PathJoinSubstitution([FindPackageShare("gs_tracker_ros"), "config", "tracker.yaml"])
     image_topic = LaunchConfiguration("image_topic")
     params_file = LaunchConfiguration("params_file")
     namespace = LaunchConfiguration("namespace")
