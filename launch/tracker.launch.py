@@ -2,7 +2,10 @@
 
     ros2 launch gs_tracker_ros tracker.launch.py image_topic:=/camera/image_raw
     ros2 launch gs_tracker_ros tracker.launch.py image_topic:=/cam/image_raw namespace:=/robot1 \
-        params_file:=/path/to/my_tracker.yaml
+        params_file:=/path/to/my_tracker.yaml camera_info_topic:=/cam/info
+
+camera_info pairs with the image topic like image_transport's CameraSubscriber: by default the
+sibling of image_topic (/cam/image_raw -> /cam/camera_info).
 
 Without launch_ros (e.g. the project's venv) the same node starts with
     .venv/bin/gs_tracker_node --ros-args -r __ns:=/robot1 --params-file config/tracker.yaml \
@@ -22,6 +25,7 @@ def generate_launch_description():
     image_topic = LaunchConfiguration("image_topic")
     params_file = LaunchConfiguration("params_file")
     namespace = LaunchConfiguration("namespace")
+    camera_info_topic = LaunchConfiguration("camera_info_topic")
     return LaunchDescription([
         DeclareLaunchArgument("image_topic", default_value="/camera/image_raw",
                               description="sensor_msgs/Image topic to track points on"),
@@ -29,13 +33,17 @@ def generate_launch_description():
                               description="parameters of gs_tracker_node (YAML)"),
         DeclareLaunchArgument("namespace", default_value="",
                               description="namespace of the node and of its topics (tracks, tracks_image)"),
+        DeclareLaunchArgument("camera_info_topic", default_value="camera_info",
+                              description="sensor_msgs/CameraInfo topic; the default (camera_info, not "
+                                          "remapped) pairs it with image_topic like image_transport: its "
+                                          "sibling, /camera/image_raw -> /camera/camera_info"),
         Node(
             package="gs_tracker_ros",
             executable="gs_tracker_node",
             name="gs_tracker_node",
             namespace=namespace,
             parameters=[params_file],
-            remappings=[("image", image_topic)],
+            remappings=[("image", image_topic), ("camera_info", camera_info_topic)],
             output="screen",
             emulate_tty=True,
         ),

@@ -82,6 +82,10 @@ def test_launch_starts_the_ament_executable_with_the_installed_params(ros_env, n
     remaps = _remaps(cmd)
     assert set(remaps) <= topics, (remaps, topics)
     assert remaps["image"] == args.get("image_topic", "/camera/image_raw")
+    if name == "tracker.launch.py":  # not remapped by default: the node pairs it with the image topic
+        assert remaps["camera_info"] == "camera_info"
+        other = _launch(name, {**args, "camera_info_topic": "/cam/info"}, ros_env).nodes()[0].cmd
+        assert _remaps(other)["camera_info"] == "/cam/info"
     unused = set(ctx.declared) - ctx.used
     assert not unused, f"{name}: launch arguments declared but never used: {sorted(unused)}"
     for arg in ctx.declared.values():
@@ -190,7 +194,7 @@ def test_node_runs_with_the_tracker_launch_arguments(ros_env, ros_context, tmp_p
         # the node's graph: the remapped subscription and the namespaced publications
         deadline = time.monotonic() + 15.0
         want_pub = {"/ns/tracks", "/ns/tracks_image", "/diagnostics"}
-        want_sub = {"/cam/image_raw", "/ns/camera_info"}
+        want_sub = {"/cam/image_raw", "/cam/camera_info"}  # camera_info: the image topic's sibling
         pubs: set[str] = set()
         subs: set[str] = set()
         while time.monotonic() < deadline:
@@ -229,6 +233,16 @@ def test_node_runs_with_the_tracker_launch_arguments(ros_env, ros_context, tmp_p
             assert ids.tolist() == first_ids.tolist() and ids.size == 64
             err = np.linalg.norm(xy - tex.truth(seeds, 0, t), axis=1)
             assert vis.all() and err.max() < 1.0, (t, err.max())
+        # the camera's info on the image topic's sibling reaches the node
+        from sensor_msgs.msg import CameraInfo
+
+        info_pub = cli.node.create_publisher(CameraInfo, "/cam/camera_info", 10)
+        deadline = time.monotonic() + 15.0
+        d = {}
+        while time.monotonic() < deadline and d.get("camera_info") != "160x120":
+            info_pub.publish(CameraInfo(width=160, height=120))
+            d = cli.latest_diagnostics(fresh=True, timeout_s=5.0) or {}
+        assert d.get("camera_info") == "160x120", d
         # one SIGINT (Ctrl-C under launch) ends it cleanly and quickly
         t0 = time.monotonic()
         rc = proc.stop(timeout_s=10.0)

@@ -323,3 +323,21 @@ def test_stale_input_turns_the_status_warn_then_error():
     stats._last_receipt -= 4.0
     level, text = status_level(stats.snapshot(), 1.0, 5.0)
     assert level == ERROR and re.match(r"no image for (5\.[5-9]|6\.\d) s: the camera", text), text
+
+
+@pytest.mark.parametrize("cli_args, expected", [
+    ([], "/camera_info"),
+    (["-r", "image:=/camera/image_raw"], "/camera/camera_info"),  # image_transport's pairing
+    (["-r", "__ns:=/robot1", "-r", "image:=/robot1/front/image_rect"], "/robot1/front/camera_info"),
+    (["-r", "__ns:=/robot1", "-r", "image:=cam/image_raw"], "/robot1/cam/camera_info"),
+    (["-r", "image:=/camera/image_raw", "-r", "camera_info:=/calib/info"], "/calib/info"),  # explicit wins
+    (["-r", "image:=/camera/image_raw", "-r", "camera_info:=camera_info"], "/camera/camera_info"),  # launch default
+])
+def test_camera_info_is_the_sibling_of_the_image_topic(ros_context, cli_args, expected):
+    from gs_tracker_ros.ros.node import TrackerNode
+
+    node = TrackerNode(context=ros_context, cli_args=["--ros-args", *cli_args], use_global_arguments=False)
+    try:
+        assert node.info_sub.topic_name == expected, (node.image_sub.topic_name, node.info_sub.topic_name)
+    finally:
+        node.destroy_node()

@@ -142,7 +142,7 @@ class TrackerNode(Node):
             Image, "tracks_image", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.image_sub = self.create_subscription(Image, "image", self._on_image, qos)
-        self.info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)
+        self.info_sub = self.create_subscription(CameraInfo, self._camera_info_topic(), self._on_camera_info, qos)
         self.add_srv = self.create_service(AddQueries, "~/add_queries", self._on_add_queries)
         self.remove_srv = self.create_service(RemoveQueries, "~/remove_queries", self._on_remove_queries)
         self.reset_srv = self.create_service(Trigger, "~/reset", self._on_reset)
@@ -154,12 +154,23 @@ class TrackerNode(Node):
         self._worker.start()
         self.get_logger().info(
             f"tracking with method '{self._method}' on '{self.image_sub.topic_name}' "
+            f"(camera_info '{self.info_sub.topic_name}') "
             f"(QoS {self._params['image_qos']}); publishing '{self.tracks_pub.topic_name}'; "
             f"services {self.add_srv.service_name}, {self.remove_srv.service_name}, {self.reset_srv.service_name}"
             + (f"; grid seeding {self._seeder.grid_size}x{self._seeder.grid_size}" if self._seeder.enabled else "")
         )
 
     # ------------------------------------------------------------------------------------ building
+    def _camera_info_topic(self) -> str:
+        """The CameraInfo topic: an explicit remapping of ``camera_info`` (``-r camera_info:=...``);
+        else the sibling of the (remapped) image topic, as image_transport's CameraSubscriber pairs
+        them: ``-r image:=/camera/image_raw`` -> ``/camera/camera_info``."""
+        remapped = self.resolve_topic_name("camera_info")
+        if remapped != self.resolve_topic_name("camera_info", only_expand=True):
+            return remapped
+        return camera_info_sibling(self.image_sub.topic_name)
+
+
     def _build_tracker(self) -> PointTracker:
         """The one tracker of this node, from :func:`make_tracker`. Engine parameters (see
         parameters.ENGINE_PARAMS) are to be passed on from here."""
@@ -459,6 +470,13 @@ class TrackerNode(Node):
     def destroy_node(self) -> None:
         self.stop_worker()
         super().destroy_node()
+
+
+def camera_info_sibling(image_topic: str) -> str:
+    """``camera_info`` next to a (fully qualified) image topic: ``/camera/image_raw`` ->
+    ``/camera/camera_info``, ``/image`` -> ``/camera_info`` (image_transport's rule)."""
+    parent = image_topic.rsplit("/", 1)[0]
+    return f"{parent}/camera_info"
 
 
 def _fail(response, message: str):
