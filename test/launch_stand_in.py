@@ -387,14 +387,15 @@ def evaluate(path: str | Path, arguments: dict[str, str] | None = None, ament_pr
                 os.environ["AMENT_PREFIX_PATH"] = old
 
 
-def on_exit_actions(handler: OnProcessExit, returncode: int) -> list[Any]:
+def on_exit_actions(handler: OnProcessExit, returncode: int, shutting_down: bool = False) -> list[Any]:
     """The actions an OnProcessExit handler gives for a process that exited with ``returncode``
-    (a callable on_exit is called with a minimal event, as launch does)."""
+    (a callable on_exit is called with a minimal event and context, as launch does; what it
+    raises propagates, as it makes ``ros2 launch`` fail)."""
     on_exit = handler.on_exit
     if callable(on_exit) and not isinstance(on_exit, (list, Action)):
         event = types.SimpleNamespace(returncode=returncode, action=handler.target_action,
                                       process_name=getattr(handler.target_action, "name", None))
-        result = on_exit(event, None)
+        result = on_exit(event, types.SimpleNamespace(is_shutdown=shutting_down))
         return list(result or [])
     return list(on_exit or [])
 

@@ -125,6 +125,35 @@ def test_replay_launch_records_the_tracks_and_plays_the_bag(ros_env):
     assert ctx.nodes()[0].namespace == "/replay"
 
 
+@pytest.mark.ros
+def test_replay_launch_fails_when_play_or_record_fails(ros_env):
+    """ros2 launch used to exit 0 when both ros2 bag processes died."""
+    from launch_stand_in import EmitEvent, Shutdown, on_exit_actions
+
+    ctx = _launch("replay.launch.py", REPLAY_ARGS, ros_env)
+    handlers = {h.target_action.cmd[2]: h for h in ctx.handlers}  # "play" / "record"
+    assert set(handlers) == {"play", "record"}
+    done = on_exit_actions(handlers["play"], 0)
+    assert len(done) == 1 and isinstance(done[0], EmitEvent) and isinstance(done[0].event, Shutdown)
+    with pytest.raises(RuntimeError, match=r"ros2 bag play failed \(exit code 1\)"):
+        on_exit_actions(handlers["play"], 1)
+    with pytest.raises(RuntimeError, match=r"ros2 bag record stopped \(exit code 2\) before the replay ended"):
+        on_exit_actions(handlers["record"], 2)
+    assert on_exit_actions(handlers["record"], 0, shutting_down=True) == []  # the normal end
+
+
+@pytest.mark.ros
+def test_replay_node_takes_images_with_the_qos_ros2_bag_play_offers(ros_env):
+    import yaml
+
+    for args, qos in [(REPLAY_ARGS, "reliable"), ({**REPLAY_ARGS, "image_qos": "sensor_data"}, "sensor_data")]:
+        files = _params_files(_launch("replay.launch.py", args, ros_env).nodes()[0].cmd)
+        last = yaml.safe_load(Path(files[-1]).read_text())  # the later file wins
+        assert last == {"/**": {"ros__parameters": {"image_qos": qos}}}, last
+    with pytest.raises(ValueError, match="image_qos"):
+        _launch("replay.launch.py", {**REPLAY_ARGS, "image_qos": "fast"}, ros_env)
+
+
 # ------------------------------------------------------------------------------------- run it
 def ament_executable(env: dict[str, str], package: str, executable: str) -> Path:
     """The path `ros2 run PACKAGE EXECUTABLE` and launch_ros start: <prefix>/lib/<package>/<executable>,
