@@ -216,10 +216,10 @@ def test_invalid_and_structural_changes_are_rejected_with_a_reason(make_node):
     assert not res.successful and "tracker.integration.rho" in res.reason
     res = _set(node, "tracker.lk.sigma0", 0.0)  # in the range, rejected by TrackerConfig validation
     assert not res.successful and "tracker.lk.sigma0" in res.reason and "(0, 50]" in res.reason
-    res = _set(node, "method", "klt")
-    assert not res.successful and "structural" in res.reason and "restart" in res.reason
+    res = _set(node, "method", "klt")  # start-up only: a read-only descriptor, refused by rclpy
+    assert not res.successful and res.reason == "Trying to set a read-only parameter: method."
     res = _set(node, "image_qos", "reliable")
-    assert not res.successful and "structural" in res.reason
+    assert not res.successful and "read-only" in res.reason
     res = _set(node, "tracker.integration.outlier_px", 8)  # int for a double
     assert not res.successful and "type" in res.reason.lower()
     assert node._config.integration.rho == before
@@ -235,6 +235,14 @@ def test_descriptors_carry_descriptions_and_ranges(make_node):
     assert (d.integer_range[0].from_value, d.integer_range[0].to_value) == (1, 100_000)
     d = node.describe_parameter("method")
     assert "structural" in d.description and "probfuse" in d.additional_constraints
+    assert d.read_only and "restart the node with -p method:=VALUE" in d.additional_constraints
+    assert not node.describe_parameter("max_tracks").read_only
+    d = node.describe_parameter("tracker.engine.backend")
+    assert d.read_only and d.additional_constraints.startswith("one of: torch, onnxruntime, tensorrt")
+    # every start-up-only parameter is read-only, every run-time one is not
+    from gs_tracker_ros.ros.parameters import SPECS
+
+    assert all(node.describe_parameter(n).read_only == (not spec.runtime) for n, spec in SPECS.items())
 
 
 def test_startup_overrides_apply_and_bad_ones_fail_clearly(make_node):
@@ -245,6 +253,8 @@ def test_startup_overrides_apply_and_bad_ones_fail_clearly(make_node):
         make_node(**{"tracker.lk.window": 22})
     with pytest.raises(ConfigError, match="image_qos"):
         make_node(image_qos="fast")
+    with pytest.raises(ConfigError, match=r"'tracker.engine.backend' = 'cuda' is not one of: torch, onnxruntime"):
+        make_node(**{"tracker.engine.backend": "cuda"})
     with pytest.raises(ConfigError, match=r"tracker\.integration\.rho"):
         make_node(**{"tracker.integration.rho": 2.0})
 

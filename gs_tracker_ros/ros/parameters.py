@@ -133,6 +133,23 @@ TRACKER_RANGES: dict[str, tuple[float, float]] = {
     "integration.max_query_frames": (1, 1024),
 }
 
+# Allowed values of string keys (the sets TrackerConfig validation checks against), shown by
+# `ros2 param describe` and the docs table.
+def _tracker_choices() -> dict[str, tuple[str, ...]]:
+    from ..core.config import DIS_PRESETS
+    from ..engines.settings import BACKENDS, PRECISIONS
+    from ..relocalize.config import DESCRIPTOR_CHANNELS
+
+    return {
+        "flow.preset": tuple(DIS_PRESETS),
+        "relocalize.descriptor.channels": tuple(DESCRIPTOR_CHANNELS),
+        "engine.backend": tuple(BACKENDS),
+        "engine.precision": tuple(PRECISIONS),
+    }
+
+
+TRACKER_CHOICES: dict[str, tuple[str, ...]] = _tracker_choices()
+
 # Tracker keys that are read on every frame and may change while the node runs. Everything else
 # (sources, DIS preset and scale, LK window / levels, intervals, ...) shapes the pipeline or its
 # buffers and is structural. New config fields are structural until listed here.
@@ -209,6 +226,7 @@ def tracker_param_specs() -> list[ParamSpec]:
             description=doc or f"TrackerConfig.{key}",
             runtime=key in RUNTIME_TRACKER_KEYS,
             range=TRACKER_RANGES.get(key),
+            choices=TRACKER_CHOICES.get(key),
             config_key=key,
         ))
     return specs
@@ -318,7 +336,8 @@ def descriptor_for(spec: ParamSpec):
     text = spec.description
     if not spec.runtime:
         text += " [structural: read at start-up only]"
-    desc = ParameterDescriptor(description=text)
+    # read_only: rclpy refuses a change ("Trying to set a read-only parameter") before any callback
+    desc = ParameterDescriptor(description=text, read_only=not spec.runtime)
     constraints = []
     if spec.choices:
         constraints.append("one of: " + ", ".join(spec.choices))
@@ -329,7 +348,8 @@ def descriptor_for(spec: ParamSpec):
         elif spec.type_name == "double":
             desc.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
     if not spec.runtime:
-        constraints.append("changes at run time are rejected: restart the node")
+        constraints.append(f"read-only at run time: restart the node with -p {spec.name}:=VALUE or set it in the "
+                           f"params file")
     desc.additional_constraints = "; ".join(constraints)
     return desc
 
