@@ -218,6 +218,66 @@ def test_burst_is_dropped_counted_and_memory_stays_bounded(rig):
     assert rc == 0, node.log_text()[-3000:]
 
 
+# ------------------------------------------------------------------------------------------ compressed
+def test_compressed_images_are_tracked_and_corrupt_ones_rejected(rig):
+    """image_transport:=compressed: sensor_msgs/CompressedImage on <image>/compressed (jpeg, png)."""
+    from sensor_msgs.msg import CompressedImage
+
+    from gs_tracker_ros.ros.image_conversion import rgb_to_compressed
+
+    ns = f"/comp_{RUN_ID}"
+    node, cli = _start(ns, ["-p", "image_transport:=compressed"], rig.env, rig.context, rig.tmp / "compressed.log")
+    pub = cli.node.create_publisher(CompressedImage, f"{ns}/image/compressed", 10)
+    try:
+        deadline = time.monotonic() + MATCH_TIMEOUT_S
+        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pub.get_subscription_count() > 0, node.log_text()
+        assert f"on '{ns}/image/compressed' (camera_info '{ns}/camera_info')" in node.log_text()
+        tex = MovingTexture(160, 120, velocity=(1, 1), num_frames=6, seed=19)
+
+        def send(t: int, fmt: str):
+            msg = rgb_to_compressed(tex.frame(t), fmt, quality=98)
+            stamp = rig.stamp()
+            msg.header.stamp.sec, msg.header.stamp.nanosec = stamp
+            deadline = time.monotonic() + MATCH_TIMEOUT_S
+            while time.monotonic() < deadline:
+                pub.publish(msg)
+                got = cli.wait_for(lambda: cli.tracks.get(stamp), 1.0)
+                if got is not None:
+                    return got
+            return None
+
+        assert cli.reset().success
+        assert send(0, "png") is not None, node.log_text()[-3000:]
+        q = np.array([[40.0, 40.0], [100.0, 70.0]])
+        r = cli.add_queries(q[:, 0], q[:, 1])
+        assert r.success, r.message
+        for t, fmt in ((1, "jpeg"), (2, "png"), (3, "jpeg")):
+            m = send(t, fmt)
+            assert m is not None, node.log_text()[-3000:]
+            err = np.linalg.norm(tracks_arrays(m)[1] - tex.truth(q, 0, t), axis=1)
+            assert err.max() < 1.5, (fmt, err)  # jpeg at quality 98 barely moves the texture
+        sub = Rig(node, cli, rig.stamps, rig.env, rig.context, rig.tmp)
+        d0 = sub.settle()
+        bad = rgb_to_compressed(tex.frame(4), "jpeg")
+        bad.data = bad.data[: len(bad.data) // 3]  # truncated JPEG
+        bad.header.stamp.sec, bad.header.stamp.nanosec = rig.stamp()
+        pub.publish(bad)
+        deadline = time.monotonic() + 10
+        d1 = d0
+        while int(d1["frames_rejected"]) == int(d0["frames_rejected"]) and time.monotonic() < deadline:
+            d1 = sub.diag()
+        assert int(d1["frames_rejected"]) == int(d0["frames_rejected"]) + 1, d1
+        assert "cannot decode the compressed jpeg image" in node.log_text()
+        assert send(5, "jpeg") is not None and node.alive()  # and it goes on
+    finally:
+        cli.node.destroy_publisher(pub)
+        cli.close()
+        rc = node.stop()
+    assert rc == 0, node.log_text()[-3000:]
+
+
 # ------------------------------------------------------------------------------------------ bad input
 def test_bad_images_are_rejected_with_clear_throttled_warnings(rig):
     from sensor_msgs.msg import CameraInfo, Image

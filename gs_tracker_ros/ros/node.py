@@ -1,7 +1,9 @@
 """``gs_tracker_node``: the ROS 2 adapter around the online point tracker.
 
 Topics (relative names, remappable):
-  sub ``image`` (sensor_msgs/Image), ``camera_info`` (sensor_msgs/CameraInfo, optional);
+  sub ``image`` (sensor_msgs/Image; with ``image_transport: compressed`` sensor_msgs/CompressedImage
+  on ``<image>/compressed``), ``camera_info`` (sensor_msgs/CameraInfo, optional; the sibling of
+  the image topic unless remapped);
   pub ``tracks`` (gs_tracker_ros/PointTrackArray), ``tracks_image`` (sensor_msgs/Image rgb8 overlay,
   drawn only while subscribed), ``/diagnostics`` (diagnostic_msgs/DiagnosticArray).
 Services: ``~/add_queries`` (AddQueries), ``~/remove_queries`` (RemoveQueries), ``~/reset``
@@ -38,7 +40,7 @@ from rclpy.qos import (
 )
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
@@ -53,7 +55,13 @@ from ..methods import make_tracker
 from ..viz.overlay import TrackHistory, draw_tracks
 from . import parameters as P
 from .diagnostics import NodeStats, diagnostic_array
-from .image_conversion import ImageConversionError, UnsupportedEncodingError, image_to_rgb, rgb_to_image
+from .image_conversion import (
+    ImageConversionError,
+    UnsupportedEncodingError,
+    compressed_to_rgb,
+    image_to_rgb,
+    rgb_to_image,
+)
 from .seeding import GridSeeder
 
 NODE_NAME = "gs_tracker_node"
@@ -141,7 +149,13 @@ class TrackerNode(Node):
         self.overlay_pub = self.create_publisher(
             Image, "tracks_image", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.image_sub = self.create_subscription(Image, "image", self._on_image, qos)
+        # the image topic after remapping; compressed images come on its /compressed sub-topic
+        self._image_topic = self.resolve_topic_name("image")
+        if self._params["image_transport"] == "compressed":
+            self.image_sub = self.create_subscription(
+                CompressedImage, self._image_topic + "/compressed", self._on_image, qos)
+        else:
+            self.image_sub = self.create_subscription(Image, "image", self._on_image, qos)
         self.info_sub = self.create_subscription(CameraInfo, self._camera_info_topic(), self._on_camera_info, qos)
         self.add_srv = self.create_service(AddQueries, "~/add_queries", self._on_add_queries)
         self.remove_srv = self.create_service(RemoveQueries, "~/remove_queries", self._on_remove_queries)
@@ -168,7 +182,7 @@ class TrackerNode(Node):
         remapped = self.resolve_topic_name("camera_info")
         if remapped != self.resolve_topic_name("camera_info", only_expand=True):
             return remapped
-        return camera_info_sibling(self.image_sub.topic_name)
+        return camera_info_sibling(self._image_topic)
 
 
     def _build_tracker(self) -> PointTracker:
@@ -232,9 +246,12 @@ class TrackerNode(Node):
                     self._reset_tracker()
                     self._consecutive_failures = 0
 
-    def _process(self, msg: Image, t_receipt: float) -> None:
+    def _process(self, msg: Image | CompressedImage, t_receipt: float) -> None:
         try:
-            frame = image_to_rgb(msg, int(self._params["mono16_shift"]))
+            if isinstance(msg, CompressedImage):
+                frame = compressed_to_rgb(msg)
+            else:
+                frame = image_to_rgb(msg, int(self._params["mono16_shift"]))
         except UnsupportedEncodingError as err:
             text = f"dropping image: {err}"
             self.stats.rejected(text)
@@ -243,7 +260,7 @@ class TrackerNode(Node):
         except ImageConversionError as err:
             text = f"dropping image: {err}"
             self.stats.rejected(text)
-            self._warn(("layout", msg.encoding), text)
+            self._warn(("layout", getattr(msg, "encoding", None) or getattr(msg, "format", "")), text)
             return
 
         try:

@@ -33,6 +33,7 @@ from ..methods import DEFAULT_METHOD, method_names
 
 TRACKER_PREFIX = "tracker."
 IMAGE_QOS_CHOICES = ("sensor_data", "reliable", "system_default")
+IMAGE_TRANSPORT_CHOICES = ("raw", "compressed")
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,10 @@ NODE_PARAMS: list[ParamSpec] = [
     ParamSpec("image_qos", "sensor_data",
               "QoS of the image / camera_info subscriptions: sensor_data (best effort, depth 5), "
               "reliable (depth 5) or system_default", choices=IMAGE_QOS_CHOICES),
+    ParamSpec("image_transport", "raw",
+              "raw: sensor_msgs/Image on image; compressed: sensor_msgs/CompressedImage (jpeg, png) on "
+              "<image>/compressed, as image_transport's compressed transport publishes it",
+              choices=IMAGE_TRANSPORT_CHOICES),
     ParamSpec("max_tracks", 1024, "upper bound on live tracks (service queries + grid seeds)",
               runtime=True, range=(1, 100_000), config_key="max_tracks"),
     ParamSpec("seed_grid_size", 0,
