@@ -233,7 +233,11 @@ def test_compressed_images_are_tracked_and_corrupt_ones_rejected(rig):
         while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert pub.get_subscription_count() > 0, node.log_text()
-        assert f"on '{ns}/image/compressed' (camera_info '{ns}/camera_info')" in node.log_text()
+        line = f"on '{ns}/image/compressed' (camera_info '{ns}/camera_info')"
+        deadline = time.monotonic() + MATCH_TIMEOUT_S  # the log line may come after the DDS match
+        while line not in node.log_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert line in node.log_text(), node.log_text()
         tex = MovingTexture(160, 120, velocity=(1, 1), num_frames=6, seed=19)
 
         def send(t: int, fmt: str):

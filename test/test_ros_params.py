@@ -351,3 +351,39 @@ def test_camera_info_is_the_sibling_of_the_image_topic(ros_context, cli_args, ex
         assert node.info_sub.topic_name == expected, (node.image_sub.topic_name, node.info_sub.topic_name)
     finally:
         node.destroy_node()
+
+
+def test_qos_overrides_are_ros_parameters_on_top_of_image_qos(make_node):
+    """ROS's own QoS overrides (QoSOverridingOptions) refine the image_qos profile per topic."""
+    from rclpy.qos import HistoryPolicy, ReliabilityPolicy, qos_profile_sensor_data
+
+    node = make_node(**{"qos_overrides./image.subscription.reliability": "reliable",
+                        "qos_overrides./image.subscription.depth": 2,
+                        "qos_overrides./tracks.publisher.depth": 50})
+    assert node.unknown_parameters == []  # declared by rclpy: not typos
+    qos = node.image_sub.qos_profile
+    assert (qos.reliability, qos.depth, qos.history) == (ReliabilityPolicy.RELIABLE, 2, HistoryPolicy.KEEP_LAST)
+    assert node.tracks_pub.qos_profile.depth == 50
+    assert node.info_sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT  # its own topic, not overridden
+    assert qos_profile_sensor_data.depth == 5  # the shared rclpy profile was not edited in place
+    d = node.describe_parameter("qos_overrides./image.subscription.reliability")
+    assert d.read_only
+    plain = make_node()
+    assert plain.image_sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT  # image_qos: sensor_data
+
+
+def test_one_qos_vocabulary_for_node_player_and_replay(capsys):
+    from gs_tracker_ros.cli.main import build_parser
+    from gs_tracker_ros.ros.parameters import SPECS
+    from gs_tracker_ros.ros.qos import QOS_PROFILES, qos_profile
+
+    assert SPECS["image_qos"].choices == QOS_PROFILES
+    parser = build_parser()
+    for name in QOS_PROFILES:  # the node's image_qos names, accepted by the bag tools
+        assert parser.parse_args(["bag", "play", "b", "--qos", name]).qos == name
+        assert parser.parse_args(["bag", "replay-eval", "b", "--image-qos", name]).image_qos == name
+        assert qos_profile(name) is not qos_profile(name)  # fresh copies (overrides edit them)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["bag", "play", "b", "--qos", "sensor-data"])  # the old second spelling
+    with pytest.raises(Exception, match="choose sensor_data, reliable, system_default"):
+        qos_profile("sensor-data")

@@ -85,8 +85,10 @@ class ReplayOptions:
             raise InputError(f"unknown --mode '{self.mode}' (choose {' or '.join(MODES)})")
         if not self.rate > 0:
             raise InputError(f"--rate must be > 0, got {self.rate}")
-        if self.image_qos not in ("reliable", "sensor_data"):
-            raise InputError(f"--image-qos must be reliable or sensor_data, got '{self.image_qos}'")
+        from ..ros.qos import QOS_PROFILES
+
+        if self.image_qos not in QOS_PROFILES:
+            raise InputError(f"--image-qos must be one of {', '.join(QOS_PROFILES)}, got '{self.image_qos}'")
         if self.params_file is not None and not Path(self.params_file).is_file():
             raise InputError(f"--params-file not found: {self.params_file}")
         if self.domain_id is not None and not 0 <= self.domain_id <= 232:
@@ -167,12 +169,13 @@ class _Session:
     """rclpy objects of one replay: publisher of images, tracks listener, service client."""
 
     def __init__(self, opts: ReplayOptions, image_topic: str, image_type: str) -> None:
-        from ..ros.bag_player import BagPublishers, Spinner, create_node, init_context, qos_profile
+        from ..ros.bag_player import BagPublishers, Spinner, create_node, init_context
+        from ..ros.qos import qos_profile
         from ..ros.recorder import TrackerNodeClient, TracksListener
 
         self.context = init_context(opts.domain_id)
         self.node = create_node("gs_tracker_replay_driver", self.context)
-        qos = qos_profile("sensor-data" if opts.image_qos == "sensor_data" else "reliable", depth=5)
+        qos = qos_profile(opts.image_qos, depth=5)  # the same profile name as the node's image_qos
         self.pubs = BagPublishers(self.node, {image_topic: image_type}, qos)
         self.image_topic = image_topic
         self.listener = TracksListener(self.node, opts.tracks_topic, qos_profile("reliable", depth=100))

@@ -31,13 +31,7 @@ import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import (
-    HistoryPolicy,
-    QoSProfile,
-    ReliabilityPolicy,
-    qos_profile_sensor_data,
-    qos_profile_system_default,
-)
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -55,6 +49,7 @@ from ..methods import make_tracker
 from ..viz.overlay import TrackHistory, draw_tracks
 from . import parameters as P
 from .diagnostics import NodeStats, diagnostic_array
+from .qos import overriding_options, qos_profile
 from .image_conversion import (
     ImageConversionError,
     UnsupportedEncodingError,
@@ -73,16 +68,6 @@ SERVICES = ("~/add_queries", "~/remove_queries", "~/reset")
 
 LOG_THROTTLE_S = 5.0
 MAX_CONSECUTIVE_FAILURES = 10  # then the tracker is reset (its state may be inconsistent)
-
-
-def image_qos_profile(name: str) -> QoSProfile:
-    if name == "sensor_data":
-        return qos_profile_sensor_data
-    if name == "reliable":
-        return QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
-    if name == "system_default":
-        return qos_profile_system_default
-    raise ConfigError(f"parameter 'image_qos' = {name!r} is not one of: {', '.join(P.IMAGE_QOS_CHOICES)}")
 
 
 class _Throttle:
@@ -132,10 +117,6 @@ class TrackerNode(Node):
         except BaseException:
             super().destroy_node()
             raise
-        # typos in -p / params files would otherwise be ignored without a word
-        self.unknown_parameters = P.unknown_parameter_warnings(getattr(self, "_parameter_overrides", {}))
-        for text in self.unknown_parameters:
-            self.get_logger().warning(text)
         self._seeder = GridSeeder(self._params["seed_grid_size"], self._params["reseed_when_below"])
         self._live_ids: set[int] = set()
         self._frame_hw: tuple[int, int] | None = None  # size of the frames the tracker holds
@@ -144,8 +125,10 @@ class TrackerNode(Node):
         self._history = None  # viz.overlay.TrackHistory, created while the overlay is subscribed
         self._camera_info: CameraInfo | None = None
 
-        qos = image_qos_profile(self._params["image_qos"])
-        self.tracks_pub = self.create_publisher(PointTrackArray, "tracks", 10)
+        # QoS: the image_qos profile, then ROS's own per-topic overrides (ros/qos.py)
+        qos = qos_profile(self._params["image_qos"])
+        self.tracks_pub = self.create_publisher(PointTrackArray, "tracks", qos_profile("reliable", depth=10),
+                                                qos_overriding_options=overriding_options())
         self.overlay_pub = self.create_publisher(
             Image, "tracks_image", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -153,14 +136,23 @@ class TrackerNode(Node):
         self._image_topic = self.resolve_topic_name("image")
         if self._params["image_transport"] == "compressed":
             self.image_sub = self.create_subscription(
-                CompressedImage, self._image_topic + "/compressed", self._on_image, qos)
+                CompressedImage, self._image_topic + "/compressed", self._on_image, qos,
+                qos_overriding_options=overriding_options())
         else:
-            self.image_sub = self.create_subscription(Image, "image", self._on_image, qos)
+            self.image_sub = self.create_subscription(Image, "image", self._on_image, qos,
+                                                      qos_overriding_options=overriding_options())
+        qos = qos_profile(self._params["image_qos"])  # camera_info: the profile without the image's overrides
         self.info_sub = self.create_subscription(CameraInfo, self._camera_info_topic(), self._on_camera_info, qos)
         self.add_srv = self.create_service(AddQueries, "~/add_queries", self._on_add_queries)
         self.remove_srv = self.create_service(RemoveQueries, "~/remove_queries", self._on_remove_queries)
         self.reset_srv = self.create_service(Trigger, "~/reset", self._on_reset)
         self.diag_timer = self.create_timer(self._params["diagnostics_period_s"], self._publish_diagnostics)
+        # typos in -p / params files would otherwise be ignored without a word (checked once all
+        # parameters, the qos_overrides.* ones too, are declared)
+        self.unknown_parameters = P.unknown_parameter_warnings(
+            n for n in getattr(self, "_parameter_overrides", {}) if not self.has_parameter(n))
+        for text in self.unknown_parameters:
+            self.get_logger().warning(text)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
 
@@ -587,27 +579,23 @@ def main(args: list[str] | None = None) -> int:
     from rclpy._rclpy_pybind11 import RCLError
 
     argv = sys.argv if args is None else args
-    try:
-        P.check_params_files(argv)
-        with _rcl_init_output() as rcl_output:
-            rclpy.init(args=args)
-    except (ConfigError, RCLError) as err:
-        if isinstance(err, RCLError):  # rcl logged "Failed to parse global arguments" already
-            rcl_output.drop(RCL_INIT_FAILURE_LINE)
-        text = str(err) if isinstance(err, ConfigError) else _rcl_error_line(err)
-        print(f"[FATAL] [{NODE_NAME}]: cannot start: {text}", file=sys.stderr, flush=True)
-        return 2
     node = None
     try:
+        try:
+            P.check_params_files(argv)
+            with _rcl_init_output() as rcl_output:
+                rclpy.init(args=args)
+        except (ConfigError, RCLError) as err:
+            if isinstance(err, RCLError):  # rcl logged "Failed to parse global arguments" already
+                rcl_output.drop(RCL_INIT_FAILURE_LINE)
+            text = str(err) if isinstance(err, ConfigError) else _rcl_error_line(err)
+            print(f"[FATAL] [{NODE_NAME}]: cannot start: {text}", file=sys.stderr, flush=True)
+            return 2
         try:
             node = TrackerNode()
         except (TrackerError, ValueError) as err:
             rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {err}")
             return 2
-        except Exception:
-            if not rclpy.ok():  # the context was shut down by a signal while the node was being built
-                return 0
-            raise
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         try:
@@ -617,6 +605,10 @@ def main(args: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:  # a signal while starting (before spin)
         return 0
+    except Exception:
+        if not rclpy.ok():  # rclpy's signal handler shut the context down while the node was starting
+            return 0
+        raise
     finally:
         _ignore_further_signals()
         if node is not None:

@@ -30,9 +30,10 @@ from typing import Any, Iterable
 from ..core.config import TrackerConfig
 from ..core.errors import ConfigError
 from ..methods import DEFAULT_METHOD, method_names
+from .qos import QOS_PROFILES
 
 TRACKER_PREFIX = "tracker."
-IMAGE_QOS_CHOICES = ("sensor_data", "reliable", "system_default")
+IMAGE_QOS_CHOICES = QOS_PROFILES  # one vocabulary: gs_tracker_ros.ros.qos
 IMAGE_TRANSPORT_CHOICES = ("raw", "compressed")
 
 
