@@ -125,7 +125,10 @@ def test_float32_fields_round_to_float32():
 # ---- service definitions -----------------------------------------------------------------------
 
 def test_add_queries_fields():
-    assert AddQueries.Request.get_fields_and_field_types() == {"x": "sequence<float>", "y": "sequence<float>"}
+    assert AddQueries.Request.get_fields_and_field_types() == {
+        "x": "sequence<float>", "y": "sequence<float>", "stamp": "builtin_interfaces/Time",
+    }
+    assert (AddQueries.Request().stamp.sec, AddQueries.Request().stamp.nanosec) == (0, 0)  # 0 = the latest image
     assert AddQueries.Response.get_fields_and_field_types() == {
         "success": "boolean", "message": "string", "ids": "sequence<int64>",
     }

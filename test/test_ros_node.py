@@ -152,6 +152,35 @@ def test_tracks_follow_known_motion(rig, reliable, encoding):
     assert worst < 1.0, f"max error {worst:.3f} px"
 
 
+def test_points_picked_on_an_earlier_image_are_tracked_to_the_newest(rig):
+    """AddQueries.stamp: a detector that ran on a delayed image hands its points over."""
+    tex = MovingTexture(160, 120, velocity=(2, 1), num_frames=10, seed=23)
+    s0, _ = rig.start_sequence(tex)
+    stamps = [s0]
+    for t in range(1, 7):
+        stamps.append(rig.stamp())
+        assert rig.cli.send_and_wait(rig.cli.image_msg(tex.frame(t), stamps[-1])) is not None
+    q = np.array([[40.0, 40.0], [90.0, 60.0], [60.5, 80.25]])
+    r = rig.cli.add_queries(q[:, 0], q[:, 1], stamp=stamps[2])  # picked on frame 2, newest is 6
+    assert r.success, r.message
+    assert f"picked on the image stamped {stamps[2][0]}.{stamps[2][1]:09d} and tracked over 4 image(s)" in r.message
+    for t in (7, 8):
+        stamp = rig.stamp()
+        m = rig.cli.send_and_wait(rig.cli.image_msg(tex.frame(t), stamp))
+        assert m is not None
+        ids, xy, _var, vis = tracks_arrays(m)
+        assert ids.tolist() == list(r.ids) and vis.all()
+        err = np.linalg.norm(xy - tex.truth(q, 2, t), axis=1)
+        assert err.max() < 1.0, (t, err)  # where the points are now, not where they were on frame 2
+    # a stamp the node never saw / no longer holds: a clear failure, nothing added
+    bad = rig.cli.add_queries([10.0], [10.0], stamp=(stamps[0][0] - 500, 0))
+    assert not bad.success and "no processed image stamped" in bad.message and "query_history=30" in bad.message
+    assert len(bad.ids) == 0
+    # stamp of the newest image: the same as stamp 0
+    newest = rig.cli.add_queries([20.0], [20.0], stamp=stamp)
+    assert newest.success and "tracked over" not in newest.message, newest.message
+
+
 # ------------------------------------------------------------------------------------------ bursts
 def test_burst_is_dropped_counted_and_memory_stays_bounded(rig):
     """640x480 rgb8 (0.9 MB) images: a second node with image_qos=reliable (Fast DDS loses

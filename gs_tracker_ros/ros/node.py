@@ -25,6 +25,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -124,6 +125,12 @@ class TrackerNode(Node):
         self._consecutive_failures = 0
         self._history = None  # viz.overlay.TrackHistory, created while the overlay is subscribed
         self._camera_info: CameraInfo | None = None
+        # (sequence number, stamp ns, RGB frame) of the last query_history processed images, for
+        # ~/add_queries on an earlier image; _resets counts tracker resets (a handover spanning
+        # one is refused)
+        self._recent: deque[tuple[int, int, np.ndarray]] = deque(maxlen=max(1, int(self._params["query_history"])))
+        self._processed_seq = 0
+        self._resets = 0
 
         # QoS: the image_qos profile, then ROS's own per-topic overrides (ros/qos.py)
         qos = qos_profile(self._params["image_qos"])
@@ -274,6 +281,9 @@ class TrackerNode(Node):
             state = self._tracker.step(frame)
             self._frame_hw = hw
             self._latest_header = msg.header
+            self._processed_seq += 1
+            if self._params["query_history"] > 0:
+                self._recent.append((self._processed_seq, _stamp_ns(msg.header.stamp), frame))
             self._live_ids = set(state.ids.tolist())
             if self._seeder.enabled:
                 self._seed(state, hw)
@@ -358,6 +368,8 @@ class TrackerNode(Node):
         self._frame_hw = None
         self._latest_header = None
         self._history = None
+        self._recent.clear()
+        self._resets += 1
         self.stats.tracks_changed(0)
         return n
 
@@ -373,30 +385,89 @@ class TrackerNode(Node):
             response.message = "no points given"
             return response
         xy = np.stack([x, y], axis=1)
+        stamp_ns = _stamp_ns(request.stamp)
+        if stamp_ns:
+            return self._add_on_earlier_image(xy, stamp_ns, response)
         with self._tracker_lock:
-            if self._latest_header is None or self._frame_hw is None:
-                return _fail(response, f"no image received yet: queries are placed on the most recent image; "
-                                       f"publish images on '{self.image_sub.topic_name}' first")
-            try:
-                validate_query_points(xy, self._frame_hw)
-            except TrackerError as err:
-                return _fail(response, str(err))
-            max_tracks = int(self._params["max_tracks"])
-            if len(self._live_ids) + xy.shape[0] > max_tracks:
-                return _fail(response, f"adding {xy.shape[0]} point(s) would exceed max_tracks={max_tracks} "
-                                       f"({len(self._live_ids)} live)")
-            try:
-                ids = np.asarray(self._tracker.add_queries(xy), np.int64)
-            except (TrackerError, KeyError, ValueError) as err:
-                return _fail(response, _err_text(err))
-            self._live_ids.update(ids.tolist())
-            stamp = self._latest_header.stamp
-            self.stats.tracks_changed(len(self._live_ids))
+            return self._add_locked(xy, response)
+
+    def _add_locked(self, xy: np.ndarray, response: AddQueries.Response, note: str = "") -> AddQueries.Response:
+        """Add ``xy`` on the most recent processed image (tracker lock held)."""
+        if self._latest_header is None or self._frame_hw is None:
+            return _fail(response, f"no image received yet: queries are placed on the most recent image; "
+                                   f"publish images on '{self.image_sub.topic_name}' first")
+        try:
+            validate_query_points(xy, self._frame_hw)
+        except TrackerError as err:
+            return _fail(response, str(err))
+        max_tracks = int(self._params["max_tracks"])
+        if len(self._live_ids) + xy.shape[0] > max_tracks:
+            return _fail(response, f"adding {xy.shape[0]} point(s) would exceed max_tracks={max_tracks} "
+                                   f"({len(self._live_ids)} live)")
+        try:
+            ids = np.asarray(self._tracker.add_queries(xy), np.int64)
+        except (TrackerError, KeyError, ValueError) as err:
+            return _fail(response, _err_text(err))
+        self._live_ids.update(ids.tolist())
+        stamp = self._latest_header.stamp
+        self.stats.tracks_changed(len(self._live_ids))
         response.success = True
         response.ids = ids.tolist()
-        response.message = (f"added {ids.size} point(s) on the image stamped "
-                            f"{stamp.sec}.{stamp.nanosec:09d}")
+        response.message = f"added {ids.size} point(s) on the image stamped {_stamp_text(stamp)}" + note
         return response
+
+    def _add_on_earlier_image(self, xy: np.ndarray, stamp_ns: int,
+                              response: AddQueries.Response) -> AddQueries.Response:
+        """Points picked on an earlier, still buffered image: a separate tracker of the same method
+        and config follows them from that image through the buffered ones to the most recent
+        image, where they are handed over to the node's tracker (as queries of that image)."""
+        with self._tracker_lock:
+            frames = list(self._recent)
+            resets = self._resets
+        at = next((k for k, (_, s, _) in enumerate(frames) if s == stamp_ns), None)
+        if at is None:
+            held = (f"it holds {len(frames)} image(s), stamped {_ns_text(frames[0][1])} to {_ns_text(frames[-1][1])}"
+                    if frames else "it holds none yet")
+            return _fail(response, f"no processed image stamped {_ns_text(stamp_ns)} in the node's history "
+                                   f"(query_history={self._params['query_history']}: {held}); "
+                                   f"send stamp 0 for the most recent image")
+        seq, _, first = frames[at]
+        try:
+            validate_query_points(xy, first.shape[:2])
+        except TrackerError as err:
+            return _fail(response, str(err))
+        if at == len(frames) - 1:  # it is the most recent image after all
+            with self._tracker_lock:
+                if self._recent and self._recent[-1][0] == seq:
+                    return self._add_locked(xy, response)
+        helper = make_tracker(self._method, self._config)
+        helper.step(first)
+        helper_ids = np.asarray(helper.add_queries(xy), np.int64)
+        todo, last_seq, state, steps = frames[at + 1:], seq, None, 0
+        while True:
+            for s, _, frame in todo:
+                state = helper.step(frame)
+                last_seq, steps = s, steps + 1
+            self._tracker_lock.acquire()
+            try:
+                if self._resets != resets:
+                    return _fail(response, "the tracker was reset while the points were tracked to the most "
+                                           "recent image; nothing was added")
+                todo = [item for item in self._recent if item[0] > last_seq]
+                if todo:
+                    continue  # newer images arrived meanwhile: follow them too (lock released below)
+                if state is None:  # the picked image is the most recent one
+                    return self._add_locked(xy, response)
+                row = {int(i): k for k, i in enumerate(state.ids)}
+                order = [row[int(i)] for i in helper_ids]
+                moved = state.xy[order].astype(np.float64)
+                hidden = int((~state.visible[order]).sum())
+                note = (f" (picked on the image stamped {_ns_text(stamp_ns)} and tracked over {steps} image(s)"
+                        + (f"; {hidden} of them judged occluded on the way, placed where predicted" if hidden else "")
+                        + ")")
+                return self._add_locked(moved, response, note)
+            finally:
+                self._tracker_lock.release()
 
     def _on_remove_queries(self, request: RemoveQueries.Request,
                            response: RemoveQueries.Response) -> RemoveQueries.Response:
@@ -506,6 +577,10 @@ def _stamp_ns(stamp) -> int:
 
 def _stamp_text(stamp) -> str:
     return f"{stamp.sec}.{stamp.nanosec:09d}"
+
+
+def _ns_text(ns: int) -> str:
+    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
 
 
 def _rcl_error_line(err: Exception) -> str:

@@ -88,6 +88,11 @@ NODE_PARAMS: list[ParamSpec] = [
               "raw: sensor_msgs/Image on image; compressed: sensor_msgs/CompressedImage (jpeg, png) on "
               "<image>/compressed, as image_transport's compressed transport publishes it",
               choices=IMAGE_TRANSPORT_CHOICES),
+    ParamSpec("query_history", 30,
+              "processed images kept with their stamps so that ~/add_queries can place points on an "
+              "earlier image (request.stamp); the points are tracked from it to the most recent image. "
+              "0 = only the most recent image. Memory: W x H x 3 bytes per image",
+              range=(0, 300)),
     ParamSpec("max_tracks", 1024, "upper bound on live tracks (service queries + grid seeds)",
               runtime=True, range=(1, 100_000), config_key="max_tracks"),
     ParamSpec("seed_grid_size", 0,

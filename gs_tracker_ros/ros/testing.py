@@ -303,10 +303,14 @@ class TrackerClient:
         return None
 
     # ------------------------------------------------------------------------------------- services
-    def add_queries(self, x: Sequence[float], y: Sequence[float], timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
+    def add_queries(self, x: Sequence[float], y: Sequence[float], timeout_s: float = DEFAULT_TIMEOUT_S,
+                    stamp: tuple[int, int] | None = None) -> Any:
+        """``stamp``: (sec, nanosec) of the image the points are on (None: the most recent one)."""
         req = self._types["AddQueries"].Request()
         req.x = [float(v) for v in x]
         req.y = [float(v) for v in y]
+        if stamp is not None:
+            req.stamp.sec, req.stamp.nanosec = int(stamp[0]), int(stamp[1])
         return self.add_link.call(req, timeout_s, f"{len(req.x)} point(s)")
 
     def remove_queries(self, ids: Sequence[int], timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
