@@ -26,6 +26,7 @@ def generate_launch_description():
     params_file = LaunchConfiguration("params_file")
     namespace = LaunchConfiguration("namespace")
     camera_info_topic = LaunchConfiguration("camera_info_topic")
+    autostart = LaunchConfiguration("autostart")
     return LaunchDescription([
         DeclareLaunchArgument("image_topic", default_value="/camera/image_raw",
                               description="sensor_msgs/Image topic to track points on"),
@@ -33,6 +34,9 @@ def generate_launch_description():
                               description="parameters of gs_tracker_node (YAML)"),
         DeclareLaunchArgument("namespace", default_value="",
                               description="namespace of the node and of its topics (tracks, tracks_image)"),
+        DeclareLaunchArgument("autostart", default_value="true", choices=["true", "false"],
+                              description="configure and activate the lifecycle node at start-up; false: "
+                                          "drive it with ros2 lifecycle set /<namespace>/gs_tracker_node ..."),
         DeclareLaunchArgument("camera_info_topic", default_value="camera_info",
                               description="sensor_msgs/CameraInfo topic; the default (camera_info, not "
                                           "remapped) pairs it with image_topic like image_transport: its "
@@ -42,7 +46,7 @@ def generate_launch_description():
             executable="gs_tracker_node",
             name="gs_tracker_node",
             namespace=namespace,
-            parameters=[params_file],
+            parameters=[params_file, {"autostart": autostart}],
             remappings=[("image", image_topic), ("camera_info", camera_info_topic)],
             output="screen",
             emulate_tty=True,

@@ -147,3 +147,12 @@ def test_sigterm_on_a_running_node_exits_0(ros_env, tmp_path):
         rc = _finish(proc, f)
     text = log.read_text(errors="replace")
     assert rc == 0 and "Traceback" not in text, text
+
+
+def test_a_failed_configure_ends_start_up_with_exit_2(ros_env, tmp_path):
+    """autostart runs the lifecycle configure; a tracker that cannot be built (here: the gmae
+    method with a missing checkpoint) ends the process with the reason."""
+    rc, text = _run(["-p", "method:=gmae", "-p", f"tracker.engine.model_path:={tmp_path / 'missing.pt'}"],
+                    ros_env, tmp_path)
+    assert rc == 2, text
+    assert f"cannot start: checkpoint not found: {tmp_path / 'missing.pt'}" in text and "Traceback" not in text, text

@@ -181,6 +181,90 @@ def test_points_picked_on_an_earlier_image_are_tracked_to_the_newest(rig):
     assert newest.success and "tracked over" not in newest.message, newest.message
 
 
+# ------------------------------------------------------------------------------------------ lifecycle
+def test_lifecycle_transitions_subscribe_only_while_active(rig):
+    """autostart:=false: the node waits unconfigured; the lifecycle services drive it. configure
+    builds the tracker and offers the services, activate subscribes and publishes, deactivate and
+    cleanup undo that, shutdown finalizes."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    from gs_tracker_ros.ros.service_calls import RESEND_S, ServiceLink, call_service
+
+    ns = f"/life_{RUN_ID}"
+    node, cli = _start(ns, ["-p", "autostart:=false"], rig.env, rig.context, rig.tmp / "lifecycle.log")
+    fq = f"{ns}/gs_tracker_node"
+    get = cli.node.create_client(GetState, f"{fq}/get_state")
+    # an empty ChangeState (transition 0, "create") is refused by the state machine: a safe probe
+    change = ServiceLink(cli.node.create_client(ChangeState, f"{fq}/change_state"), ChangeState.Request)
+
+    def state() -> str:
+        return call_service(get, GetState.Request(), MATCH_TIMEOUT_S, "get_state", resend_s=RESEND_S).current_state.label
+
+    def transition(tid: int) -> None:
+        req = ChangeState.Request()
+        req.transition.id = tid
+        assert change.call(req, MATCH_TIMEOUT_S, f"transition {tid}").success, node.log_text()[-3000:]
+
+    def graph(kind: str) -> set[str]:
+        get_names = {"sub": cli.node.get_subscriber_names_and_types_by_node,
+                     "pub": cli.node.get_publisher_names_and_types_by_node,
+                     "srv": cli.node.get_service_names_and_types_by_node}[kind]
+        try:
+            return {n for n, _ in get_names("gs_tracker_node", ns)}
+        except RuntimeError:  # not discovered yet
+            return set()
+
+    def eventually(pred, what: str) -> None:
+        deadline = time.monotonic() + MATCH_TIMEOUT_S
+        while not pred() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pred(), f"{what}: subs {graph('sub')}, pubs {graph('pub')}, services {graph('srv')}"
+
+    try:
+        assert state() == "unconfigured"
+        eventually(lambda: f"{fq}/change_state" in graph("srv"), "lifecycle services")
+        assert f"{ns}/image" not in graph("sub") and f"{fq}/add_queries" not in graph("srv")
+        d = cli.latest_diagnostics(timeout_s=10)
+        assert d is not None and d["lifecycle_state"] == "unconfigured" and d["_level"] == 0, d
+        assert d["_message"].startswith("unconfigured: not tracking"), d
+
+        transition(Transition.TRANSITION_CONFIGURE)
+        assert state() == "inactive"
+        eventually(lambda: f"{fq}/add_queries" in graph("srv"), "configure offers the services")
+        assert f"{ns}/image" not in graph("sub") and f"{ns}/tracks" not in graph("pub")
+
+        transition(Transition.TRANSITION_ACTIVATE)
+        assert state() == "active"
+        eventually(lambda: f"{ns}/image" in graph("sub") and f"{ns}/tracks" in graph("pub"), "activate subscribes")
+        tex = MovingTexture(160, 120, velocity=(1, 0), num_frames=3, seed=29)
+        assert cli.wait_for_subscriber(timeout_s=MATCH_TIMEOUT_S)
+        assert cli.send_and_wait(cli.image_msg(tex.frame(0), rig.stamp()), timeout_s=MATCH_TIMEOUT_S) is not None
+
+        transition(Transition.TRANSITION_DEACTIVATE)
+        assert state() == "inactive"
+        eventually(lambda: f"{ns}/image" not in graph("sub") and f"{ns}/tracks" not in graph("pub"),
+                   "deactivate unsubscribes")
+        assert f"{fq}/add_queries" in graph("srv")  # still configured
+
+        transition(Transition.TRANSITION_CLEANUP)
+        assert state() == "unconfigured"
+        eventually(lambda: f"{fq}/add_queries" not in graph("srv"), "cleanup releases the services")
+
+        transition(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
+        assert state() == "finalized"
+        assert node.alive()
+    finally:
+        cli.close()
+        rc = node.stop()
+    assert rc == 0, node.log_text()[-3000:]
+    log = node.log_text()
+    assert "Traceback" not in log
+    for needle in ("configured: method 'probfuse'", "tracking with method", "deactivated: not subscribed",
+                   "cleaned up: tracker and services released"):
+        assert needle in log, log[-3000:]
+
+
 # ------------------------------------------------------------------------------------------ bursts
 def test_burst_is_dropped_counted_and_memory_stays_bounded(rig):
     """640x480 rgb8 (0.9 MB) images: a second node with image_qos=reliable (Fast DDS loses

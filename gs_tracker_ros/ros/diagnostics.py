@@ -173,12 +173,13 @@ def _fmt(v: Any) -> str:
 
 def diagnostic_array(snap: dict[str, Any], stamp: Any, name: str, hardware_id: str = "",
                      extra: dict[str, Any] | None = None, stale_after_s: float = math.inf,
-                     stale_error_after_s: float = math.inf):
+                     stale_error_after_s: float = math.inf, not_tracking: str | None = None):
     """A diagnostic_msgs/DiagnosticArray with one status ``name`` holding the snapshot (level from
-    :func:`status_level` with the stale-input thresholds in seconds)."""
+    :func:`status_level` with the stale-input thresholds in seconds). ``not_tracking``: the node is
+    deliberately not tracking (a lifecycle state other than active): level OK with that message."""
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-    level, message = status_level(snap, stale_after_s, stale_error_after_s)
+    level, message = (OK, not_tracking) if not_tracking else status_level(snap, stale_after_s, stale_error_after_s)
     status = DiagnosticStatus(level=bytes([level]), name=name, message=message, hardware_id=hardware_id)
     keys = ("fps", "latency_p50_ms", "latency_p95_ms", "frames_received", "frames_processed", "frames_dropped",
             "frames_rejected", "errors", "live_tracks", "visible_tracks", "overlays_published",

@@ -15,6 +15,10 @@ runs ``tracker.step`` and publishes. The tracker is guarded by a lock shared wit
 parameter changes. Exceptions while tracking are logged (throttled), counted and never stop the
 node.
 
+Lifecycle (a managed node): ``configure`` builds the tracker and offers the services,
+``activate`` subscribes / publishes / starts the worker, ``deactivate`` and ``cleanup`` undo
+that; ``autostart`` (default true) runs configure + activate at start-up.
+
 Run: ``gs_tracker_node --ros-args --params-file config/tracker.yaml -r image:=/camera/image_raw``
 (or ``python -m gs_tracker_ros.ros.run_node ...``, see :mod:`.run_node`).
 """
@@ -31,7 +35,7 @@ from typing import Any
 import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
@@ -96,10 +100,18 @@ class _Throttle:
             return f" ({held} similar message(s) suppressed in the last {self.period_s:.0f} s)" if held else ""
 
 
-class TrackerNode(Node):
-    """The tracker node (see the module docstring)."""
+class TrackerNode(LifecycleNode):
+    """The tracker node (see the module docstring), a managed (lifecycle) node.
 
-    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+    ``configure`` builds the tracker (loading a model / ONNX / TensorRT engine where the method
+    needs one) and offers the services; ``activate`` subscribes, publishes and starts the worker;
+    ``deactivate`` unsubscribes and stops it; ``cleanup`` releases the tracker and the services.
+    With ``autostart`` (parameter, default true; or the ``autostart`` argument) the constructor
+    configures and activates, so the node tracks right away; a failed configure raises the
+    :class:`TrackerError` it met.
+    """
+
+    def __init__(self, node_name: str = NODE_NAME, autostart: bool | None = None, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self._throttle = _Throttle()
         self.stats = NodeStats()
@@ -113,11 +125,12 @@ class TrackerNode(Node):
             P.check_node_values(self._params)
             self._config = P.tracker_config_from_params(self._params)
             self._method = self._params["method"]
-            self._tracker_lock = threading.RLock()
-            self._tracker = self._build_tracker()
         except BaseException:
             super().destroy_node()
             raise
+        self._tracker_lock = threading.RLock()
+        self._tracker: PointTracker | None = None  # built by configure, released by cleanup
+        self._configure_error = ""
         self._seeder = GridSeeder(self._params["seed_grid_size"], self._params["reseed_when_below"])
         self._live_ids: set[int] = set()
         self._frame_hw: tuple[int, int] | None = None  # size of the frames the tracker holds
@@ -131,16 +144,53 @@ class TrackerNode(Node):
         self._recent: deque[tuple[int, int, np.ndarray]] = deque(maxlen=max(1, int(self._params["query_history"])))
         self._processed_seq = 0
         self._resets = 0
+        # created by configure (services) and activate (topics); None otherwise
+        self.add_srv = self.remove_srv = self.reset_srv = None
+        self.tracks_pub = self.overlay_pub = self.image_sub = self.info_sub = None
+        self.unknown_parameters: list[str] | None = None  # checked on the first activation
+        # the image topic after remapping; compressed images come on its /compressed sub-topic
+        self._image_topic = self.resolve_topic_name("image")
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)  # in every state
+        self.diag_timer = self.create_timer(self._params["diagnostics_period_s"], self._publish_diagnostics)
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
 
+        if self._params["autostart"] if autostart is None else autostart:
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                error = self._configure_error or "configure failed"
+                super().destroy_node()
+                raise TrackerError(error)
+            self.trigger_activate()
+
+    # ------------------------------------------------------------------------------------ lifecycle
+    def lifecycle_state(self) -> str:
+        """``unconfigured`` / ``inactive`` / ``active`` / ``finalized`` (or a transition)."""
+        return str(self._state_machine.current_state[1])
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            tracker = self._build_tracker()
+        except (TrackerError, ValueError) as err:
+            self._configure_error = str(err)
+            self.get_logger().error(f"configure failed: {err}")
+            return TransitionCallbackReturn.FAILURE
+        with self._tracker_lock:
+            self._tracker = tracker
+            self._reset_tracker_locked()
+        self.add_srv = self.create_service(AddQueries, "~/add_queries", self._on_add_queries)
+        self.remove_srv = self.create_service(RemoveQueries, "~/remove_queries", self._on_remove_queries)
+        self.reset_srv = self.create_service(Trigger, "~/reset", self._on_reset)
+        self.get_logger().info(f"configured: method '{self._method}'; services {self.add_srv.service_name}, "
+                               f"{self.remove_srv.service_name}, {self.reset_srv.service_name}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         # QoS: the image_qos profile, then ROS's own per-topic overrides (ros/qos.py)
-        qos = qos_profile(self._params["image_qos"])
         self.tracks_pub = self.create_publisher(PointTrackArray, "tracks", qos_profile("reliable", depth=10),
                                                 qos_overriding_options=overriding_options())
         self.overlay_pub = self.create_publisher(
             Image, "tracks_image", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        # the image topic after remapping; compressed images come on its /compressed sub-topic
-        self._image_topic = self.resolve_topic_name("image")
+        qos = qos_profile(self._params["image_qos"])
         if self._params["image_transport"] == "compressed":
             self.image_sub = self.create_subscription(
                 CompressedImage, self._image_topic + "/compressed", self._on_image, qos,
@@ -150,28 +200,66 @@ class TrackerNode(Node):
                                                       qos_overriding_options=overriding_options())
         qos = qos_profile(self._params["image_qos"])  # camera_info: the profile without the image's overrides
         self.info_sub = self.create_subscription(CameraInfo, self._camera_info_topic(), self._on_camera_info, qos)
-        self.add_srv = self.create_service(AddQueries, "~/add_queries", self._on_add_queries)
-        self.remove_srv = self.create_service(RemoveQueries, "~/remove_queries", self._on_remove_queries)
-        self.reset_srv = self.create_service(Trigger, "~/reset", self._on_reset)
-        self.diag_timer = self.create_timer(self._params["diagnostics_period_s"], self._publish_diagnostics)
-        # typos in -p / params files would otherwise be ignored without a word (checked once all
-        # parameters, the qos_overrides.* ones too, are declared)
-        self.unknown_parameters = P.unknown_parameter_warnings(
-            n for n in getattr(self, "_parameter_overrides", {}) if not self.has_parameter(n))
-        for text in self.unknown_parameters:
-            self.get_logger().warning(text)
-        self.add_on_set_parameters_callback(self._validate_parameters)
-        self.add_post_set_parameters_callback(self._apply_parameters)
-
+        if self.unknown_parameters is None:
+            # typos in -p / params files would otherwise be ignored without a word (checked once
+            # all parameters, the qos_overrides.* ones too, are declared)
+            self.unknown_parameters = P.unknown_parameter_warnings(
+                n for n in getattr(self, "_parameter_overrides", {}) if not self.has_parameter(n))
+            for text in self.unknown_parameters:
+                self.get_logger().warning(text)
+        self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="gs_tracker_worker", daemon=True)
         self._worker.start()
         self.get_logger().info(
             f"tracking with method '{self._method}' on '{self.image_sub.topic_name}' "
             f"(camera_info '{self.info_sub.topic_name}') "
-            f"(QoS {self._params['image_qos']}); publishing '{self.tracks_pub.topic_name}'; "
-            f"services {self.add_srv.service_name}, {self.remove_srv.service_name}, {self.reset_srv.service_name}"
+            f"(QoS {self._params['image_qos']}); publishing '{self.tracks_pub.topic_name}'"
             + (f"; grid seeding {self._seeder.grid_size}x{self._seeder.grid_size}" if self._seeder.enabled else "")
         )
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        self.get_logger().info("deactivated: not subscribed, not publishing (the tracker keeps its state)")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._cleanup()
+        self.get_logger().info("cleaned up: tracker and services released")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        self._cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _deactivate(self) -> None:
+        """Unsubscribe, stop the worker (an image still in the mailbox counts as dropped), stop
+        publishing. Idempotent."""
+        for sub in (self.image_sub, self.info_sub):
+            if sub is not None:
+                self.destroy_subscription(sub)
+        self.image_sub = self.info_sub = None
+        self.stop_worker()
+        with self._mail_cv:
+            if self._mail is not None:
+                self._mail = None
+                self.stats.dropped()
+        for pub in (self.tracks_pub, self.overlay_pub):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self.tracks_pub = self.overlay_pub = None
+
+    def _cleanup(self) -> None:
+        """Release the services and the tracker (a model / engine with it). Idempotent."""
+        for srv in (self.add_srv, self.remove_srv, self.reset_srv):
+            if srv is not None:
+                self.destroy_service(srv)
+        self.add_srv = self.remove_srv = self.reset_srv = None
+        with self._tracker_lock:
+            if self._tracker is not None:
+                self._reset_tracker_locked()
+            self._tracker = None
 
     # ------------------------------------------------------------------------------------ building
     def _camera_info_topic(self) -> str:
@@ -289,7 +377,9 @@ class TrackerNode(Node):
                 self._seed(state, hw)
         self._consecutive_failures = 0
 
-        self.tracks_pub.publish(self._tracks_msg(state, msg.header))
+        tracks_pub = self.tracks_pub  # None once deactivated
+        if tracks_pub is not None:
+            tracks_pub.publish(self._tracks_msg(state, msg.header))
         latency = time.monotonic() - t_receipt
         self._publish_overlay(frame, state, msg.header)
         # counted last: every received image ends up exactly once as processed, dropped, rejected
@@ -343,7 +433,8 @@ class TrackerNode(Node):
         return out
 
     def _publish_overlay(self, frame: np.ndarray, state: TrackState, header: Header) -> None:
-        if not self._params["publish_overlay"] or self.overlay_pub.get_subscription_count() == 0:
+        overlay_pub = self.overlay_pub
+        if not self._params["publish_overlay"] or overlay_pub is None or overlay_pub.get_subscription_count() == 0:
             self._history = None
             return
         if self._history is None:
@@ -352,7 +443,7 @@ class TrackerNode(Node):
         snap_fps = self.stats.snapshot()["fps"]
         img = draw_tracks(frame, self._history, fps=snap_fps if snap_fps > 0 else None,
                           extra_header=self._method)
-        self.overlay_pub.publish(rgb_to_image(img, header))
+        overlay_pub.publish(rgb_to_image(img, header))
         self.stats.overlay()
 
     # ------------------------------------------------------------------------------------ tracker ops
@@ -362,7 +453,8 @@ class TrackerNode(Node):
 
     def _reset_tracker_locked(self) -> int:
         n = len(self._live_ids)
-        self._tracker.reset()
+        if self._tracker is not None:
+            self._tracker.reset()
         self._seeder.reset()
         self._live_ids.clear()
         self._frame_hw = None
@@ -395,7 +487,7 @@ class TrackerNode(Node):
         """Add ``xy`` on the most recent processed image (tracker lock held)."""
         if self._latest_header is None or self._frame_hw is None:
             return _fail(response, f"no image received yet: queries are placed on the most recent image; "
-                                   f"publish images on '{self.image_sub.topic_name}' first")
+                                   f"publish images on '{self._image_topic}' first")
         try:
             validate_query_points(xy, self._frame_hw)
         except TrackerError as err:
@@ -499,7 +591,11 @@ class TrackerNode(Node):
 
     # ------------------------------------------------------------------------------------ parameters
     def _validate_parameters(self, params: list) -> SetParametersResult:
-        changes = {p.name: P._plain(p.value) for p in params}
+        # only the node's own parameters: rclpy's (use_sim_time, the read-only qos_overrides.*
+        # declared on activation) are rclpy's business
+        changes = {p.name: P._plain(p.value) for p in params if p.name in P.SPECS}
+        if not changes:
+            return SetParametersResult(successful=True)
         try:
             P.check_update(self._params, changes)
         except ConfigError as err:
@@ -514,7 +610,9 @@ class TrackerNode(Node):
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, params: list) -> None:
-        changes = {p.name: P._plain(p.value) for p in params}
+        changes = {p.name: P._plain(p.value) for p in params if p.name in P.SPECS}
+        if not changes:
+            return
         with self._tracker_lock:
             new_config = P.check_update(self._params, changes)
             self._params.update(changes)
@@ -527,7 +625,8 @@ class TrackerNode(Node):
     # ------------------------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
         snap = self.stats.snapshot(end_period=True)
-        extra = {"method": self._method}
+        state = self.lifecycle_state()
+        extra = {"method": self._method, "lifecycle_state": state}
         hw = self._frame_hw
         extra["image_size"] = f"{hw[1]}x{hw[0]}" if hw else "none"
         info = self._camera_info
@@ -537,7 +636,9 @@ class TrackerNode(Node):
         self.diag_pub.publish(diagnostic_array(snap, self.get_clock().now().to_msg(), name,
                                                hardware_id=header.frame_id if header is not None else "",
                                                extra=extra, stale_after_s=self._params["stale_after_s"],
-                                               stale_error_after_s=self._params["stale_error_after_s"]))
+                                               stale_error_after_s=self._params["stale_error_after_s"],
+                                               not_tracking=None if state == "active" else
+                                               f"{state}: not tracking (lifecycle; activate to subscribe)"))
 
     # ------------------------------------------------------------------------------------ life cycle
     def stop_worker(self, timeout_s: float = 5.0) -> None:

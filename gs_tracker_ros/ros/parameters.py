@@ -81,6 +81,9 @@ NODE_PARAMS: list[ParamSpec] = [
     ParamSpec("method", DEFAULT_METHOD,
               "tracking method (gs_tracker_ros.methods): " + ", ".join(method_names()),
               choices=tuple(method_names())),
+    ParamSpec("autostart", True,
+              "configure and activate the (lifecycle) node at start-up; false = wait in unconfigured "
+              "for lifecycle transitions (ros2 lifecycle set ...)"),
     ParamSpec("image_qos", "sensor_data",
               "QoS of the image / camera_info subscriptions: sensor_data (best effort, depth 5), "
               "reliable (depth 5) or system_default", choices=IMAGE_QOS_CHOICES),
