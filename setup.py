@@ -61,7 +61,7 @@ setup(
     entry_points={
         "console_scripts": [
             "gs-tracker = gs_tracker_ros.cli.main:main",
-            "gs_tracker_node = gs_tracker_ros.ros.node:main",
+            "gs_tracker_node = gs_tracker_ros.ros.run_node:main",
         ],
     },
 )

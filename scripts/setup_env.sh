@@ -157,6 +157,9 @@ else
   fi
   [[ -f "$SITE/gs_tracker_ros/msg/__init__.py" && ! -e "$SITE/gs_tracker_ros/__init__.py" ]] \
     || die "interfaces were installed, but not as expected under $SITE/gs_tracker_ros (see $BLOG)"
+  # where `ros2 run gs_tracker_ros gs_tracker_node` and launch_ros look (<ament prefix>/lib/<package>/)
+  [[ -x "$VENV/lib/gs_tracker_ros/gs_tracker_node" ]] \
+    || die "the node executable was not installed at $VENV/lib/gs_tracker_ros/gs_tracker_node (see $BLOG)"
   stamp_set interfaces "$IFACE_HASH"
 fi
 

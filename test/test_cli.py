@@ -153,6 +153,19 @@ def test_eval_single_method_json_schema(tmp_path):
     (lambda d: ["track", d / "frames", "--grid", "3", "--out", d / "o.npz", "--reseed", "1.5"], "--reseed must be"),
     (lambda d: ["eval", "--dataset", "badja", d / "nowhere"], "nowhere"),
     (lambda d: ["eval", "--dataset", "kitti", d], "unknown dataset"),
+    # issue 9: each of these was a traceback or a multi-line message, or came only after tracking
+    (lambda d: ["track", d / "frames", "--grid", "0", "--out", d / "o.npz"], "--grid must be in [1, 200], got 0"),
+    (lambda d: ["eval", "--dataset", "badja", d / "cut_gt"], "gt.npz: File is not a zip file (truncated or corrupt"),
+    (lambda d: ["bag", "make", d / "cut_gt", "--out", d / "bag"], "gt.npz: File is not a zip file"),
+    (lambda d: ["track", d / "frames", "--grid", "3", "--out", d / "o.npz", "--config", d / "bad.yaml"],
+     "bad.yaml is not valid YAML: line 2, column 3: expected ',' or ']'"),
+    (lambda d: ["export", d / "junk.pt", "--onnx", d / "x.onnx"],
+     "junk.pt: corrupt, truncated or not a PyTorch checkpoint"),
+    (lambda d: ["track", d / "frames", "--queries", d / "late.txt", "--out", d / "o.npz"],
+     "query point(s) on frame 7, but frames has 3 frames (0 to 2)"),
+    (lambda d: ["track", d / "frames", "--grid", "3", "--out", d / "nan.txt" / "o.npz"], "nan.txt is not a folder"),
+    (lambda d: ["track", d / "frames", "--grid", "3", "--out", d / "o.npz", "--overlay", d / "empty"],
+     "empty is a folder; give a file name"),
 ])
 def test_user_errors_give_one_clear_line(tmp_path, make_args, message):
     (tmp_path / "empty").mkdir()
@@ -164,8 +177,41 @@ def test_user_errors_give_one_clear_line(tmp_path, make_args, message):
         cv2.imwrite(str(frames / f"{i:03d}.png"), rng.integers(0, 255, (64, 80, 3), dtype=np.uint8))
     (tmp_path / "nan.txt").write_text("10 nan\n")
     (tmp_path / "far.txt").write_text("10 500\n")
+    (tmp_path / "late.txt").write_text("0 10 10\n7 20 20\n")
+    (tmp_path / "bad.yaml").write_text("integration: [1, 2\nlk: 3\n")
+    (tmp_path / "junk.pt").write_bytes(rng.integers(0, 255, 4000, dtype=np.uint8).tobytes())
+    gt = REPO.parent / "shared" / "data" / "badja_dev" / "dog" / "gt.npz"
+    (tmp_path / "cut_gt").mkdir()
+    if gt.is_file():  # the first half of a real gt.npz (the zip directory is at the end)
+        data = gt.read_bytes()
+        (tmp_path / "cut_gt" / "gt.npz").write_bytes(data[:len(data) // 2])
+    elif "cut_gt" in map(str, make_args(tmp_path)):
+        pytest.skip(f"BADJA data not found at {gt.parent}")
     res = cli(*make_args(tmp_path))
     assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
     assert "Traceback" not in res.stderr
     assert message in res.stderr, res.stderr
     assert res.stderr.strip().count("\n") <= 1, res.stderr
+    assert "weights_only" not in res.stderr  # never advise loading a checkpoint unsafely
+    assert "tracking " not in res.stderr  # refused before any frame was tracked
+
+
+def test_truncated_video_warns_with_both_frame_counts(tmp_path):
+    """An AVI cut in half: its header still says 30 frames, 14 or so decode."""
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    res = cli("track", cut, "--grid", 2, "--out", tmp_path / "o.npz", "--method", "klt")
+    assert res.returncode == 0, res.stderr
+    decoded = np.load(tmp_path / "o.npz")["tracks_xy"].shape[1]
+    assert 0 < decoded < 30
+    warning = [ln for ln in res.stderr.splitlines() if "warning:" in ln]
+    assert warning == [f"gs-tracker track: warning: video file {cut}: the container says 30 frames but only "
+                       f"{decoded} decode (truncated or damaged file); using those {decoded}"], res.stderr
+    res = cli("track", path, "--grid", 2, "--out", tmp_path / "o.npz", "--method", "klt")
+    assert res.returncode == 0 and "warning" not in res.stderr, res.stderr  # the whole file: no warning

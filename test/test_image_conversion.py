@@ -172,3 +172,49 @@ def test_duck_typed_messages_with_numpy_data_and_no_rclpy():
             "('rclpy', 'sensor_msgs', 'std_msgs', 'rcl_interfaces')]; assert not bad, bad")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+
+# ------------------------------------------------------------------------------ compressed
+@pytest.mark.parametrize("fmt, tol", [("png", 0), ("jpeg", 12)])
+def test_compressed_round_trip(fmt, tol):
+    pytest.importorskip("sensor_msgs", reason="ROS messages not installed (make setup)")
+    from gs_tracker_ros.ros.image_conversion import compressed_to_rgb, rgb_to_compressed
+
+    import cv2
+
+    rgb = cv2.GaussianBlur(_rgb(3), (0, 0), 1.5)  # smooth: jpeg keeps it close
+    msg = rgb_to_compressed(rgb, fmt, quality=98)
+    assert msg.format == f"rgb8; {fmt} compressed bgr8"
+    out = compressed_to_rgb(msg)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - rgb.astype(int)).max() <= tol  # RGB order kept (not BGR)
+
+
+@pytest.mark.parametrize("fmt, expected", [
+    ("jpeg", "jpeg"), ("png", "png"), ("rgb8; jpeg compressed bgr8", "jpeg"), ("mono8; png compressed mono8", "png"),
+    ("JPG", "jpeg"),
+])
+def test_compressed_formats_as_image_transport_writes_them(fmt, expected):
+    from gs_tracker_ros.ros.image_conversion import compressed_format
+
+    assert compressed_format(fmt) == expected
+
+
+def test_corrupt_or_unsupported_compressed_images_are_refused_with_the_reason():
+    from types import SimpleNamespace
+
+    import cv2
+
+    from gs_tracker_ros.ros.image_conversion import (
+        ImageLayoutError, UnsupportedEncodingError, compressed_to_rgb,
+    )
+
+    ok, data = cv2.imencode(".jpg", _rgb(4))
+    cut = SimpleNamespace(format="jpeg", data=data.tobytes()[: data.size // 3])
+    with pytest.raises(ImageLayoutError, match=r"cannot decode the compressed jpeg image \(\d+ bytes\): corrupt"):
+        compressed_to_rgb(cut)
+    with pytest.raises(ImageLayoutError, match="no data"):
+        compressed_to_rgb(SimpleNamespace(format="png", data=b""))
+    with pytest.raises(UnsupportedEncodingError, match=r"'16UC1; compressedDepth png'; supported: jpeg, png"):
+        compressed_to_rgb(SimpleNamespace(format="16UC1; compressedDepth png", data=data.tobytes()))

@@ -1,217 +1,212 @@
-"""launch/*.launch.py without launch / launch_ros (not installable from PyPI here).
-
-Each launch file is parsed (never imported) and checked: the executables its Node actions name are
-console scripts in setup.py (whose targets import), params files it names exist in config/,
-remapping sources are topics the node really uses, every launch argument is declared and used,
-and external processes are ros2 bag play / record of the node's tracks. Then the node is started
-with exactly the arguments tracker.launch.py would give it (namespace, params file, remapping)
-and must track: images sent on the remapped image topic give tracks on <namespace>/tracks.
+"""launch/*.launch.py as `ros2 launch` runs them, without launch / launch_ros (not installable from
+PyPI here): each file is evaluated against test/launch_stand_in.py, which yields the processes it
+would start with the command lines launch_ros builds. The tests check that behaviour, not the
+files' syntax: the executable the ament index resolves exists, the params file it passes is the
+installed one, remappings name the node's topics, every launch argument is used, replay.launch.py
+records the node's tracks and plays the bag; then the node is started with exactly the command
+tracker.launch.py gives it and must track (tracks stamped like the images) and exit 0 on one
+SIGINT within 2 s.
 """
 
 from __future__ import annotations
 
-import ast
-import importlib
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+
+from launch_stand_in import Context, evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_DIR = REPO / "launch"
 LAUNCH_FILES = sorted(LAUNCH_DIR.glob("*.launch.py"))
 PACKAGE = "gs_tracker_ros"
-EXTERNAL_COMMANDS = {("ros2", "bag", "play"), ("ros2", "bag", "record")}
+TRACKER_ARGS = {"namespace": "/ns", "image_topic": "/cam/image_raw"}
+REPLAY_ARGS = {"bag": "/data/run1", "output": "/data/run1_tracks", "rate": "0.5"}
 
 
-# ------------------------------------------------------------------------------------- AST reading
-@dataclass
-class Arg:
-    name: str  # a LaunchConfiguration("name")
+def _ros_args(cmd: list[str]) -> list[str]:
+    return cmd[cmd.index("--ros-args") + 1:]
 
 
-@dataclass
-class Share:
-    package: str
-    relpath: str  # os.path.join(get_package_share_directory(package), *parts)
+def _remaps(cmd: list[str]) -> dict[str, str]:
+    args = _ros_args(cmd)
+    pairs = [args[i + 1] for i, a in enumerate(args) if a == "-r" and not args[i + 1].startswith("__")]
+    return dict(p.split(":=", 1) for p in pairs)
 
 
-@dataclass
-class LaunchInfo:
-    path: Path
-    declared: dict[str, Any] = field(default_factory=dict)  # name -> default (resolved) or None
-    configs: list[str] = field(default_factory=list)  # LaunchConfiguration names referenced
-    unused_vars: list[str] = field(default_factory=list)
-    nodes: list[dict[str, Any]] = field(default_factory=list)
-    processes: list[list[Any]] = field(default_factory=list)
-
-
-def _call_name(node: ast.AST) -> str | None:
-    if isinstance(node, ast.Call):
-        f = node.func
-        if isinstance(f, ast.Name):
-            return f.id
-        if isinstance(f, ast.Attribute):
-            return f.attr
-    return None
-
-
-def _kw(call: ast.Call, name: str) -> ast.AST | None:
-    for k in call.keywords:
-        if k.arg == name:
-            return k.value
-    return None
-
-
-def analyse(path: Path) -> LaunchInfo:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    info = LaunchInfo(path)
-    funcs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description"]
-    assert len(funcs) == 1, f"{path.name}: needs one generate_launch_description()"
-    body = funcs[0]
-    env: dict[str, Any] = {}
-    assigned: dict[str, ast.AST] = {}
-
-    def resolve(expr: ast.AST) -> Any:
-        if isinstance(expr, ast.Constant):
-            return expr.value
-        if isinstance(expr, ast.Name):
-            return env.get(expr.id, ("var", expr.id))
-        if isinstance(expr, (ast.List, ast.Tuple)):
-            return [resolve(e) for e in expr.elts]
-        name = _call_name(expr)
-        if name == "LaunchConfiguration":
-            arg = resolve(expr.args[0])
-            info.configs.append(arg)
-            return Arg(arg)
-        if name == "join" and expr.args and _call_name(expr.args[0]) == "get_package_share_directory":
-            pkg = resolve(expr.args[0].args[0])
-            parts = [resolve(a) for a in expr.args[1:]]
-            assert all(isinstance(p, str) for p in parts), f"{path.name}: non-literal share path"
-            return Share(pkg, "/".join(parts))
-        return ("expr", ast.dump(expr)[:80])
-
-    for stmt in body.body:  # top-level assignments inside generate_launch_description
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-            env[stmt.targets[0].id] = resolve(stmt.value)
-            assigned[stmt.targets[0].id] = stmt
-    loads = {n.id for n in ast.walk(body) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    info.unused_vars = sorted(v for v in assigned if v not in loads)
-
-    for call in (n for n in ast.walk(body) if isinstance(n, ast.Call)):
-        name = _call_name(call)
-        if name == "DeclareLaunchArgument":
-            arg = resolve(call.args[0])
-            default = _kw(call, "default_value")
-            info.declared[arg] = resolve(default) if default is not None else None
-            assert _kw(call, "description") is not None, f"{path.name}: argument '{arg}' has no description"
-        elif name == "Node":
-            node = {k.arg: resolve(k.value) for k in call.keywords}
-            node["remappings"] = [tuple(r) for r in node.get("remappings", [])]
-            info.nodes.append(node)
-        elif name == "ExecuteProcess":
-            info.processes.append(resolve(_kw(call, "cmd")))
-    return info
-
-
-def _console_scripts() -> dict[str, str]:
-    tree = ast.parse((REPO / "setup.py").read_text())
-    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call) and _call_name(n) == "setup"):
-        entry = _kw(call, "entry_points")
-        if entry is not None:
-            scripts = ast.literal_eval(entry)["console_scripts"]
-            return {s.split("=")[0].strip(): s.split("=")[1].strip() for s in scripts}
-    raise AssertionError("setup.py: no entry_points in setup()")
+def _params_files(cmd: list[str]) -> list[str]:
+    args = _ros_args(cmd)
+    return [args[i + 1] for i, a in enumerate(args) if a == "--params-file"]
 
 
 def _node_topics() -> set[str]:
-    from gs_tracker_ros.ros import node as node_module  # ROS-free to import? no: needs rclpy
+    from gs_tracker_ros.ros import node as node_module
 
     return {t.lstrip("/") for t in (*node_module.SUBSCRIBED_TOPICS, *node_module.PUBLISHED_TOPICS)}
 
 
-# ------------------------------------------------------------------------------------- static checks
+def _launch(name: str, args: dict[str, str], ros_env: dict[str, str]) -> Context:
+    return evaluate(LAUNCH_DIR / name, args, ament_prefix_path=ros_env["AMENT_PREFIX_PATH"])
+
+
+def _installed_share(ros_env: dict[str, str]) -> Path:
+    return ament_executable(ros_env, PACKAGE, "x").parents[2] / "share" / PACKAGE
+
+
+# ------------------------------------------------------------------------------------- what launch does
 def test_launch_files_exist():
     assert {p.name for p in LAUNCH_FILES} >= {"tracker.launch.py", "replay.launch.py"}
 
 
-@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
-def test_launch_file_is_consistent_with_the_package(path):
-    pytest.importorskip("rclpy", reason="rclpy not installed (make setup)")
-    info = analyse(path)
-    scripts = _console_scripts()
-    topics = _node_topics()
-    assert info.nodes, f"{path.name}: no Node action"
-    for node in info.nodes:
-        assert node.get("package") == PACKAGE
-        exe = node.get("executable")
-        assert exe in scripts, f"{path.name}: executable '{exe}' is not a console script in setup.py ({sorted(scripts)})"
-        module, func = scripts[exe].split(":")
-        assert callable(getattr(importlib.import_module(module), func))
-        assert node.get("name", "gs_tracker_node") == "gs_tracker_node"  # the params file's node key
-        for param in node.get("parameters", []):
-            if isinstance(param, Arg):
-                param = info.declared[param.name]
-            assert isinstance(param, Share) and param.package == PACKAGE, f"{path.name}: params {param!r}"
-            assert param.relpath.startswith("config/") and (REPO / param.relpath).is_file(), (
-                f"{path.name}: params file {param.relpath} does not exist in config/")
-        for src, _dst in node["remappings"]:
-            assert src in topics, f"{path.name}: remapping source '{src}' is not a topic of the node ({sorted(topics)})"
-    for cmd in info.processes:
-        words = tuple(c for c in cmd[:3] if isinstance(c, str))
-        assert words in EXTERNAL_COMMANDS, f"{path.name}: unexpected process {cmd!r}"
-        if words[-1] == "record":
-            recorded = [c[-1] for c in cmd[3:] if isinstance(c, list) and isinstance(c[-1], str)]
-            assert any(r.lstrip("/") in topics for r in recorded), f"{path.name}: records none of the node's topics"
-    declared, used = set(info.declared), set(info.configs)
-    assert declared == used, (f"{path.name}: declared but unused {sorted(declared - used)}, "
-                              f"used but undeclared {sorted(used - declared)}")
-    assert not info.unused_vars, f"{path.name}: unused variables {info.unused_vars}"
-
-
-def test_launch_argument_names():
-    tracker = analyse(LAUNCH_DIR / "tracker.launch.py")
-    assert set(tracker.declared) >= {"image_topic", "params_file", "namespace"}
-    assert tracker.nodes[0]["remappings"] == [("image", Arg("image_topic"))]
-    replay = analyse(LAUNCH_DIR / "replay.launch.py")
-    assert set(replay.declared) >= {"bag", "output", "rate"}
-
-
-def test_installed_params_file_is_current(ros_env):
-    """What `ros2 launch` would load by default: the copy installed into the ament prefix."""
+@pytest.mark.ros
+@pytest.mark.parametrize("name, args", [("tracker.launch.py", TRACKER_ARGS), ("replay.launch.py", REPLAY_ARGS)])
+def test_launch_starts_the_ament_executable_with_the_installed_params(ros_env, name, args):
     import os
 
-    prefix = ros_env.get("AMENT_PREFIX_PATH", "").split(os.pathsep)[0]
-    installed = Path(prefix) / "share" / PACKAGE / "config" / "tracker.yaml"
-    if not installed.is_file():
-        pytest.skip(f"{installed} not installed (make setup installs config/ into the venv)")
+    ctx = _launch(name, args, ros_env)
+    nodes = ctx.nodes()
+    assert len(nodes) == 1, ctx.started
+    cmd = nodes[0].cmd
+    exe = ament_executable(ros_env, PACKAGE, "gs_tracker_node")
+    assert cmd[0] == str(exe) and os.access(exe, os.X_OK), (cmd[0], exe)
+    assert nodes[0].node_name == "gs_tracker_node"  # the params file's node key matches
+    files = _params_files(cmd)
+    installed = _installed_share(ros_env) / "config" / "tracker.yaml"
+    assert files and files[0] == str(installed), files
     assert installed.read_text() == (REPO / "config" / "tracker.yaml").read_text(), (
         f"{installed} is older than config/tracker.yaml: run `make setup`")
+    assert all(Path(f).is_file() for f in files), files
+    topics = _node_topics()
+    remaps = _remaps(cmd)
+    assert set(remaps) <= topics, (remaps, topics)
+    assert remaps["image"] == args.get("image_topic", "/camera/image_raw")
+    if name == "tracker.launch.py":  # not remapped by default: the node pairs it with the image topic
+        assert remaps["camera_info"] == "camera_info"
+        other = _launch(name, {**args, "camera_info_topic": "/cam/info"}, ros_env).nodes()[0].cmd
+        assert _remaps(other)["camera_info"] == "/cam/info"
+    unused = set(ctx.declared) - ctx.used
+    assert not unused, f"{name}: launch arguments declared but never used: {sorted(unused)}"
+    for arg in ctx.declared.values():
+        assert arg.description, f"{name}: argument '{arg.name}' has no description"
+
+
+@pytest.mark.ros
+def test_an_including_launch_file_starts_the_same_node(ros_env, tmp_path):
+    """The evaluation follows IncludeLaunchDescription (how a robot's bringup would use ours)."""
+    wrapper = tmp_path / "bringup.launch.py"
+    wrapper.write_text(
+        "from launch import LaunchDescription\n"
+        "from launch.actions import IncludeLaunchDescription\n"
+        "from launch.launch_description_sources import PythonLaunchDescriptionSource\n"
+        "from launch.substitutions import PathJoinSubstitution\n"
+        "from launch_ros.substitutions import FindPackageShare\n\n\n"
+        "def generate_launch_description():\n"
+        "    path = PathJoinSubstitution([FindPackageShare('gs_tracker_ros'), 'launch', 'tracker.launch.py'])\n"
+        "    return LaunchDescription([IncludeLaunchDescription(PythonLaunchDescriptionSource(path),\n"
+        "        launch_arguments={'image_topic': '/cam/image_raw', 'namespace': '/ns'}.items())])\n")
+    included = evaluate(wrapper, {}, ament_prefix_path=ros_env["AMENT_PREFIX_PATH"])
+    direct = _launch("tracker.launch.py", TRACKER_ARGS, ros_env)
+    def same(cmd):  # parameter dicts become temporary files: compare their contents
+        return [Path(a).read_text() if "launch_stand_in_" in a else a for a in cmd]
+
+    assert [same(n.cmd) for n in included.nodes()] == [same(n.cmd) for n in direct.nodes()]
+    assert included.files[1] == str(_installed_share(ros_env) / "launch" / "tracker.launch.py")
+
+
+@pytest.mark.ros
+def test_replay_launch_records_the_tracks_and_plays_the_bag(ros_env):
+    ctx = _launch("replay.launch.py", {**REPLAY_ARGS, "namespace": "/replay"}, ros_env)
+    procs = {tuple(p.cmd[:3]): p for p in ctx.processes()}
+    assert set(procs) == {("ros2", "bag", "record"), ("ros2", "bag", "play")}, ctx.started
+    record, play = procs[("ros2", "bag", "record")], procs[("ros2", "bag", "play")]
+    assert "/replay/tracks" in record.cmd and "/diagnostics" in record.cmd, record.cmd
+    assert record.cmd[record.cmd.index("--output") + 1] == "/data/run1_tracks"
+    assert play.cmd[3] == "/data/run1" and play.cmd[play.cmd.index("--rate") + 1] == "0.5", play.cmd
+    assert play.delay_s >= 1.0 > record.delay_s  # the node and the recorder are up first
+    assert ctx.nodes()[0].namespace == "/replay"
+
+
+@pytest.mark.ros
+def test_replay_launch_fails_when_play_or_record_fails(ros_env):
+    """ros2 launch used to exit 0 when both ros2 bag processes died."""
+    from launch_stand_in import EmitEvent, Shutdown, on_exit_actions
+
+    ctx = _launch("replay.launch.py", REPLAY_ARGS, ros_env)
+    handlers = {h.target_action.cmd[2]: h for h in ctx.handlers}  # "play" / "record"
+    assert set(handlers) == {"play", "record"}
+    done = on_exit_actions(handlers["play"], 0)
+    assert len(done) == 1 and isinstance(done[0], EmitEvent) and isinstance(done[0].event, Shutdown)
+    with pytest.raises(RuntimeError, match=r"ros2 bag play failed \(exit code 1\)"):
+        on_exit_actions(handlers["play"], 1)
+    with pytest.raises(RuntimeError, match=r"ros2 bag record stopped \(exit code 2\) before the replay ended"):
+        on_exit_actions(handlers["record"], 2)
+    assert on_exit_actions(handlers["record"], 0, shutting_down=True) == []  # the normal end
+
+
+@pytest.mark.ros
+def test_replay_node_takes_images_with_the_qos_ros2_bag_play_offers(ros_env):
+    import yaml
+
+    for args, qos in [(REPLAY_ARGS, "reliable"), ({**REPLAY_ARGS, "image_qos": "sensor_data"}, "sensor_data")]:
+        files = _params_files(_launch("replay.launch.py", args, ros_env).nodes()[0].cmd)
+        last = yaml.safe_load(Path(files[-1]).read_text())  # the later file wins
+        assert last == {"/**": {"ros__parameters": {"image_qos": qos}}}, last
+    with pytest.raises(ValueError, match="image_qos"):
+        _launch("replay.launch.py", {**REPLAY_ARGS, "image_qos": "fast"}, ros_env)
 
 
 # ------------------------------------------------------------------------------------- run it
-def _ros_args(node: dict[str, Any], launch_args: dict[str, str]) -> list[str]:
-    """The --ros-args launch_ros would pass for a Node action (namespace, params, remappings)."""
+def ament_executable(env: dict[str, str], package: str, executable: str) -> Path:
+    """The path `ros2 run PACKAGE EXECUTABLE` and launch_ros start: <prefix>/lib/<package>/<executable>,
+    with <prefix> the package's prefix in the ament index of ``env``'s AMENT_PREFIX_PATH."""
+    import os
 
-    def value(v):
-        if isinstance(v, Arg):
-            v = launch_args[v.name]
-        if isinstance(v, Share):
-            v = v.relpath  # the package's share dir holds the repository's config/ (checked above)
-        return v
+    from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 
-    args = []
-    ns = value(node.get("namespace", ""))
-    if ns:
-        args += ["-r", f"__ns:={ns}"]
-    for p in node.get("parameters", []):
-        args += ["--params-file", value(p)]
-    for src, dst in node["remappings"]:
-        args += ["-r", f"{src}:={value(dst)}"]
-    return args
+    old = os.environ.get("AMENT_PREFIX_PATH")
+    os.environ["AMENT_PREFIX_PATH"] = env.get("AMENT_PREFIX_PATH", "")
+    try:
+        prefix = get_package_prefix(package)
+    except PackageNotFoundError:
+        pytest.fail(f"package {package} not in the ament index of AMENT_PREFIX_PATH={env.get('AMENT_PREFIX_PATH')}")
+    finally:
+        if old is None:
+            os.environ.pop("AMENT_PREFIX_PATH", None)
+        else:
+            os.environ["AMENT_PREFIX_PATH"] = old
+    return Path(prefix) / "lib" / package / executable
+
+
+@pytest.mark.ros
+def test_ros2_run_finds_and_starts_the_node_from_the_venv(ros_env, tmp_path):
+    """`ros2 run gs_tracker_ros gs_tracker_node` used to fail from the venv: "libexec directory
+    '.venv/lib/gs_tracker_ros' does not exist". ros2cli is not installable here, so this does what
+    it does: ask the ament index for the package prefix and run lib/<package>/<executable>."""
+    import os
+    import signal
+    import subprocess
+
+    exe = ament_executable(ros_env, PACKAGE, "gs_tracker_node")
+    assert exe.is_file() and os.access(exe, os.X_OK), f"{exe} missing or not executable: run `make setup`"
+    log = tmp_path / "node.log"
+    with open(log, "wb") as f:
+        proc = subprocess.Popen([str(exe), "--ros-args", "-r", "__ns:=/ros2run"], env=ros_env, stdout=f,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while "tracking with method" not in log.read_text() and proc.poll() is None \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert "tracking with method" in log.read_text(), log.read_text()
+            proc.send_signal(signal.SIGINT)
+            rc = proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+    assert rc == 0, log.read_text()
 
 
 @pytest.mark.ros
@@ -222,16 +217,8 @@ def test_node_runs_with_the_tracker_launch_arguments(ros_env, ros_context, tmp_p
     from gs_tracker_ros.core.seeding import grid_points
     from gs_tracker_ros.ros.testing import MovingTexture, NodeProcess, TrackerClient, tracks_arrays
 
-    info = analyse(LAUNCH_DIR / "tracker.launch.py")
-    node_action = info.nodes[0]
-    launch_args = {k: v for k, v in info.declared.items()}
-    launch_args.update(namespace="/ns", image_topic="/cam/image_raw")
-    ros_args = _ros_args(node_action, launch_args)
-    assert ros_args == ["-r", "__ns:=/ns", "--params-file", "config/tracker.yaml", "-r", "image:=/cam/image_raw"]
-    exe = Path(__import__("sys").executable).parent / node_action["executable"]
-    assert exe.is_file(), f"{exe} missing: run `make setup` (pip install -e . installs the console script)"
-
-    proc = NodeProcess.node(ros_args, ros_env, tmp_path / "node.log", cwd=REPO, executable=str(exe))
+    cmd = _launch("tracker.launch.py", TRACKER_ARGS, ros_env).nodes()[0].cmd
+    proc = NodeProcess(cmd, ros_env, tmp_path / "node.log", cwd=tmp_path)  # not the checkout: the installed files
     cli = None
     try:
         cli = TrackerClient(ros_context, "/cam/image_raw", "/ns/tracks", "/ns/gs_tracker_node")
@@ -239,7 +226,7 @@ def test_node_runs_with_the_tracker_launch_arguments(ros_env, ros_context, tmp_p
         # the node's graph: the remapped subscription and the namespaced publications
         deadline = time.monotonic() + 15.0
         want_pub = {"/ns/tracks", "/ns/tracks_image", "/diagnostics"}
-        want_sub = {"/cam/image_raw", "/ns/camera_info"}
+        want_sub = {"/cam/image_raw", "/cam/camera_info"}  # camera_info: the image topic's sibling
         pubs: set[str] = set()
         subs: set[str] = set()
         while time.monotonic() < deadline:
@@ -278,8 +265,23 @@ def test_node_runs_with_the_tracker_launch_arguments(ros_env, ros_context, tmp_p
             assert ids.tolist() == first_ids.tolist() and ids.size == 64
             err = np.linalg.norm(xy - tex.truth(seeds, 0, t), axis=1)
             assert vis.all() and err.max() < 1.0, (t, err.max())
+        # the camera's info on the image topic's sibling reaches the node
+        from sensor_msgs.msg import CameraInfo
+
+        info_pub = cli.node.create_publisher(CameraInfo, "/cam/camera_info", 10)
+        deadline = time.monotonic() + 15.0
+        d = {}
+        while time.monotonic() < deadline and d.get("camera_info") != "160x120":
+            info_pub.publish(CameraInfo(width=160, height=120))
+            d = cli.latest_diagnostics(fresh=True, timeout_s=5.0) or {}
+        assert d.get("camera_info") == "160x120", d
+        # one SIGINT (Ctrl-C under launch) ends it cleanly and quickly
+        t0 = time.monotonic()
+        rc = proc.stop(timeout_s=10.0)
+        stop_s = time.monotonic() - t0
+        assert rc == 0 and "Traceback" not in proc.log_text(), proc.log_text()[-3000:]
+        assert stop_s < 2.0, f"the node took {stop_s:.2f} s to exit after SIGINT"
     finally:
         if cli is not None:
             cli.close()
-        rc = proc.stop()
-    assert rc == 0 and "Traceback" not in proc.log_text(), proc.log_text()[-3000:]
+        proc.stop()

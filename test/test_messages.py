@@ -77,7 +77,11 @@ def test_imports_from_any_directory_in_a_fresh_process(ros_env, tmp_path):
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout.strip().splitlines()[-1])
-    assert Path(info["src"]) == REPO_ROOT / "gs_tracker_ros"
+    src = Path(info["src"])
+    if src != REPO_ROOT / "gs_tracker_ros":  # `colcon test`: PYTHONPATH puts the install space first
+        install_paths = [Path(p).resolve() for p in ros_env.get("PYTHONPATH", "").split(":") if p]
+        assert any(src.is_relative_to(p) for p in install_paths), (src, install_paths)
+        assert (src / "__init__.py").read_text() == (REPO_ROOT / "gs_tracker_ros" / "__init__.py").read_text()
     assert (Path(info["share"]) / "package.xml").is_file()
 
 
@@ -130,7 +134,10 @@ def test_float32_fields_round_to_float32():
 # ---- service definitions -----------------------------------------------------------------------
 
 def test_add_queries_fields():
-    assert AddQueries.Request.get_fields_and_field_types() == {"x": "sequence<float>", "y": "sequence<float>"}
+    assert AddQueries.Request.get_fields_and_field_types() == {
+        "x": "sequence<float>", "y": "sequence<float>", "stamp": "builtin_interfaces/Time",
+    }
+    assert (AddQueries.Request().stamp.sec, AddQueries.Request().stamp.nanosec) == (0, 0)  # 0 = the latest image
     assert AddQueries.Response.get_fields_and_field_types() == {
         "success": "boolean", "message": "string", "ids": "sequence<int64>",
     }

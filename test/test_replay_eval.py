@@ -106,3 +106,65 @@ def test_replay_eval_reports_a_node_that_does_not_start(tmp_path, ros_process_en
     bad = [sys.executable, "-c", "import sys; print('node says no'); sys.exit(3)"]
     with pytest.raises(ReplayError, match=r"exited with status 3(.|\n)*node says no"):
         replay_eval([bag], ReplayOptions(node_cmd=bad, startup_timeout_s=20, quiet=True))
+
+
+def _children(pid: int) -> list[int]:
+    """Pids of the direct children of ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_interrupted_replay_closes_the_recorded_bag_and_stops_the_node(tmp_path, ros_process_env, sig):
+    """Issue 9, item 6: an interrupted --record run used to write nothing (SIGINT) or leave the node
+    running (SIGTERM). Now the bag holds what came back, is readable, and the node is gone."""
+    import os
+    import signal
+    import time
+
+    from gs_tracker_ros.bag.io import bag_info, read_custom_data
+    from gs_tracker_ros.bag.score import REPLAY_METADATA_KEY
+
+    bag = make_bags("synthetic", tmp_path / "syn",
+                    synthetic=SyntheticOptions(width=160, height=120, frames=90, points=8))[0]
+    rec = tmp_path / "rec"
+    cmd = [sys.executable, "-m", "gs_tracker_ros.cli.main", "bag", "replay-eval", str(bag), "--rate", "0.2",
+           "--method", "klt", "--record", str(rec)]
+    log = tmp_path / "cli.log"
+    with open(log, "wb") as f:
+        proc = subprocess.Popen(cmd, env=ros_process_env, stdout=f, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 90
+            while "node ready" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert "node ready" in log.read_text(), log.read_text()
+            time.sleep(2.0)  # a few frames into the replay
+            children = _children(proc.pid)
+            assert children, "the tracker node child was not found"
+            proc.send_signal(getattr(signal, sig))
+            rc = proc.wait(60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    text = log.read_text()
+    assert rc == 130, text
+    assert "Traceback" not in text, text
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("gs-tracker bag: interrupted: 0 of 1 sequence(s) finished, synthetic stopped after "), last
+    assert f"recorded what came back -> {rec}" in last, last
+    for pid in children:  # the node was stopped, not orphaned
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    info = bag_info(rec)  # closed and readable
+    n_tracks = info.topics["/tracks"][1]
+    assert 0 < n_tracks < 90, info.topics
+    meta = json.loads(read_custom_data(rec)[REPLAY_METADATA_KEY])
+    assert meta["interrupted"] is True and 0 < meta["frames_published"] < 90

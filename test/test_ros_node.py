@@ -170,6 +170,119 @@ def test_a_point_leaving_the_image_is_published_out_of_view(rig):
     assert abs(staying.x - (40.0 + 3 * (tex.num_frames - 1))) < 1.0
 
 
+def test_points_picked_on_an_earlier_image_are_tracked_to_the_newest(rig):
+    """AddQueries.stamp: a detector that ran on a delayed image hands its points over."""
+    tex = MovingTexture(160, 120, velocity=(2, 1), num_frames=10, seed=23)
+    s0, _ = rig.start_sequence(tex)
+    stamps = [s0]
+    for t in range(1, 7):
+        stamps.append(rig.stamp())
+        assert rig.cli.send_and_wait(rig.cli.image_msg(tex.frame(t), stamps[-1])) is not None
+    q = np.array([[40.0, 40.0], [90.0, 60.0], [60.5, 80.25]])
+    r = rig.cli.add_queries(q[:, 0], q[:, 1], stamp=stamps[2])  # picked on frame 2, newest is 6
+    assert r.success, r.message
+    assert f"picked on the image stamped {stamps[2][0]}.{stamps[2][1]:09d} and tracked over 4 image(s)" in r.message
+    for t in (7, 8):
+        stamp = rig.stamp()
+        m = rig.cli.send_and_wait(rig.cli.image_msg(tex.frame(t), stamp))
+        assert m is not None
+        ids, xy, _var, vis = tracks_arrays(m)
+        assert ids.tolist() == list(r.ids) and vis.all()
+        err = np.linalg.norm(xy - tex.truth(q, 2, t), axis=1)
+        assert err.max() < 1.0, (t, err)  # where the points are now, not where they were on frame 2
+    # a stamp the node never saw / no longer holds: a clear failure, nothing added
+    bad = rig.cli.add_queries([10.0], [10.0], stamp=(stamps[0][0] - 500, 0))
+    assert not bad.success and "no processed image stamped" in bad.message and "query_history=30" in bad.message
+    assert len(bad.ids) == 0
+    # stamp of the newest image: the same as stamp 0
+    newest = rig.cli.add_queries([20.0], [20.0], stamp=stamp)
+    assert newest.success and "tracked over" not in newest.message, newest.message
+
+
+# ------------------------------------------------------------------------------------------ lifecycle
+def test_lifecycle_transitions_subscribe_only_while_active(rig):
+    """autostart:=false: the node waits unconfigured; the lifecycle services drive it. configure
+    builds the tracker and offers the services, activate subscribes and publishes, deactivate and
+    cleanup undo that, shutdown finalizes."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    from gs_tracker_ros.ros.service_calls import RESEND_S, ServiceLink, call_service
+
+    ns = f"/life_{RUN_ID}"
+    node, cli = _start(ns, ["-p", "autostart:=false"], rig.env, rig.context, rig.tmp / "lifecycle.log")
+    fq = f"{ns}/gs_tracker_node"
+    get = cli.node.create_client(GetState, f"{fq}/get_state")
+    # an empty ChangeState (transition 0, "create") is refused by the state machine: a safe probe
+    change = ServiceLink(cli.node.create_client(ChangeState, f"{fq}/change_state"), ChangeState.Request)
+
+    def state() -> str:
+        return call_service(get, GetState.Request(), MATCH_TIMEOUT_S, "get_state", resend_s=RESEND_S).current_state.label
+
+    def transition(tid: int) -> None:
+        req = ChangeState.Request()
+        req.transition.id = tid
+        assert change.call(req, MATCH_TIMEOUT_S, f"transition {tid}").success, node.log_text()[-3000:]
+
+    def graph(kind: str) -> set[str]:
+        get_names = {"sub": cli.node.get_subscriber_names_and_types_by_node,
+                     "pub": cli.node.get_publisher_names_and_types_by_node,
+                     "srv": cli.node.get_service_names_and_types_by_node}[kind]
+        try:
+            return {n for n, _ in get_names("gs_tracker_node", ns)}
+        except RuntimeError:  # not discovered yet
+            return set()
+
+    def eventually(pred, what: str) -> None:
+        deadline = time.monotonic() + MATCH_TIMEOUT_S
+        while not pred() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pred(), f"{what}: subs {graph('sub')}, pubs {graph('pub')}, services {graph('srv')}"
+
+    try:
+        assert state() == "unconfigured"
+        eventually(lambda: f"{fq}/change_state" in graph("srv"), "lifecycle services")
+        assert f"{ns}/image" not in graph("sub") and f"{fq}/add_queries" not in graph("srv")
+        d = cli.latest_diagnostics(timeout_s=10)
+        assert d is not None and d["lifecycle_state"] == "unconfigured" and d["_level"] == 0, d
+        assert d["_message"].startswith("unconfigured: not tracking"), d
+
+        transition(Transition.TRANSITION_CONFIGURE)
+        assert state() == "inactive"
+        eventually(lambda: f"{fq}/add_queries" in graph("srv"), "configure offers the services")
+        assert f"{ns}/image" not in graph("sub") and f"{ns}/tracks" not in graph("pub")
+
+        transition(Transition.TRANSITION_ACTIVATE)
+        assert state() == "active"
+        eventually(lambda: f"{ns}/image" in graph("sub") and f"{ns}/tracks" in graph("pub"), "activate subscribes")
+        tex = MovingTexture(160, 120, velocity=(1, 0), num_frames=3, seed=29)
+        assert cli.wait_for_subscriber(timeout_s=MATCH_TIMEOUT_S)
+        assert cli.send_and_wait(cli.image_msg(tex.frame(0), rig.stamp()), timeout_s=MATCH_TIMEOUT_S) is not None
+
+        transition(Transition.TRANSITION_DEACTIVATE)
+        assert state() == "inactive"
+        eventually(lambda: f"{ns}/image" not in graph("sub") and f"{ns}/tracks" not in graph("pub"),
+                   "deactivate unsubscribes")
+        assert f"{fq}/add_queries" in graph("srv")  # still configured
+
+        transition(Transition.TRANSITION_CLEANUP)
+        assert state() == "unconfigured"
+        eventually(lambda: f"{fq}/add_queries" not in graph("srv"), "cleanup releases the services")
+
+        transition(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
+        assert state() == "finalized"
+        assert node.alive()
+    finally:
+        cli.close()
+        rc = node.stop()
+    assert rc == 0, node.log_text()[-3000:]
+    log = node.log_text()
+    assert "Traceback" not in log
+    for needle in ("configured: method 'probfuse'", "tracking with method", "deactivated: not subscribed",
+                   "cleaned up: tracker and services released"):
+        assert needle in log, log[-3000:]
+
+
 # ------------------------------------------------------------------------------------------ bursts
 def test_burst_is_dropped_counted_and_memory_stays_bounded(rig):
     """640x480 rgb8 (0.9 MB) images: a second node with image_qos=reliable (Fast DDS loses
@@ -231,6 +344,70 @@ def test_burst_is_dropped_counted_and_memory_stays_bounded(rig):
             time.sleep(0.1)
         assert "incompatible QoS" in node.log_text()
     finally:
+        cli.close()
+        rc = node.stop()
+    assert rc == 0, node.log_text()[-3000:]
+
+
+# ------------------------------------------------------------------------------------------ compressed
+def test_compressed_images_are_tracked_and_corrupt_ones_rejected(rig):
+    """image_transport:=compressed: sensor_msgs/CompressedImage on <image>/compressed (jpeg, png)."""
+    from sensor_msgs.msg import CompressedImage
+
+    from gs_tracker_ros.ros.image_conversion import rgb_to_compressed
+
+    ns = f"/comp_{RUN_ID}"
+    node, cli = _start(ns, ["-p", "image_transport:=compressed"], rig.env, rig.context, rig.tmp / "compressed.log")
+    pub = cli.node.create_publisher(CompressedImage, f"{ns}/image/compressed", 10)
+    try:
+        deadline = time.monotonic() + MATCH_TIMEOUT_S
+        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pub.get_subscription_count() > 0, node.log_text()
+        line = f"on '{ns}/image/compressed' (camera_info '{ns}/camera_info')"
+        deadline = time.monotonic() + MATCH_TIMEOUT_S  # the log line may come after the DDS match
+        while line not in node.log_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert line in node.log_text(), node.log_text()
+        tex = MovingTexture(160, 120, velocity=(1, 1), num_frames=6, seed=19)
+
+        def send(t: int, fmt: str):
+            msg = rgb_to_compressed(tex.frame(t), fmt, quality=98)
+            stamp = rig.stamp()
+            msg.header.stamp.sec, msg.header.stamp.nanosec = stamp
+            deadline = time.monotonic() + MATCH_TIMEOUT_S
+            while time.monotonic() < deadline:
+                pub.publish(msg)
+                got = cli.wait_for(lambda: cli.tracks.get(stamp), 1.0)
+                if got is not None:
+                    return got
+            return None
+
+        assert cli.reset().success
+        assert send(0, "png") is not None, node.log_text()[-3000:]
+        q = np.array([[40.0, 40.0], [100.0, 70.0]])
+        r = cli.add_queries(q[:, 0], q[:, 1])
+        assert r.success, r.message
+        for t, fmt in ((1, "jpeg"), (2, "png"), (3, "jpeg")):
+            m = send(t, fmt)
+            assert m is not None, node.log_text()[-3000:]
+            err = np.linalg.norm(tracks_arrays(m)[1] - tex.truth(q, 0, t), axis=1)
+            assert err.max() < 1.5, (fmt, err)  # jpeg at quality 98 barely moves the texture
+        sub = Rig(node, cli, rig.stamps, rig.env, rig.context, rig.tmp)
+        d0 = sub.settle()
+        bad = rgb_to_compressed(tex.frame(4), "jpeg")
+        bad.data = bad.data[: len(bad.data) // 3]  # truncated JPEG
+        bad.header.stamp.sec, bad.header.stamp.nanosec = rig.stamp()
+        pub.publish(bad)
+        deadline = time.monotonic() + 10
+        d1 = d0
+        while int(d1["frames_rejected"]) == int(d0["frames_rejected"]) and time.monotonic() < deadline:
+            d1 = sub.diag()
+        assert int(d1["frames_rejected"]) == int(d0["frames_rejected"]) + 1, d1
+        assert "cannot decode the compressed jpeg image" in node.log_text()
+        assert send(5, "jpeg") is not None and node.alive()  # and it goes on
+    finally:
+        cli.node.destroy_publisher(pub)
         cli.close()
         rc = node.stop()
     assert rc == 0, node.log_text()[-3000:]
@@ -366,6 +543,47 @@ def test_diagnostics_report_rates_latency_and_counts(rig):
     p50, p95 = float(d["latency_p50_ms"]), float(d["latency_p95_ms"])
     assert 0 < p50 <= p95 < 5000
     assert d["live_tracks"] == "3" and d["image_size"] == "160x120" and d["method"] == "probfuse"
+
+
+def test_a_camera_stall_turns_diagnostics_warn_then_error(rig):
+    """Defaults: WARN after stale_after_s = 1 s without an image, ERROR after 5 s."""
+    tex = MovingTexture(160, 120, velocity=(1, 0), num_frames=2, seed=15)
+    rig.start_sequence(tex)
+    t_last = time.monotonic()
+    seen = {}
+    while time.monotonic() - t_last < 15.0 and 2 not in seen:
+        d = rig.diag()
+        seen.setdefault(int(d["_level"]), (time.monotonic() - t_last, d["_message"], d["seconds_since_last_image"]))
+    assert 1 in seen and 2 in seen, seen
+    (t_warn, warn_text, _), (t_error, error_text, since) = seen[1], seen[2]
+    assert warn_text.startswith("no image for ") and "stalled" in warn_text, seen
+    assert 1.0 <= t_warn + 0.5 and t_warn < t_error, seen  # WARN first (>= 1 s), then ERROR
+    assert error_text.startswith("no image for ") and float(since) >= 5.0, seen
+    # the next image clears it
+    assert rig.cli.send_and_wait(rig.cli.image_msg(tex.frame(1), rig.stamp())) is not None
+    deadline = time.monotonic() + 10
+    while int(rig.diag()["_level"]) != 0 and time.monotonic() < deadline:
+        pass
+    assert int(rig.diag()["_level"]) in (0, 1)
+
+
+def test_repeated_and_backward_stamps_warn_and_are_tracked(rig):
+    tex = MovingTexture(160, 120, velocity=(1, 0), num_frames=4, seed=17)
+    s0, _ = rig.start_sequence(tex)
+    s1 = rig.stamp()
+    assert rig.cli.send_and_wait(rig.cli.image_msg(tex.frame(1), s1)) is not None
+    d0 = rig.settle()
+    rig.cli.publish(rig.cli.image_msg(tex.frame(2), s1))  # the same stamp again
+    assert rig.cli.wait_for(lambda: rig.cli.tracks_order.count(s1) >= 2), "no tracks for the repeated stamp"
+    rig.cli.publish(rig.cli.image_msg(tex.frame(3), s0))  # older than the previous image
+    assert rig.cli.wait_for(lambda: rig.cli.tracks_order.count(s0) >= 2), "no tracks for the older stamp"
+    d1 = rig.settle()
+    assert int(d1["stamps_out_of_order"]) - int(d0["stamps_out_of_order"]) == 2
+    assert int(d1["frames_processed"]) - int(d0["frames_processed"]) == 2
+    log = rig.node.log_text()
+    for needle in (f"image stamped {s1[0]}.{s1[1]:09d} has the same stamp as the previous image",
+                   f"image stamped {s0[0]}.{s0[1]:09d} is 1.000 s older than the previous image"):
+        assert needle in log, log[-3000:]
 
 
 def test_node_shuts_down_cleanly_on_sigint(rig):

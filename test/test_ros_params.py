@@ -216,10 +216,10 @@ def test_invalid_and_structural_changes_are_rejected_with_a_reason(make_node):
     assert not res.successful and "tracker.integration.rho" in res.reason
     res = _set(node, "tracker.lk.sigma0", 0.0)  # in the range, rejected by TrackerConfig validation
     assert not res.successful and "tracker.lk.sigma0" in res.reason and "(0, 50]" in res.reason
-    res = _set(node, "method", "klt")
-    assert not res.successful and "structural" in res.reason and "restart" in res.reason
+    res = _set(node, "method", "klt")  # start-up only: a read-only descriptor, refused by rclpy
+    assert not res.successful and res.reason == "Trying to set a read-only parameter: method."
     res = _set(node, "image_qos", "reliable")
-    assert not res.successful and "structural" in res.reason
+    assert not res.successful and "read-only" in res.reason
     res = _set(node, "tracker.integration.outlier_px", 8)  # int for a double
     assert not res.successful and "type" in res.reason.lower()
     assert node._config.integration.rho == before
@@ -235,6 +235,14 @@ def test_descriptors_carry_descriptions_and_ranges(make_node):
     assert (d.integer_range[0].from_value, d.integer_range[0].to_value) == (1, 100_000)
     d = node.describe_parameter("method")
     assert "structural" in d.description and "probfuse" in d.additional_constraints
+    assert d.read_only and "restart the node with -p method:=VALUE" in d.additional_constraints
+    assert not node.describe_parameter("max_tracks").read_only
+    d = node.describe_parameter("tracker.engine.backend")
+    assert d.read_only and d.additional_constraints.startswith("one of: torch, onnxruntime, tensorrt")
+    # every start-up-only parameter is read-only, every run-time one is not
+    from gs_tracker_ros.ros.parameters import SPECS
+
+    assert all(node.describe_parameter(n).read_only == (not spec.runtime) for n, spec in SPECS.items())
 
 
 def test_startup_overrides_apply_and_bad_ones_fail_clearly(make_node):
@@ -245,6 +253,8 @@ def test_startup_overrides_apply_and_bad_ones_fail_clearly(make_node):
         make_node(**{"tracker.lk.window": 22})
     with pytest.raises(ConfigError, match="image_qos"):
         make_node(image_qos="fast")
+    with pytest.raises(ConfigError, match=r"'tracker.engine.backend' = 'cuda' is not one of: torch, onnxruntime"):
+        make_node(**{"tracker.engine.backend": "cuda"})
     with pytest.raises(ConfigError, match=r"tracker\.integration\.rho"):
         make_node(**{"tracker.integration.rho": 2.0})
 
@@ -259,8 +269,121 @@ def test_invalid_startup_parameter_exits_with_a_clear_message(ros_env, tmp_path)
         (["-p", "tracker.lk.window:=22"], "tracker.lk.window"),
         (["-p", "method:=nope"], "method"),
     ]:
-        out = subprocess.run([sys.executable, "-m", "gs_tracker_ros.ros.node", "--ros-args", *args],
+        out = subprocess.run([sys.executable, "-m", "gs_tracker_ros.ros.run_node", "--ros-args", *args],
                              env=ros_env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
         text = out.stdout + out.stderr
         assert out.returncode == 2, text
         assert "cannot start" in text and needle in text and "Traceback" not in text, text
+
+
+def test_typos_in_startup_parameters_are_reported_with_the_closest_name(make_node):
+    node = make_node(**{"no_such": 1, "tracker.outler_px": 3.0, "tracker.integration.outlier_px": 7.0})
+    assert node.unknown_parameters == [
+        "ignoring unknown parameter 'no_such'; `ros2 param list` shows the node's parameters",
+        "ignoring unknown parameter 'tracker.outler_px' (did you mean 'tracker.integration.outlier_px'?); "
+        "`ros2 param list` shows the node's parameters",
+    ]
+    assert node._config.integration.outlier_px == 7.0  # the known one applied
+
+
+def test_max_tracks_below_the_live_count_is_refused_with_the_reason(make_node):
+    import time
+
+    from gs_tracker_ros.ros.image_conversion import numpy_to_image
+    from gs_tracker_ros.ros.testing import MovingTexture
+    from gs_tracker_ros.srv import AddQueries
+
+    node = make_node()
+    node._on_image(numpy_to_image(MovingTexture(64, 48, num_frames=2).frame(0), "rgb8"))
+    deadline = time.monotonic() + 20
+    while node.stats.frames_processed == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    req = AddQueries.Request()
+    req.x, req.y = [10.0, 20.0, 30.0, 40.0, 50.0], [10.0, 20.0, 30.0, 30.0, 20.0]
+    resp = node._on_add_queries(req, AddQueries.Response())
+    assert resp.success, resp.message
+    res = _set(node, "max_tracks", 3)
+    assert not res.successful
+    assert res.reason.startswith("max_tracks=3 is below the 5 live track(s): remove tracks first"), res.reason
+    assert node.get_parameter("max_tracks").value == 1024 and len(node._live_ids) == 5
+    assert _set(node, "max_tracks", 5).successful and node._config.max_tracks == 5
+
+
+def test_stale_thresholds_are_checked_together(make_node):
+    node = make_node()
+    res = _set(node, "stale_error_after_s", 0.5)
+    assert not res.successful and "'stale_error_after_s' = 0.5 must be >= 'stale_after_s' = 1.0" in res.reason
+    assert _set(node, "stale_after_s", 0.2).successful and _set(node, "stale_error_after_s", 0.5).successful
+
+
+def test_stale_input_turns_the_status_warn_then_error():
+    import re
+
+    from gs_tracker_ros.ros.diagnostics import ERROR, OK, WARN, NodeStats, status_level
+
+    stats = NodeStats()
+    assert status_level(stats.snapshot(), 1.0, 5.0) == (WARN, "no image received yet")
+    stats.received()
+    stats.processed(0.01, 3, 3)
+    stats._last_receipt -= 0.5
+    assert status_level(stats.snapshot(), 1.0, 5.0)[0] == OK
+    stats._last_receipt -= 1.0
+    level, text = status_level(stats.snapshot(), 1.0, 5.0)
+    assert level == WARN and re.match(r"no image for (1\.[5-9]|2\.\d) s: the camera", text), text
+    stats._last_receipt -= 4.0
+    level, text = status_level(stats.snapshot(), 1.0, 5.0)
+    assert level == ERROR and re.match(r"no image for (5\.[5-9]|6\.\d) s: the camera", text), text
+
+
+@pytest.mark.parametrize("cli_args, expected", [
+    ([], "/camera_info"),
+    (["-r", "image:=/camera/image_raw"], "/camera/camera_info"),  # image_transport's pairing
+    (["-r", "__ns:=/robot1", "-r", "image:=/robot1/front/image_rect"], "/robot1/front/camera_info"),
+    (["-r", "__ns:=/robot1", "-r", "image:=cam/image_raw"], "/robot1/cam/camera_info"),
+    (["-r", "image:=/camera/image_raw", "-r", "camera_info:=/calib/info"], "/calib/info"),  # explicit wins
+    (["-r", "image:=/camera/image_raw", "-r", "camera_info:=camera_info"], "/camera/camera_info"),  # launch default
+])
+def test_camera_info_is_the_sibling_of_the_image_topic(ros_context, cli_args, expected):
+    from gs_tracker_ros.ros.node import TrackerNode
+
+    node = TrackerNode(context=ros_context, cli_args=["--ros-args", *cli_args], use_global_arguments=False)
+    try:
+        assert node.info_sub.topic_name == expected, (node.image_sub.topic_name, node.info_sub.topic_name)
+    finally:
+        node.destroy_node()
+
+
+def test_qos_overrides_are_ros_parameters_on_top_of_image_qos(make_node):
+    """ROS's own QoS overrides (QoSOverridingOptions) refine the image_qos profile per topic."""
+    from rclpy.qos import HistoryPolicy, ReliabilityPolicy, qos_profile_sensor_data
+
+    node = make_node(**{"qos_overrides./image.subscription.reliability": "reliable",
+                        "qos_overrides./image.subscription.depth": 2,
+                        "qos_overrides./tracks.publisher.depth": 50})
+    assert node.unknown_parameters == []  # declared by rclpy: not typos
+    qos = node.image_sub.qos_profile
+    assert (qos.reliability, qos.depth, qos.history) == (ReliabilityPolicy.RELIABLE, 2, HistoryPolicy.KEEP_LAST)
+    assert node.tracks_pub.qos_profile.depth == 50
+    assert node.info_sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT  # its own topic, not overridden
+    assert qos_profile_sensor_data.depth == 5  # the shared rclpy profile was not edited in place
+    d = node.describe_parameter("qos_overrides./image.subscription.reliability")
+    assert d.read_only
+    plain = make_node()
+    assert plain.image_sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT  # image_qos: sensor_data
+
+
+def test_one_qos_vocabulary_for_node_player_and_replay(capsys):
+    from gs_tracker_ros.cli.main import build_parser
+    from gs_tracker_ros.ros.parameters import SPECS
+    from gs_tracker_ros.ros.qos import QOS_PROFILES, qos_profile
+
+    assert SPECS["image_qos"].choices == QOS_PROFILES
+    parser = build_parser()
+    for name in QOS_PROFILES:  # the node's image_qos names, accepted by the bag tools
+        assert parser.parse_args(["bag", "play", "b", "--qos", name]).qos == name
+        assert parser.parse_args(["bag", "replay-eval", "b", "--image-qos", name]).image_qos == name
+        assert qos_profile(name) is not qos_profile(name)  # fresh copies (overrides edit them)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["bag", "play", "b", "--qos", "sensor-data"])  # the old second spelling
+    with pytest.raises(Exception, match="choose sensor_data, reliable, system_default"):
+        qos_profile("sensor-data")

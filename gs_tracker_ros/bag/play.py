@@ -44,7 +44,8 @@ def play_bag(path: str | Path, rate: float = 1.0, loop: bool = False, remap: lis
              wait_all: bool = False, domain_id: int | None = None, quiet: bool = False,
              stop: threading.Event | None = None, large_data_shm: bool = True) -> dict:
     """Publish the bag; return ``{"published", "loops", "wall_s", "per_topic"}``."""
-    from ..ros.bag_player import BagPublishers, create_node, init_context, parse_remaps, play, qos_profile
+    from ..ros.bag_player import BagPublishers, create_node, init_context, parse_remaps, play
+    from ..ros.qos import qos_profile
 
     path = Path(path).expanduser()
     if not rate > 0:
@@ -65,7 +66,7 @@ def play_bag(path: str | Path, rate: float = 1.0, loop: bool = False, remap: lis
     node = None
     try:
         node = create_node("gs_tracker_bag_player", context)
-        pubs = BagPublishers(node, selected, qos_profile(qos), remaps)
+        pubs = BagPublishers(node, selected, qos_profile(qos, depth=10), remaps)
         names = ", ".join(pubs.out_topic(t) for t in selected)
         if wait_subscribers_s > 0:
             log(f"waiting up to {wait_subscribers_s:.0f} s for subscribers on {names}")

@@ -1,6 +1,6 @@
 """``gs-tracker bag replay-eval``: bag -> live tracker node over DDS -> recorded tracks -> metrics.
 
-The tracker node runs as a separate process (``python -m gs_tracker_ros.ros.node --ros-args ...``,
+The tracker node runs as a separate process (``python -m gs_tracker_ros.ros.run_node --ros-args ...``,
 or ``--node-cmd``), on the ROS_DOMAIN_ID of the environment unless ``domain_id`` is given. This
 process publishes the bag's images to it, places the ground-truth queries through the node's
 ``~/add_queries`` service, receives the node's ``tracks`` and scores them with the functions of
@@ -33,7 +33,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -83,8 +85,10 @@ class ReplayOptions:
             raise InputError(f"unknown --mode '{self.mode}' (choose {' or '.join(MODES)})")
         if not self.rate > 0:
             raise InputError(f"--rate must be > 0, got {self.rate}")
-        if self.image_qos not in ("reliable", "sensor_data"):
-            raise InputError(f"--image-qos must be reliable or sensor_data, got '{self.image_qos}'")
+        from ..ros.qos import QOS_PROFILES
+
+        if self.image_qos not in QOS_PROFILES:
+            raise InputError(f"--image-qos must be one of {', '.join(QOS_PROFILES)}, got '{self.image_qos}'")
         if self.params_file is not None and not Path(self.params_file).is_file():
             raise InputError(f"--params-file not found: {self.params_file}")
         if self.domain_id is not None and not 0 <= self.domain_id <= 232:
@@ -108,7 +112,7 @@ class NodeProcess:
     """The tracker node as a child process; its output goes to a log file."""
 
     def __init__(self, opts: ReplayOptions, image_topic: str, log_path: Path) -> None:
-        cmd = list(opts.node_cmd) if opts.node_cmd else [sys.executable, "-m", "gs_tracker_ros.ros.node"]
+        cmd = list(opts.node_cmd) if opts.node_cmd else [sys.executable, "-m", "gs_tracker_ros.ros.run_node"]
         ros_args = ["--ros-args", "-r", f"__node:={opts.node_name}", "-r", f"image:={image_topic}",
                     "-r", f"tracks:={opts.tracks_topic}"]
         if opts.params_file is not None:
@@ -165,12 +169,13 @@ class _Session:
     """rclpy objects of one replay: publisher of images, tracks listener, service client."""
 
     def __init__(self, opts: ReplayOptions, image_topic: str, image_type: str) -> None:
-        from ..ros.bag_player import BagPublishers, Spinner, create_node, init_context, qos_profile
+        from ..ros.bag_player import BagPublishers, Spinner, create_node, init_context
+        from ..ros.qos import qos_profile
         from ..ros.recorder import TrackerNodeClient, TracksListener
 
         self.context = init_context(opts.domain_id)
         self.node = create_node("gs_tracker_replay_driver", self.context)
-        qos = qos_profile("sensor-data" if opts.image_qos == "sensor_data" else "reliable", depth=5)
+        qos = qos_profile(opts.image_qos, depth=5)  # the same profile name as the node's image_qos
         self.pubs = BagPublishers(self.node, {image_topic: image_type}, qos)
         self.image_topic = image_topic
         self.listener = TracksListener(self.node, opts.tracks_topic, qos_profile("reliable", depth=100))
@@ -208,24 +213,47 @@ def _wait_ready(session: _Session, node: NodeProcess, opts: ReplayOptions, log: 
     log(f"node ready after {time.monotonic() - t0:.1f} s")
 
 
-def _replay_sequence(session: _Session, gt: BagSequence, node: NodeProcess, opts: ReplayOptions,
-                     log: Callable[[str], None]) -> SequenceReplay:
+@dataclass
+class _Progress:
+    """What the replay of one sequence has produced so far; kept when the run is interrupted.
+
+    Attributes:
+        gt: the sequence.
+        start: ``time.monotonic()`` when its replay began.
+        pub_time: ``(T,)`` monotonic publish time of each frame (NaN: not published yet).
+        image_log_ns: frame -> the image's log time in the source bag (ns).
+        id_to_row: tracker id -> point row of ``gt.seq``.
+        published: images published so far.
+    """
+
+    gt: BagSequence
+    start: float
+    pub_time: np.ndarray
+    image_log_ns: dict[int, int] = field(default_factory=dict)
+    id_to_row: dict[int, int] = field(default_factory=dict)
+    published: int = 0
+
+    @classmethod
+    def begin(cls, gt: BagSequence) -> "_Progress":
+        return cls(gt, time.monotonic(), np.full(len(gt.stamps_ns), np.nan))
+
+
+def _replay_sequence(session: _Session, progress: _Progress, node: NodeProcess, opts: ReplayOptions,
+                     log: Callable[[str], None]) -> None:
+    """Publish ``progress.gt``'s images (and place its queries), recording into ``progress``."""
     from ..ros.bag_player import sleep_until
     from ..ros.recorder import cdr_header_stamp_ns
 
+    gt = progress.gt
     queries = gt.queries_by_frame()
     stamps = gt.stamps_ns
     t_all = len(stamps)
-    pub_time = np.full(t_all, np.nan)
-    id_to_row: dict[int, int] = {}
     session.listener.clear()
     images = iter_messages(gt.bag, [gt.image_topic])
-    image_log_ns: dict[int, int] = {}
     frame_of = gt.frame_of_stamp()
-    start = time.monotonic()
+    start = progress.start
     shift = 0.0
     first_log = None
-    t_published = 0
     for _, _, log_ns, raw in images:
         stamp = cdr_header_stamp_ns(raw)
         t = frame_of.get(stamp)
@@ -235,17 +263,17 @@ def _replay_sequence(session: _Session, gt: BagSequence, node: NodeProcess, opts
             first_log = log_ns
         if opts.mode == "timed":
             sleep_until(start + shift + (log_ns - first_log) / 1e9 / opts.rate)
-        elif t_published:
+        elif progress.published:
             prev = stamps[t - 1] if t > 0 else None
             if prev is not None and session.listener.wait_for(int(prev), opts.frame_timeout_s) is None:
                 log(f"warning: no tracks for frame {t - 1} within {opts.frame_timeout_s:.0f} s")
         if not node.alive():
             raise ReplayError(f"the tracker node died during the replay (status {node.proc.returncode}); "
                               f"log {node.log_path}:\n{node.tail()}")
-        pub_time[t] = time.monotonic()
+        progress.pub_time[t] = time.monotonic()
         session.pubs.publish(gt.image_topic, raw)
-        t_published += 1
-        image_log_ns[t] = log_ns
+        progress.published += 1
+        progress.image_log_ns[t] = log_ns
         if t in queries:
             rows, xy = queries[t]
             t0 = time.monotonic()
@@ -253,27 +281,37 @@ def _replay_sequence(session: _Session, gt: BagSequence, node: NodeProcess, opts
                 raise ReplayError(f"no tracks from the node for query frame {t} (stamp {stamp} ns) within "
                                   f"{opts.frame_timeout_s:.0f} s; log {node.log_path}:\n{node.tail()}")
             ids = session.client.add_queries(xy, timeout_s=opts.frame_timeout_s)
-            id_to_row.update({int(i): int(r) for i, r in zip(ids, rows)})
+            progress.id_to_row.update({int(i): int(r) for i, r in zip(ids, rows)})
             shift += time.monotonic() - t0
-    if t_published != t_all:
-        raise ReplayError(f"bag {gt.bag}: published {t_published} images, expected {t_all}")
+    if progress.published != t_all:
+        raise ReplayError(f"bag {gt.bag}: published {progress.published} images, expected {t_all}")
     # Wait for the last frame's tracks (or give up after the timeout: then it was dropped).
     session.listener.wait_for(int(stamps[-1]), opts.frame_timeout_s)
     time.sleep(0.05)
+
+
+def _collect(session: _Session, progress: _Progress) -> SequenceReplay:
+    """The :class:`SequenceReplay` of what came back for ``progress`` (all of it, or as far as an
+    interrupted run got: frames never published count as missing)."""
+    gt = progress.gt
+    frame_of = gt.frame_of_stamp()
+    t_all = len(gt.stamps_ns)
     tracks: dict[int, bytes] = {}
     latency = np.full(t_all, np.nan)
-    for item in list(session.listener.messages):
+    received = list(session.listener.messages)
+    for item in received:
         t = frame_of.get(item.stamp_ns)
         if t is None or int(item.stamp_ns) in tracks:
             continue
         tracks[int(item.stamp_ns)] = item.raw
-        latency[t] = (item.mono_s - pub_time[t]) * 1e3
-    rep = SequenceReplay(gt, id_to_row, tracks, latency)
-    rep.extra["received"] = list(session.listener.messages)
-    rep.extra["image_log_ns"] = image_log_ns
-    rep.extra["pub_time"] = pub_time
-    receipts = sorted(item.mono_s for item in rep.extra["received"])
-    rep.extra["wall_s"] = time.monotonic() - start
+        latency[t] = (item.mono_s - progress.pub_time[t]) * 1e3
+    rep = SequenceReplay(gt, dict(progress.id_to_row), tracks, latency)
+    rep.extra["received"] = received
+    rep.extra["image_log_ns"] = dict(progress.image_log_ns)
+    rep.extra["pub_time"] = progress.pub_time
+    rep.extra["frames_published"] = progress.published
+    receipts = sorted(item.mono_s for item in received)
+    rep.extra["wall_s"] = time.monotonic() - progress.start
     rep.extra["tracks_fps"] = ((len(receipts) - 1) / (receipts[-1] - receipts[0])
                                if len(receipts) > 1 and receipts[-1] > receipts[0] else float("nan"))
     return rep
@@ -284,7 +322,9 @@ def _record(path: Path, rep: SequenceReplay, opts: ReplayOptions) -> Path:
     message = its image's log time in the source bag + the measured latency."""
     gt_meta = read_custom_data(rep.gt.bag).get(GT_METADATA_KEY) if rep.gt.bag.is_dir() else None
     extra = {"tracks_topic": opts.tracks_topic, "mode": opts.mode, "rate": opts.rate,
-             "image_topic": rep.gt.image_topic}
+             "image_topic": rep.gt.image_topic,
+             "frames_published": int(rep.extra.get("frames_published", len(rep.gt.stamps_ns))),
+             "interrupted": bool(rep.extra.get("interrupted", False))}
     custom = {REPLAY_METADATA_KEY: replay_metadata(rep, extra)}
     if gt_meta:
         custom[GT_METADATA_KEY] = gt_meta
@@ -348,42 +388,60 @@ def run_replay(bags: Sequence[str | Path], opts: ReplayOptions | None = None,
         profile = configure_large_messages(biggest)
         if profile:
             log(f"Fast DDS profile with a large shared-memory segment: {profile}")
-    node = NodeProcess(opts, image_topic, log_dir / "node.log")
+    node = None
     session = None
     replays: list[SequenceReplay] = []
-    try:
-        log(f"started the tracker node: {shlex.join(node.cmd)}")
-        session = _Session(opts, image_topic, "sensor_msgs/msg/Image")
-        _wait_ready(session, node, opts, log)
-        method = opts.method or session.client.get_parameter("method") or "?"
-        for i, gt in enumerate(gts):
-            if i:
-                session.client.reset(timeout_s=opts.frame_timeout_s)
-            rep = _replay_sequence(session, gt, node, opts, log)
-            rep.method = str(method)
-            replays.append(rep)
-            one = score_replays([rep], str(method))["sequences"][gt.seq.name]
-            log(f"[{method} via ROS, {opts.mode}] " + format_line(gt.seq.name, one))
-    except TrackerError:
-        raise
-    except Exception as err:  # rclpy / service failures: one clear line plus the node's log
-        from ..ros.recorder import ServiceError
+    current: _Progress | None = None
+    interrupted: KeyboardInterrupt | None = None
+    method = opts.method or "?"
+    with signals_as_keyboard_interrupt():  # SIGTERM too: the node child is always stopped
+        try:
+            node = NodeProcess(opts, image_topic, log_dir / "node.log")
+            log(f"started the tracker node: {shlex.join(node.cmd)}")
+            session = _Session(opts, image_topic, "sensor_msgs/msg/Image")
+            _wait_ready(session, node, opts, log)
+            method = opts.method or session.client.get_parameter("method") or "?"
+            for i, gt in enumerate(gts):
+                if i:
+                    session.client.reset(timeout_s=opts.frame_timeout_s)
+                current = _Progress.begin(gt)
+                _replay_sequence(session, current, node, opts, log)
+                rep = _collect(session, current)
+                current = None
+                rep.method = str(method)
+                replays.append(rep)
+                one = score_replays([rep], str(method))["sequences"][gt.seq.name]
+                log(f"[{method} via ROS, {opts.mode}] " + format_line(gt.seq.name, one))
+        except KeyboardInterrupt as err:
+            interrupted = err
+            if current is not None and current.published and session is not None:
+                rep = _collect(session, current)  # what came back before the interrupt
+                rep.method = str(method)
+                rep.extra["interrupted"] = True
+                replays.append(rep)
+        except TrackerError:
+            raise
+        except Exception as err:  # rclpy / service failures: one clear line plus the node's log
+            from ..ros.recorder import ServiceError
 
-        if isinstance(err, ServiceError):
-            raise ReplayError(f"{err}; node log {node.log_path}:\n{node.tail()}") from None
-        raise
-    finally:
-        if session is not None:
-            session.close()
-        node.stop()
+            if isinstance(err, ServiceError) and node is not None:
+                raise ReplayError(f"{err}; node log {node.log_path}:\n{node.tail()}") from None
+            raise
+        finally:
+            with signals_held():  # a second Ctrl-C must not leave the node running
+                if session is not None:
+                    session.close()
+                if node is not None:
+                    node.stop()
+    if interrupted is not None:
+        raise _interrupted(replays, len(gts), targets if opts.record is not None else None, opts) from None
     result = score_replays(replays, str(method))
     log(f"[{method} via ROS, {opts.mode}] " + format_line("overall", result["overall"]))
     result["replay"] = {"mode": opts.mode, "rate": opts.rate, "image_qos": opts.image_qos,
                         "node_cmd": node.cmd, "domain_id": _domain_id(opts), "bags": [str(p) for p in paths]}
     if opts.record is not None:
-        recorded = []
-        for rep, tgt in zip(replays, targets):
-            recorded.append(str(_record(tgt, rep, opts)))
+        with signals_held():
+            recorded = [str(_record(tgt, rep, opts)) for rep, tgt in zip(replays, targets)]
         result["replay"]["recorded"] = recorded
         log("recorded tracks -> " + ", ".join(recorded))
     for rep in replays:
@@ -391,3 +449,57 @@ def run_replay(bags: Sequence[str | Path], opts: ReplayOptions | None = None,
     if tmp is not None:
         tmp.cleanup()
     return result, replays
+
+
+class ReplayInterrupted(KeyboardInterrupt):
+    """SIGINT / SIGTERM during a replay; the message says what was recorded (the CLI prints it
+    on one line and exits with 130)."""
+
+
+def _interrupted(replays: list[SequenceReplay], total: int, targets: list[Path] | None,
+                 opts: ReplayOptions) -> ReplayInterrupted:
+    """Write what an interrupted run got (every bag closed, so it is readable) and say so."""
+    done = [r for r in replays if not r.extra.get("interrupted")]
+    text = f"{len(done)} of {total} sequence(s) finished"
+    partial = [r for r in replays if r.extra.get("interrupted")]
+    if partial:
+        r = partial[0]
+        text += f", {r.gt.seq.name} stopped after {r.extra['frames_published']} of {len(r.gt.stamps_ns)} frames"
+    if targets is None:
+        return ReplayInterrupted(text + "; nothing recorded (no --record)")
+    if not replays:
+        return ReplayInterrupted(text + "; nothing to record yet")
+    with signals_held():
+        recorded = [str(_record(tgt, rep, opts)) for rep, tgt in zip(replays, targets)]
+    return ReplayInterrupted(text + "; recorded what came back -> " + ", ".join(recorded))
+
+
+@contextmanager
+def signals_as_keyboard_interrupt():
+    """SIGTERM raises KeyboardInterrupt like SIGINT (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def signals_held():
+    """Ignore SIGINT / SIGTERM while a bag is closed or a child is stopped (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import InputError
+from ..ros.qos import QOS_PROFILES
 
 IMAGE_TOPIC = "/camera/image_raw"
 
@@ -113,8 +114,8 @@ def _register_play(bag_sub) -> None:
     pl.add_argument("--remap", nargs="+", action="extend", default=[], metavar="FROM:=TO",
                     help="publish topic FROM on TO (repeatable)")
     pl.add_argument("--topics", nargs="+", default=None, metavar="TOPIC", help="play only these topics")
-    pl.add_argument("--qos", choices=("reliable", "sensor-data"), default="reliable",
-                    help="publisher QoS: reliable (default, depth 10) or sensor-data (best effort)")
+    pl.add_argument("--qos", choices=QOS_PROFILES, default="reliable",
+                    help="publisher QoS profile: reliable (default, depth 10), sensor_data (best effort) or system_default")
     pl.add_argument("--wait-for-subscribers", type=float, default=10.0, metavar="SEC",
                     help="wait up to SEC seconds for a subscriber before playing (0: don't wait; default 10)")
     pl.add_argument("--wait-all", action="store_true", help="wait until every played topic has a subscriber")
@@ -148,11 +149,11 @@ def _add_replay_options(r: argparse.ArgumentParser, default_mode: str = "timed")
     r.add_argument("--params-file", type=Path, default=None, metavar="YAML", help="ROS parameters file for the node")
     r.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE", dest="node_params",
                    help="extra node parameter (repeatable), e.g. -p tracker.integration.outlier_px:=8")
-    r.add_argument("--image-qos", choices=("reliable", "sensor_data"), default="reliable",
+    r.add_argument("--image-qos", choices=QOS_PROFILES, default="reliable",
                    help="QoS of the image stream, both ends (default reliable: nothing lost in transport)")
     r.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: the environment's, else 0)")
     r.add_argument("--node-cmd", default=None, metavar="CMD",
-                   help="command that starts the node (default: python -m gs_tracker_ros.ros.node); "
+                   help="command that starts the node (default: python -m gs_tracker_ros.ros.run_node); "
                         "--ros-args ... are appended")
     r.add_argument("--tracks-topic", default="/tracks", help="topic the node's tracks are remapped to (default /tracks)")
     r.add_argument("--startup-timeout", type=float, default=60.0, metavar="SEC",

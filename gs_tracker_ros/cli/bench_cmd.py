@@ -3,7 +3,9 @@
 Latency is the wall-clock time of ``step()`` per frame on 854x480 frames of a generated scene
 with a grid of 256 and of 1024 points; ratios are against ``klt`` measured in the same process.
 Memory is the resident set size of this process at frame 1,000 and 10,000 of a long stream
-(a generated clip played forward and backward, so tracks stay in view).
+(a generated clip played forward and backward, so tracks stay in view). Image decoding: the cost
+of turning one 854x480 incoming image (raw rgb8 / bgr8, compressed jpeg / png) into the tracker's
+frame, what the node pays per image before tracking.
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         for key, r in per.items():
             base = results["methods"]["klt"][key]["latency_ms_p50"]
             r["ratio_vs_klt"] = r["latency_ms_p50"] / base  # > 1: slower than klt
+    results["image_decoding"] = decode_section(frames[0], runs=20 if args.quick else 100)
     encoder_runs = args.encoder_runs if args.encoder_runs is not None else (10 if args.quick else 20)
     if encoder_runs > 0:
         results.update(encoder_section(args, frames, encoder_runs))
@@ -132,6 +135,43 @@ def run(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps(results, indent=2))
         print(f"results -> {args.json}")
     return 0
+
+
+def decode_section(frame: np.ndarray, runs: int) -> dict[str, dict[str, float]]:
+    """ms to turn one incoming image into the tracker's RGB frame, per transport: raw ``rgb8``
+    (a zero-copy view), raw ``bgr8`` (one conversion), and ``compressed`` jpeg (quality 90) / png
+    as image_transport publishes them (:func:`~gs_tracker_ros.ros.image_conversion.compressed_to_rgb`)."""
+    from types import SimpleNamespace
+
+    import cv2
+
+    from ..ros.image_conversion import compressed_to_rgb, image_to_rgb
+
+    h, w = frame.shape[:2]
+    bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+    messages = {
+        "raw rgb8": (image_to_rgb, SimpleNamespace(height=h, width=w, encoding="rgb8", is_bigendian=0,
+                                                   step=w * 3, data=frame.tobytes())),
+        "raw bgr8": (image_to_rgb, SimpleNamespace(height=h, width=w, encoding="bgr8", is_bigendian=0,
+                                                   step=w * 3, data=bgr.tobytes())),
+    }
+    for fmt, ext, params in (("jpeg", ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 90]), ("png", ".png", [])):
+        ok, data = cv2.imencode(ext, bgr, params)
+        messages[f"compressed {fmt}"] = (compressed_to_rgb, SimpleNamespace(
+            format=f"rgb8; {fmt} compressed bgr8", data=data.tobytes()))
+    out = {}
+    for name, (convert, msg) in messages.items():
+        times = []
+        for _ in range(runs + 2):
+            t0 = time.perf_counter()
+            convert(msg)
+            times.append((time.perf_counter() - t0) * 1e3)
+        times = np.asarray(times[2:])
+        out[name] = {"ms_p50": float(np.percentile(times, 50)), "ms_p95": float(np.percentile(times, 95)),
+                     "bytes": len(msg.data)}
+        print(f"  decode {name:>15}: {out[name]['ms_p50']:6.2f} ms p50 ({len(msg.data) / 1024:.0f} KiB)",
+              file=sys.stderr, flush=True)
+    return out
 
 
 def encoder_section(args: argparse.Namespace, frames: list[np.ndarray], runs: int) -> dict[str, Any]:
@@ -169,6 +209,10 @@ def format_bench(results: dict[str, Any]) -> str:
         from ..engines.bench import format_encoder_table
 
         lines += ["", format_encoder_table(results["encoder"], results.get("gaussian_tracking"))]
+    if "image_decoding" in results:
+        lines += ["", "| image in | bytes | to RGB p50 ms | p95 ms |", "|---|---|---|---|"]
+        for name, r in results["image_decoding"].items():
+            lines.append(f"| {name} | {r['bytes']} | {r['ms_p50']:.2f} | {r['ms_p95']:.2f} |")
     mem = results["memory"]
     lines.append("")
     lines.append("memory (MiB): " + ", ".join(f"{k} = {v:.1f}" for k, v in mem.items()))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.config import TrackerConfig
-from ..core.errors import ConfigError, InputError
+from ..core.errors import ConfigError, InputError, yaml_error_text
 from ..methods import DEFAULT_METHOD, method_names
 
 
@@ -36,7 +36,7 @@ def load_config(path: Path | None, overrides: list[str]) -> TrackerConfig:
         try:
             loaded = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+            raise ConfigError("config file " + yaml_error_text(path, err)) from None
         data = loaded.get("tracker", loaded) if isinstance(loaded, dict) else loaded
     config = TrackerConfig.from_dict(data)
     parsed = {}

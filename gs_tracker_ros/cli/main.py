@@ -3,7 +3,8 @@
 Each subcommand module exposes ``register(subparsers)`` which adds its parser and sets
 ``func`` (called with the parsed args, returns an exit code). User errors
 (:class:`~gs_tracker_ros.core.errors.TrackerError`, missing files) print one line to stderr and
-exit with status 2, without a traceback.
+exit with status 2, without a traceback; an :class:`~gs_tracker_ros.core.errors.InputWarning`
+(e.g. a truncated video) prints one ``warning:`` line and the command goes on.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 # Subcommand modules, in the order they appear in ``--help``.
 SUBCOMMANDS = ("demo", "track", "eval", "bench", "train", "export", "bag")
@@ -33,11 +35,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(command: str) -> None:
+    """Show :class:`InputWarning` as ``gs-tracker CMD: warning: ...`` (one line, no source line);
+    other warnings keep Python's format."""
+    from ..core.errors import InputWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, InputWarning):
+            print(f"gs-tracker {command}: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     from ..core.errors import TrackerError
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    _one_line_warnings(args.command)
     try:
         return int(args.func(args) or 0)
     except TrackerError as err:
@@ -46,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, NotADirectoryError, PermissionError) as err:
         print(f"gs-tracker {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"gs-tracker {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:  # SIGINT (and SIGTERM where a command maps it), e.g. bag replay-eval
+        detail = str(err) if str(err) and not str(err).startswith("signal ") else ""
+        print(f"gs-tracker {args.command}: interrupted" + (f": {detail}" if detail else ""), file=sys.stderr)
         return 130
 
 

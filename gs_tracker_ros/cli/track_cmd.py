@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def read_query_file(path: Path) -> dict[int, np.ndarray]:
             text = path.read_text().replace(",", " ")
             rows = [ln.split() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
             arr = np.array(rows, dtype=np.float64)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, EOFError) as err:
         raise InputError(f"cannot read query file {path}: {err}") from None
     arr = np.asarray(arr, np.float64)
     if arr.ndim != 2 or arr.shape[1] not in (2, 3) or arr.shape[0] == 0:
@@ -97,6 +98,32 @@ def check_queries_in_image(queries: dict[int, np.ndarray], width: int, height: i
                              f"image, e.g. ({q[i, 0]:.1f}, {q[i, 1]:.1f})")
 
 
+def check_query_frames(queries: dict[int, np.ndarray], num_frames: int | None, name: str) -> None:
+    """Refuse queries on frames the clip does not have (when its length is known), before tracking."""
+    if num_frames is None:
+        return
+    beyond = sorted(f for f in queries if f >= num_frames)
+    if beyond:
+        raise InputError(f"{sum(len(queries[f]) for f in beyond)} query point(s) on frame {beyond[0]}"
+                         + (f" (and {len(beyond) - 1} later frame(s))" if len(beyond) > 1 else "")
+                         + f", but {name} has {num_frames} frames (0 to {num_frames - 1})")
+
+
+def prepare_output(path: Path, option: str) -> None:
+    """Create ``path``'s folder and check that a file can be written there, before any tracking."""
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InputError(f"{option} {path}: {folder} is not a folder") from None
+    except OSError as err:
+        raise InputError(f"{option} {path}: cannot create the folder {folder}: {err.strerror}") from None
+    if path.is_dir():
+        raise InputError(f"{option} {path} is a folder; give a file name")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{option} {path}: the folder {folder} is not writable")
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     frames = open_frames(args.input, max_frames=args.max_frames)
@@ -105,8 +132,16 @@ def run(args: argparse.Namespace) -> int:
     if seeder is not None:
         queries = {}  # the seeder places the grid on frame 0 and keeps it dense
     else:
-        queries = {0: grid_queries(args.grid, width, height)} if args.grid else read_query_file(args.queries)
+        # --grid 0 is an invalid grid, not "no grid": argparse requires one of --grid / --queries
+        queries = ({0: grid_queries(args.grid, width, height)} if args.grid is not None
+                   else read_query_file(args.queries))
     check_queries_in_image(queries, width, height)
+    check_query_frames(queries, frames.num_frames, frames.name)
+    prepare_output(args.out, "--out")
+    if args.overlay is not None:
+        prepare_output(args.overlay, "--overlay")
+    if args.sheet is not None:
+        prepare_output(args.sheet, "--sheet")
     tracker = make_tracker(args.method, config)
     on_step = None
     if seeder is not None:
@@ -124,7 +159,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"tracking {what} through {frames.name} ({width}x{height}) with {tracker.name}", file=sys.stderr)
     run_ = run_tracker_on_sequence(tracker, frames, queries, progress=progress, on_step=on_step)
     print(file=sys.stderr)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, tracks_xy=run_.xy, visible=run_.visible, status=run_.status,
                         status_names=np.array([s.name.lower() for s in TrackStatus]), variance=run_.variance,
                         ids=run_.ids, query_frame=run_.query_frame, query_xy=run_.query_xy,

@@ -2,20 +2,23 @@
 
 ``open_frames(source)`` checks the source eagerly (it exists, it decodes, its frame size) and
 returns a :class:`FrameSource`; iterating it yields RGB ``uint8 (H, W, 3)`` frames lazily, and can
-be repeated (each iteration starts from the first frame again).
+be repeated (each iteration starts from the first frame again). A video that decodes fewer frames
+than its container announces (a truncated file) yields what decodes and warns with both numbers
+(:class:`~gs_tracker_ros.core.errors.InputWarning`).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Iterator, Sequence, Union
 
 import cv2
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, InputWarning
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -131,16 +134,23 @@ class VideoFrames(FrameSource):
         cap = cv2.VideoCapture(str(self.path))
         if not cap.isOpened():
             raise InputError(f"cannot open video file {self.path}")
+        decoded = 0
         try:
             while True:
                 ok, bgr = cap.read()
                 if not ok or bgr is None:
-                    return
+                    break
                 if bgr.ndim == 2:
                     bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
+                decoded += 1
                 yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         finally:
             cap.release()
+        # Reached only when decoding stopped by itself (not when the caller stopped at max_frames).
+        if self.num_frames is not None and decoded < self.num_frames:
+            warnings.warn(f"video file {self.path}: the container says {self.num_frames} frames but only "
+                          f"{decoded} decode (truncated or damaged file); using those {decoded}",
+                          InputWarning, stacklevel=2)
 
 
 class FolderFrames(FrameSource):

@@ -108,6 +108,12 @@ class Observation:
     valid: np.ndarray  # (N,) bool
 
 
+# Upper bound of an occluded point's variance in px^2 (sigma = 10,000 px: "anywhere in the
+# image" for any camera). Keeps every published variance finite, also with
+# occluded_variance_growth = inf or after a very long occlusion.
+MAX_VARIANCE_PX2 = 1.0e8
+
+
 def integrate(
     mu_k: np.ndarray,
     v_k: np.ndarray,
@@ -136,7 +142,8 @@ def integrate(
         outlier_px: step 3 radius in px (``inf`` disables it).
         outlier_reference: step 3 reference, see :func:`reject_outliers`.
         rho: chain correlation for step 4.
-        occluded_variance_growth: px^2 added to the best-guess variance while occluded.
+        occluded_variance_growth: px^2 added to the best-guess variance while occluded; the
+            result is capped at :data:`MAX_VARIANCE_PX2` (so ``inf`` means "the cap at once").
         probabilistic: False -> lowest-variance chain only (ablation).
         observation: optional extra observation fused in step 5.
         observation_gate_px: an observation farther than this from the fused chains is ignored
@@ -174,5 +181,5 @@ def integrate(
         guess_mu[~has_any] = prev_mu[occluded][~has_any]
         guess_v[~has_any] = prev_v[occluded][~has_any]
         mu[occluded] = guess_mu
-        v[occluded] = guess_v + occluded_variance_growth
+        v[occluded] = np.minimum(guess_v + occluded_variance_growth, MAX_VARIANCE_PX2)
     return mu, v, visible

@@ -14,6 +14,8 @@ are dropped.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,8 +117,8 @@ def load_badja_sequence(seq_dir: str | Path) -> TrackingSequence:
         image_hw = tuple(int(v) for v in gt["image_hw"])
     except KeyError as err:
         raise InputError(f"{gt_path} lacks field {err}") from None
-    except (OSError, ValueError) as err:
-        raise InputError(f"cannot read {gt_path}: {err}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # truncated / corrupt file
+        raise InputError(f"cannot read {gt_path}: {err} (truncated or corrupt .npz)") from None
     n, t = visible.shape if visible.ndim == 2 else (-1, -1)
     if tracks.shape != (n, t, 2) or annotated.shape != (t,) or joint_ids.shape != (n,) or len(image_hw) != 2:
         raise InputError(

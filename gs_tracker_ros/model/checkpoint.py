@@ -31,10 +31,23 @@ def load_checkpoint_blob(path: str | Path, map_location: str | torch.device = "c
     try:
         blob = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - report any unpickling problem as a user error
-        raise InputError(f"cannot read checkpoint {path}: {err}") from err
+        raise InputError(f"cannot read checkpoint {path}: {_load_problem(err)}") from None
     if not isinstance(blob, dict) or "model" not in blob or "model_config" not in blob:
         raise InputError(f"{path} is not a gs_tracker_ros GMAE checkpoint")
     return blob
+
+
+def _load_problem(err: Exception) -> str:
+    """One line saying why ``torch.load`` refused a file. PyTorch's own text spans many lines and,
+    for a file the safe (weights-only) loader rejects, suggests ``weights_only=False``, which
+    would execute whatever the file contains: never pass that advice on."""
+    text = str(err)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text.split(marker, 1)[1]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "weights_only" not in ln]
+    detail = lines[0].split(". ")[0].rstrip(".") if lines else type(err).__name__
+    return f"corrupt, truncated or not a PyTorch checkpoint ({detail[:200]})"
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> GMAE:

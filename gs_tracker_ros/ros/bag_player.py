@@ -1,4 +1,4 @@
-"""rclpy side of bag playback: publishers for recorded CDR bytes, QoS choices, waiting for
+"""rclpy side of bag playback: publishers for recorded CDR bytes (QoS: :mod:`.qos`), waiting for
 subscribers, and a timed publishing loop that behaves like ``ros2 bag play``.
 
 Messages are published as the serialized bytes read from the bag (``Publisher.publish(bytes)``
@@ -16,7 +16,6 @@ from typing import Any, Callable, Iterable, Iterator
 
 from ..core.errors import InputError
 
-QOS_CHOICES = ("reliable", "sensor-data")
 
 # Fast DDS participant profile used by the publishing side of bag playback. Fast DDS's default
 # shared-memory segment (512 KiB) cannot hold a camera image (854x480 rgb8 = 1.2 MB), so such
@@ -95,19 +94,6 @@ def message_class(msgtype: str) -> type:
     except (ImportError, AttributeError) as err:
         raise InputError(f"message type {msgtype} is not available to rclpy here ({err}); "
                          "install its package (or run `make setup` for gs_tracker_ros types)") from None
-
-
-def qos_profile(kind: str = "reliable", depth: int = 10):
-    """``reliable`` (reliable, volatile, keep last ``depth``) or ``sensor-data`` (rclpy's
-    qos_profile_sensor_data: best effort, keep last 5)."""
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-
-    if kind in ("sensor-data", "sensor_data"):
-        return qos_profile_sensor_data
-    if kind != "reliable":
-        raise InputError(f"unknown QoS '{kind}' (choose {' or '.join(QOS_CHOICES)})")
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.VOLATILE)
 
 
 def init_context(domain_id: int | None = None):

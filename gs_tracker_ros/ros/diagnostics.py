@@ -3,12 +3,16 @@ diagnostic_msgs/DiagnosticArray form.
 
 Counters: ``frames_received`` (image callbacks), ``frames_processed`` (tracked and published),
 ``frames_dropped`` (replaced in the one-slot mailbox before the worker took them),
-``frames_rejected`` (bad encoding / size), ``errors`` (exceptions while tracking). Latency is
-image receipt -> tracks published, over the last :data:`LATENCY_WINDOW` frames.
+``frames_rejected`` (bad encoding / size), ``errors`` (exceptions while tracking),
+``stamps_out_of_order`` (an image stamped no later than the previous one). Latency is image
+receipt -> tracks published, over the last :data:`LATENCY_WINDOW` frames. Stale input: the time
+since the last image arrived turns the status WARN / ERROR after the node's ``stale_after_s`` /
+``stale_error_after_s``, like diagnostic_updater's frequency and time-stamp checks.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -34,6 +38,7 @@ class NodeStats:
         self.errors = 0
         self.overlays_published = 0
         self.camera_info_mismatches = 0
+        self.stamps_out_of_order = 0
         self.live_tracks = 0
         self.visible_tracks = 0
         self.last_error = ""
@@ -41,6 +46,7 @@ class NodeStats:
         self._latency_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._done_times: deque[float] = deque(maxlen=4096)  # > FPS_WINDOW_S x any camera rate
         self._start = time.monotonic()
+        self._last_receipt: float | None = None  # monotonic time of the newest image callback
         self._period_start = self._start
         self._period_counts = (0, 0, 0, 0)  # dropped, rejected, errors, mismatches at period start
 
@@ -48,6 +54,11 @@ class NodeStats:
     def received(self) -> None:
         with self._lock:
             self.frames_received += 1
+            self._last_receipt = time.monotonic()
+
+    def stamp_out_of_order(self) -> None:
+        with self._lock:
+            self.stamps_out_of_order += 1
 
     def dropped(self, n: int = 1) -> None:
         with self._lock:
@@ -116,6 +127,9 @@ class NodeStats:
                 "errors": self.errors,
                 "overlays_published": self.overlays_published,
                 "camera_info_mismatches": self.camera_info_mismatches,
+                "stamps_out_of_order": self.stamps_out_of_order,
+                "seconds_since_last_image": (now - self._last_receipt) if self._last_receipt is not None
+                else float("nan"),
                 "live_tracks": self.live_tracks,
                 "visible_tracks": self.visible_tracks,
                 "last_error": self.last_error,
@@ -127,17 +141,25 @@ class NodeStats:
             }
 
 
-def status_level(snap: dict[str, Any]) -> tuple[int, str]:
-    """(level, message) for a snapshot: ERROR if tracking raised in the period, WARN on rejected
-    images, camera_info mismatches or dropped frames in the period or no image yet, else OK."""
+def status_level(snap: dict[str, Any], stale_after_s: float = math.inf,
+                 stale_error_after_s: float = math.inf) -> tuple[int, str]:
+    """(level, message) for a snapshot. ERROR if tracking raised in the period or no image arrived
+    for ``stale_error_after_s``; WARN on rejected images, camera_info mismatches, no image yet, no
+    image for ``stale_after_s``, or dropped frames in the period; else OK."""
+    since = snap["seconds_since_last_image"]
+    stale = f"no image for {since:.1f} s: the camera (or its driver, or the network) has stalled"
     if snap["errors_in_period"]:
         return ERROR, f"{snap['errors_in_period']} tracking error(s): {snap['last_error']}"
+    if since >= stale_error_after_s:  # NaN (no image yet) compares False
+        return ERROR, stale
     if snap["rejected_in_period"]:
         return WARN, f"{snap['rejected_in_period']} image(s) rejected: {snap['last_error']}"
     if snap["mismatches_in_period"]:
         return WARN, f"camera_info does not match the images: {snap['last_error']}"
     if snap["frames_received"] == 0:
         return WARN, "no image received yet"
+    if since >= stale_after_s:
+        return WARN, stale
     if snap["dropped_in_period"]:
         return WARN, f"{snap['dropped_in_period']} frame(s) dropped (processing slower than the camera)"
     return OK, f"tracking {snap['live_tracks']} point(s) at {snap['fps']:.1f} fps"
@@ -150,15 +172,18 @@ def _fmt(v: Any) -> str:
 
 
 def diagnostic_array(snap: dict[str, Any], stamp: Any, name: str, hardware_id: str = "",
-                     extra: dict[str, Any] | None = None):
-    """A diagnostic_msgs/DiagnosticArray with one status ``name`` holding the snapshot."""
+                     extra: dict[str, Any] | None = None, stale_after_s: float = math.inf,
+                     stale_error_after_s: float = math.inf, not_tracking: str | None = None):
+    """A diagnostic_msgs/DiagnosticArray with one status ``name`` holding the snapshot (level from
+    :func:`status_level` with the stale-input thresholds in seconds). ``not_tracking``: the node is
+    deliberately not tracking (a lifecycle state other than active): level OK with that message."""
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-    level, message = status_level(snap)
+    level, message = (OK, not_tracking) if not_tracking else status_level(snap, stale_after_s, stale_error_after_s)
     status = DiagnosticStatus(level=bytes([level]), name=name, message=message, hardware_id=hardware_id)
     keys = ("fps", "latency_p50_ms", "latency_p95_ms", "frames_received", "frames_processed", "frames_dropped",
             "frames_rejected", "errors", "live_tracks", "visible_tracks", "overlays_published",
-            "camera_info_mismatches", "last_error")
+            "camera_info_mismatches", "stamps_out_of_order", "seconds_since_last_image", "last_error")
     values = [KeyValue(key=k, value=_fmt(snap[k])) for k in keys]
     for k, v in (extra or {}).items():
         values.append(KeyValue(key=k, value=_fmt(v)))

@@ -9,7 +9,8 @@ Supported encodings: rgb8, bgr8, rgba8, bgra8, mono8, mono16 (mono16 is scaled t
 right shift, default 8: ``v8 = min(v16 >> shift, 255)``; for a 12-bit camera use shift 4). Anything
 else raises :class:`UnsupportedEncodingError`; inconsistent sizes raise
 :class:`ImageLayoutError`. Both are :class:`~gs_tracker_ros.core.errors.InputError` with a message
-naming the problem.
+naming the problem. sensor_msgs/CompressedImage (jpeg, png; image_transport's ``compressed``
+transport) goes through :func:`compressed_to_rgb`; corrupt data raises :class:`ImageLayoutError`.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ class ImageConversionError(InputError):
 class UnsupportedEncodingError(ImageConversionError):
     """The image encoding is not one of :data:`SUPPORTED_ENCODINGS`."""
 
-    def __init__(self, encoding: str) -> None:
+    def __init__(self, encoding: str, supported: tuple[str, ...] = SUPPORTED_ENCODINGS) -> None:
         self.encoding = encoding
-        super().__init__(f"unsupported image encoding '{encoding}'; supported: {', '.join(SUPPORTED_ENCODINGS)}")
+        super().__init__(f"unsupported image encoding '{encoding}'; supported: {', '.join(supported)}")
 
 
 class ImageLayoutError(ImageConversionError):
@@ -116,6 +117,60 @@ def image_to_rgb(msg: Any, mono16_shift: int = 8) -> np.ndarray:
     grey = view[:, :, 0].astype(np.uint16, copy=False) >> np.uint16(int(mono16_shift))
     grey8 = np.minimum(grey, 255).astype(np.uint8)
     return cv2.cvtColor(grey8, cv2.COLOR_GRAY2RGB)
+
+
+# ------------------------------------------------------------------------------ compressed
+COMPRESSED_FORMATS = ("jpeg", "png")
+
+
+def compressed_format(fmt: str) -> str:
+    """``jpeg`` or ``png`` from a sensor_msgs/CompressedImage ``format``: image_transport's
+    compressed plugin writes e.g. ``rgb8; jpeg compressed bgr8``, others just ``jpeg`` / ``png``.
+    Raises :class:`UnsupportedEncodingError` for anything else (e.g. the ``compressedDepth``
+    plugin's ``16UC1; compressedDepth png``)."""
+    text = str(fmt).lower()
+    if "compresseddepth" not in text:
+        for name in COMPRESSED_FORMATS:
+            if name in text or (name == "jpeg" and "jpg" in text):
+                return name
+    raise UnsupportedEncodingError(str(fmt), COMPRESSED_FORMATS)
+
+
+def compressed_to_rgb(msg: Any) -> np.ndarray:
+    """RGB ``(H, W, 3) uint8`` frame from a sensor_msgs/CompressedImage (jpeg or png, as
+    image_transport's ``compressed`` transport publishes it). Corrupt or truncated data raises
+    :class:`ImageLayoutError` naming the format; 16-bit png is reduced to 8 bit by OpenCV."""
+    name = compressed_format(msg.format)
+    buf = np.frombuffer(_byte_buffer(msg.data), np.uint8)
+    if buf.size == 0:
+        raise ImageLayoutError(f"compressed {name} image with no data")
+    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageLayoutError(f"cannot decode the compressed {name} image ({buf.size} bytes): corrupt or truncated")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def rgb_to_compressed(rgb: np.ndarray, fmt: str = "jpeg", header: Any = None, quality: int = 95) -> Any:
+    """A sensor_msgs/CompressedImage (``format`` as image_transport writes it for rgb8 input)
+    holding ``rgb (H, W, 3) uint8`` (tests, tools, the benchmark)."""
+    from sensor_msgs.msg import CompressedImage
+
+    if fmt not in COMPRESSED_FORMATS:
+        raise UnsupportedEncodingError(fmt, COMPRESSED_FORMATS)
+    bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == "jpeg" else []
+    ok, data = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", bgr, params)
+    if not ok:
+        raise ImageConversionError(f"cannot encode a {rgb.shape} frame as {fmt}")
+    msg = CompressedImage()
+    if header is not None:
+        msg.header.stamp = header.stamp
+        msg.header.frame_id = header.frame_id
+    msg.format = f"rgb8; {fmt} compressed bgr8"
+    out = array.array("B")
+    out.frombytes(data.tobytes())
+    msg.data = out
+    return msg
 
 
 def rgb_to_image(rgb: np.ndarray, header: Any = None, msg: Any = None) -> Any:

@@ -1,7 +1,9 @@
 """``gs_tracker_node``: the ROS 2 adapter around the online point tracker.
 
 Topics (relative names, remappable):
-  sub ``image`` (sensor_msgs/Image), ``camera_info`` (sensor_msgs/CameraInfo, optional);
+  sub ``image`` (sensor_msgs/Image; with ``image_transport: compressed`` sensor_msgs/CompressedImage
+  on ``<image>/compressed``), ``camera_info`` (sensor_msgs/CameraInfo, optional; the sibling of
+  the image topic unless remapped);
   pub ``tracks`` (gs_tracker_ros/PointTrackArray), ``tracks_image`` (sensor_msgs/Image rgb8 overlay,
   drawn only while subscribed), ``/diagnostics`` (diagnostic_msgs/DiagnosticArray).
 Services: ``~/add_queries`` (AddQueries), ``~/remove_queries`` (RemoveQueries), ``~/reset``
@@ -13,31 +15,31 @@ runs ``tracker.step`` and publishes. The tracker is guarded by a lock shared wit
 parameter changes. Exceptions while tracking are logged (throttled), counted and never stop the
 node.
 
+Lifecycle (a managed node): ``configure`` builds the tracker and offers the services,
+``activate`` subscribes / publishes / starts the worker, ``deactivate`` and ``cleanup`` undo
+that; ``autostart`` (default true) runs configure + activate at start-up.
+
 Run: ``gs_tracker_node --ros-args --params-file config/tracker.yaml -r image:=/camera/image_raw``
-(or ``python -m gs_tracker_ros.ros.node ...``).
+(or ``python -m gs_tracker_ros.ros.run_node ...``, see :mod:`.run_node`).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
+from collections import deque
 from typing import Any
 
 import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.node import Node
-from rclpy.qos import (
-    HistoryPolicy,
-    QoSProfile,
-    ReliabilityPolicy,
-    qos_profile_sensor_data,
-    qos_profile_system_default,
-)
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
@@ -53,7 +55,14 @@ from ..methods import make_tracker
 from ..viz.overlay import TrackHistory, draw_tracks
 from . import parameters as P
 from .diagnostics import NodeStats, diagnostic_array
-from .image_conversion import ImageConversionError, UnsupportedEncodingError, image_to_rgb, rgb_to_image
+from .image_conversion import (
+    ImageConversionError,
+    UnsupportedEncodingError,
+    compressed_to_rgb,
+    image_to_rgb,
+    rgb_to_image,
+)
+from .qos import overriding_options, qos_profile
 
 NODE_NAME = "gs_tracker_node"
 # Topic and service names (relative to the node's namespace / private namespace); the tests and
@@ -64,16 +73,6 @@ SERVICES = ("~/add_queries", "~/remove_queries", "~/reset")
 
 LOG_THROTTLE_S = 5.0
 MAX_CONSECUTIVE_FAILURES = 10  # then the tracker is reset (its state may be inconsistent)
-
-
-def image_qos_profile(name: str) -> QoSProfile:
-    if name == "sensor_data":
-        return qos_profile_sensor_data
-    if name == "reliable":
-        return QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
-    if name == "system_default":
-        return qos_profile_system_default
-    raise ConfigError(f"parameter 'image_qos' = {name!r} is not one of: {', '.join(P.IMAGE_QOS_CHOICES)}")
 
 
 class _Throttle:
@@ -101,10 +100,18 @@ class _Throttle:
             return f" ({held} similar message(s) suppressed in the last {self.period_s:.0f} s)" if held else ""
 
 
-class TrackerNode(Node):
-    """The tracker node (see the module docstring)."""
+class TrackerNode(LifecycleNode):
+    """The tracker node (see the module docstring), a managed (lifecycle) node.
 
-    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+    ``configure`` builds the tracker (loading a model / ONNX / TensorRT engine where the method
+    needs one) and offers the services; ``activate`` subscribes, publishes and starts the worker;
+    ``deactivate`` unsubscribes and stops it; ``cleanup`` releases the tracker and the services.
+    With ``autostart`` (parameter, default true; or the ``autostart`` argument) the constructor
+    configures and activates, so the node tracks right away; a failed configure raises the
+    :class:`TrackerError` it met.
+    """
+
+    def __init__(self, node_name: str = NODE_NAME, autostart: bool | None = None, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self._throttle = _Throttle()
         self.stats = NodeStats()
@@ -118,11 +125,12 @@ class TrackerNode(Node):
             P.check_node_values(self._params)
             self._config = P.tracker_config_from_params(self._params)
             self._method = self._params["method"]
-            self._tracker_lock = threading.RLock()
-            self._tracker = self._build_tracker()
         except BaseException:
             super().destroy_node()
             raise
+        self._tracker_lock = threading.RLock()
+        self._tracker: PointTracker | None = None  # built by configure, released by cleanup
+        self._configure_error = ""
         self._seeder = GridSeeder(self._params["seed_grid_size"], self._params["reseed_when_below"])
         self._live_ids: set[int] = set()
         self._frame_hw: tuple[int, int] | None = None  # size of the frames the tracker holds
@@ -130,31 +138,140 @@ class TrackerNode(Node):
         self._consecutive_failures = 0
         self._history = None  # viz.overlay.TrackHistory, created while the overlay is subscribed
         self._camera_info: CameraInfo | None = None
-
-        qos = image_qos_profile(self._params["image_qos"])
-        self.tracks_pub = self.create_publisher(PointTrackArray, "tracks", 10)
-        self.overlay_pub = self.create_publisher(
-            Image, "tracks_image", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.image_sub = self.create_subscription(Image, "image", self._on_image, qos)
-        self.info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)
-        self.add_srv = self.create_service(AddQueries, "~/add_queries", self._on_add_queries)
-        self.remove_srv = self.create_service(RemoveQueries, "~/remove_queries", self._on_remove_queries)
-        self.reset_srv = self.create_service(Trigger, "~/reset", self._on_reset)
+        # (sequence number, stamp ns, RGB frame) of the last query_history processed images, for
+        # ~/add_queries on an earlier image; _resets counts tracker resets (a handover spanning
+        # one is refused)
+        self._recent: deque[tuple[int, int, np.ndarray]] = deque(maxlen=max(1, int(self._params["query_history"])))
+        self._processed_seq = 0
+        self._resets = 0
+        # created by configure (services) and activate (topics); None otherwise
+        self.add_srv = self.remove_srv = self.reset_srv = None
+        self.tracks_pub = self.overlay_pub = self.image_sub = self.info_sub = None
+        self.unknown_parameters: list[str] | None = None  # checked on the first activation
+        # the image topic after remapping; compressed images come on its /compressed sub-topic
+        self._image_topic = self.resolve_topic_name("image")
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)  # in every state
         self.diag_timer = self.create_timer(self._params["diagnostics_period_s"], self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
 
+        if self._params["autostart"] if autostart is None else autostart:
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                error = self._configure_error or "configure failed"
+                super().destroy_node()
+                raise TrackerError(error)
+            self.trigger_activate()
+
+    # ------------------------------------------------------------------------------------ lifecycle
+    def lifecycle_state(self) -> str:
+        """``unconfigured`` / ``inactive`` / ``active`` / ``finalized`` (or a transition)."""
+        return str(self._state_machine.current_state[1])
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            tracker = self._build_tracker()
+        except (TrackerError, ValueError) as err:
+            self._configure_error = str(err)
+            self.get_logger().error(f"configure failed: {err}")
+            return TransitionCallbackReturn.FAILURE
+        with self._tracker_lock:
+            self._tracker = tracker
+            self._reset_tracker_locked()
+        self.add_srv = self.create_service(AddQueries, "~/add_queries", self._on_add_queries)
+        self.remove_srv = self.create_service(RemoveQueries, "~/remove_queries", self._on_remove_queries)
+        self.reset_srv = self.create_service(Trigger, "~/reset", self._on_reset)
+        self.get_logger().info(f"configured: method '{self._method}'; services {self.add_srv.service_name}, "
+                               f"{self.remove_srv.service_name}, {self.reset_srv.service_name}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        # QoS: the image_qos profile, then ROS's own per-topic overrides (ros/qos.py)
+        self.tracks_pub = self.create_publisher(PointTrackArray, "tracks", qos_profile("reliable", depth=10),
+                                                qos_overriding_options=overriding_options())
+        self.overlay_pub = self.create_publisher(
+            Image, "tracks_image", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        qos = qos_profile(self._params["image_qos"])
+        if self._params["image_transport"] == "compressed":
+            self.image_sub = self.create_subscription(
+                CompressedImage, self._image_topic + "/compressed", self._on_image, qos,
+                qos_overriding_options=overriding_options())
+        else:
+            self.image_sub = self.create_subscription(Image, "image", self._on_image, qos,
+                                                      qos_overriding_options=overriding_options())
+        qos = qos_profile(self._params["image_qos"])  # camera_info: the profile without the image's overrides
+        self.info_sub = self.create_subscription(CameraInfo, self._camera_info_topic(), self._on_camera_info, qos)
+        if self.unknown_parameters is None:
+            # typos in -p / params files would otherwise be ignored without a word (checked once
+            # all parameters, the qos_overrides.* ones too, are declared)
+            self.unknown_parameters = P.unknown_parameter_warnings(
+                n for n in getattr(self, "_parameter_overrides", {}) if not self.has_parameter(n))
+            for text in self.unknown_parameters:
+                self.get_logger().warning(text)
+        self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="gs_tracker_worker", daemon=True)
         self._worker.start()
         self.get_logger().info(
             f"tracking with method '{self._method}' on '{self.image_sub.topic_name}' "
-            f"(QoS {self._params['image_qos']}); publishing '{self.tracks_pub.topic_name}'; "
-            f"services {self.add_srv.service_name}, {self.remove_srv.service_name}, {self.reset_srv.service_name}"
+            f"(camera_info '{self.info_sub.topic_name}') "
+            f"(QoS {self._params['image_qos']}); publishing '{self.tracks_pub.topic_name}'"
             + (f"; grid seeding {self._seeder.grid_size}x{self._seeder.grid_size}" if self._seeder.enabled else "")
         )
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        self.get_logger().info("deactivated: not subscribed, not publishing (the tracker keeps its state)")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._cleanup()
+        self.get_logger().info("cleaned up: tracker and services released")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        self._cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _deactivate(self) -> None:
+        """Unsubscribe, stop the worker (an image still in the mailbox counts as dropped), stop
+        publishing. Idempotent."""
+        for sub in (self.image_sub, self.info_sub):
+            if sub is not None:
+                self.destroy_subscription(sub)
+        self.image_sub = self.info_sub = None
+        self.stop_worker()
+        with self._mail_cv:
+            if self._mail is not None:
+                self._mail = None
+                self.stats.dropped()
+        for pub in (self.tracks_pub, self.overlay_pub):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self.tracks_pub = self.overlay_pub = None
+
+    def _cleanup(self) -> None:
+        """Release the services and the tracker (a model / engine with it). Idempotent."""
+        for srv in (self.add_srv, self.remove_srv, self.reset_srv):
+            if srv is not None:
+                self.destroy_service(srv)
+        self.add_srv = self.remove_srv = self.reset_srv = None
+        with self._tracker_lock:
+            if self._tracker is not None:
+                self._reset_tracker_locked()
+            self._tracker = None
 
     # ------------------------------------------------------------------------------------ building
+    def _camera_info_topic(self) -> str:
+        """The CameraInfo topic: an explicit remapping of ``camera_info`` (``-r camera_info:=...``);
+        else the sibling of the (remapped) image topic, as image_transport's CameraSubscriber pairs
+        them: ``-r image:=/camera/image_raw`` -> ``/camera/camera_info``."""
+        remapped = self.resolve_topic_name("camera_info")
+        if remapped != self.resolve_topic_name("camera_info", only_expand=True):
+            return remapped
+        return camera_info_sibling(self._image_topic)
+
+
     def _build_tracker(self) -> PointTracker:
         """The one tracker of this node, from :func:`make_tracker`. Engine parameters (see
         parameters.ENGINE_PARAMS) are to be passed on from here."""
@@ -216,9 +333,12 @@ class TrackerNode(Node):
                     self._reset_tracker()
                     self._consecutive_failures = 0
 
-    def _process(self, msg: Image, t_receipt: float) -> None:
+    def _process(self, msg: Image | CompressedImage, t_receipt: float) -> None:
         try:
-            frame = image_to_rgb(msg, int(self._params["mono16_shift"]))
+            if isinstance(msg, CompressedImage):
+                frame = compressed_to_rgb(msg)
+            else:
+                frame = image_to_rgb(msg, int(self._params["mono16_shift"]))
         except UnsupportedEncodingError as err:
             text = f"dropping image: {err}"
             self.stats.rejected(text)
@@ -227,7 +347,7 @@ class TrackerNode(Node):
         except ImageConversionError as err:
             text = f"dropping image: {err}"
             self.stats.rejected(text)
-            self._warn(("layout", msg.encoding), text)
+            self._warn(("layout", getattr(msg, "encoding", None) or getattr(msg, "format", "")), text)
             return
 
         try:
@@ -239,6 +359,8 @@ class TrackerNode(Node):
             return
         hw = (int(frame.shape[0]), int(frame.shape[1]))
         with self._tracker_lock:
+            if self._latest_header is not None:
+                self._check_stamp_order(msg.header, self._latest_header)
             if self._frame_hw is not None and hw != self._frame_hw:
                 self.get_logger().warning(
                     f"image size changed from {self._frame_hw[1]}x{self._frame_hw[0]} to {hw[1]}x{hw[0]}: "
@@ -247,17 +369,35 @@ class TrackerNode(Node):
             state = self._tracker.step(frame)
             self._frame_hw = hw
             self._latest_header = msg.header
+            self._processed_seq += 1
+            if self._params["query_history"] > 0:
+                self._recent.append((self._processed_seq, _stamp_ns(msg.header.stamp), frame))
             self._live_ids = set(state.ids.tolist())
             if self._seeder.enabled:
                 self._seed(state, hw)
         self._consecutive_failures = 0
 
-        self.tracks_pub.publish(self._tracks_msg(state, msg.header))
+        tracks_pub = self.tracks_pub  # None once deactivated
+        if tracks_pub is not None:
+            tracks_pub.publish(self._tracks_msg(state, msg.header))
         latency = time.monotonic() - t_receipt
         self._publish_overlay(frame, state, msg.header)
         # counted last: every received image ends up exactly once as processed, dropped, rejected
         # or error (an exception above counts as an error only)
         self.stats.processed(latency, len(state), int(state.visible.sum()))
+
+    def _check_stamp_order(self, header: Header, previous: Header) -> None:
+        """Warn (throttled) about an image stamped no later than the previous one. The tracker goes
+        by arrival order: such an image is tracked as the next frame; its tracks carry its stamp."""
+        now_ns, prev_ns = _stamp_ns(header.stamp), _stamp_ns(previous.stamp)
+        if now_ns > prev_ns:
+            return
+        self.stats.stamp_out_of_order()
+        kind = "has the same stamp as" if now_ns == prev_ns else f"is {(prev_ns - now_ns) / 1e9:.3f} s older than"
+        self._warn(("stamp_order", now_ns == prev_ns),
+                   f"image stamped {_stamp_text(header.stamp)} {kind} the previous image "
+                   f"({_stamp_text(previous.stamp)}): tracking it as the next frame anyway (the tracker "
+                   f"follows arrival order; a replayed or restarted source should call ~/reset)")
 
     def _seed(self, state: TrackState, hw: tuple[int, int]) -> None:
         """Grid seeding on the frame just stepped (tracker lock held)."""
@@ -288,7 +428,8 @@ class TrackerNode(Node):
         return out
 
     def _publish_overlay(self, frame: np.ndarray, state: TrackState, header: Header) -> None:
-        if not self._params["publish_overlay"] or self.overlay_pub.get_subscription_count() == 0:
+        overlay_pub = self.overlay_pub
+        if not self._params["publish_overlay"] or overlay_pub is None or overlay_pub.get_subscription_count() == 0:
             self._history = None
             return
         if self._history is None:
@@ -297,7 +438,7 @@ class TrackerNode(Node):
         snap_fps = self.stats.snapshot()["fps"]
         img = draw_tracks(frame, self._history, fps=snap_fps if snap_fps > 0 else None,
                           extra_header=self._method)
-        self.overlay_pub.publish(rgb_to_image(img, header))
+        overlay_pub.publish(rgb_to_image(img, header))
         self.stats.overlay()
 
     # ------------------------------------------------------------------------------------ tracker ops
@@ -307,12 +448,15 @@ class TrackerNode(Node):
 
     def _reset_tracker_locked(self) -> int:
         n = len(self._live_ids)
-        self._tracker.reset()
+        if self._tracker is not None:
+            self._tracker.reset()
         self._seeder.reset()
         self._live_ids.clear()
         self._frame_hw = None
         self._latest_header = None
         self._history = None
+        self._recent.clear()
+        self._resets += 1
         self.stats.tracks_changed(0)
         return n
 
@@ -328,30 +472,89 @@ class TrackerNode(Node):
             response.message = "no points given"
             return response
         xy = np.stack([x, y], axis=1)
+        stamp_ns = _stamp_ns(request.stamp)
+        if stamp_ns:
+            return self._add_on_earlier_image(xy, stamp_ns, response)
         with self._tracker_lock:
-            if self._latest_header is None or self._frame_hw is None:
-                return _fail(response, f"no image received yet: queries are placed on the most recent image; "
-                                       f"publish images on '{self.image_sub.topic_name}' first")
-            try:
-                validate_query_points(xy, self._frame_hw)
-            except TrackerError as err:
-                return _fail(response, str(err))
-            max_tracks = int(self._params["max_tracks"])
-            if len(self._live_ids) + xy.shape[0] > max_tracks:
-                return _fail(response, f"adding {xy.shape[0]} point(s) would exceed max_tracks={max_tracks} "
-                                       f"({len(self._live_ids)} live)")
-            try:
-                ids = np.asarray(self._tracker.add_queries(xy), np.int64)
-            except (TrackerError, KeyError, ValueError) as err:
-                return _fail(response, _err_text(err))
-            self._live_ids.update(ids.tolist())
-            stamp = self._latest_header.stamp
-            self.stats.tracks_changed(len(self._live_ids))
+            return self._add_locked(xy, response)
+
+    def _add_locked(self, xy: np.ndarray, response: AddQueries.Response, note: str = "") -> AddQueries.Response:
+        """Add ``xy`` on the most recent processed image (tracker lock held)."""
+        if self._latest_header is None or self._frame_hw is None:
+            return _fail(response, f"no image received yet: queries are placed on the most recent image; "
+                                   f"publish images on '{self._image_topic}' first")
+        try:
+            validate_query_points(xy, self._frame_hw)
+        except TrackerError as err:
+            return _fail(response, str(err))
+        max_tracks = int(self._params["max_tracks"])
+        if len(self._live_ids) + xy.shape[0] > max_tracks:
+            return _fail(response, f"adding {xy.shape[0]} point(s) would exceed max_tracks={max_tracks} "
+                                   f"({len(self._live_ids)} live)")
+        try:
+            ids = np.asarray(self._tracker.add_queries(xy), np.int64)
+        except (TrackerError, KeyError, ValueError) as err:
+            return _fail(response, _err_text(err))
+        self._live_ids.update(ids.tolist())
+        stamp = self._latest_header.stamp
+        self.stats.tracks_changed(len(self._live_ids))
         response.success = True
         response.ids = ids.tolist()
-        response.message = (f"added {ids.size} point(s) on the image stamped "
-                            f"{stamp.sec}.{stamp.nanosec:09d}")
+        response.message = f"added {ids.size} point(s) on the image stamped {_stamp_text(stamp)}" + note
         return response
+
+    def _add_on_earlier_image(self, xy: np.ndarray, stamp_ns: int,
+                              response: AddQueries.Response) -> AddQueries.Response:
+        """Points picked on an earlier, still buffered image: a separate tracker of the same method
+        and config follows them from that image through the buffered ones to the most recent
+        image, where they are handed over to the node's tracker (as queries of that image)."""
+        with self._tracker_lock:
+            frames = list(self._recent)
+            resets = self._resets
+        at = next((k for k, (_, s, _) in enumerate(frames) if s == stamp_ns), None)
+        if at is None:
+            held = (f"it holds {len(frames)} image(s), stamped {_ns_text(frames[0][1])} to {_ns_text(frames[-1][1])}"
+                    if frames else "it holds none yet")
+            return _fail(response, f"no processed image stamped {_ns_text(stamp_ns)} in the node's history "
+                                   f"(query_history={self._params['query_history']}: {held}); "
+                                   f"send stamp 0 for the most recent image")
+        seq, _, first = frames[at]
+        try:
+            validate_query_points(xy, first.shape[:2])
+        except TrackerError as err:
+            return _fail(response, str(err))
+        if at == len(frames) - 1:  # it is the most recent image after all
+            with self._tracker_lock:
+                if self._recent and self._recent[-1][0] == seq:
+                    return self._add_locked(xy, response)
+        helper = make_tracker(self._method, self._config)
+        helper.step(first)
+        helper_ids = np.asarray(helper.add_queries(xy), np.int64)
+        todo, last_seq, state, steps = frames[at + 1:], seq, None, 0
+        while True:
+            for s, _, frame in todo:
+                state = helper.step(frame)
+                last_seq, steps = s, steps + 1
+            self._tracker_lock.acquire()
+            try:
+                if self._resets != resets:
+                    return _fail(response, "the tracker was reset while the points were tracked to the most "
+                                           "recent image; nothing was added")
+                todo = [item for item in self._recent if item[0] > last_seq]
+                if todo:
+                    continue  # newer images arrived meanwhile: follow them too (lock released below)
+                if state is None:  # the picked image is the most recent one
+                    return self._add_locked(xy, response)
+                row = {int(i): k for k, i in enumerate(state.ids)}
+                order = [row[int(i)] for i in helper_ids]
+                moved = state.xy[order].astype(np.float64)
+                hidden = int((~state.visible[order]).sum())
+                note = (f" (picked on the image stamped {_ns_text(stamp_ns)} and tracked over {steps} image(s)"
+                        + (f"; {hidden} of them judged occluded on the way, placed where predicted" if hidden else "")
+                        + ")")
+                return self._add_locked(moved, response, note)
+            finally:
+                self._tracker_lock.release()
 
     def _on_remove_queries(self, request: RemoveQueries.Request,
                            response: RemoveQueries.Response) -> RemoveQueries.Response:
@@ -383,15 +586,28 @@ class TrackerNode(Node):
 
     # ------------------------------------------------------------------------------------ parameters
     def _validate_parameters(self, params: list) -> SetParametersResult:
-        changes = {p.name: P._plain(p.value) for p in params}
+        # only the node's own parameters: rclpy's (use_sim_time, the read-only qos_overrides.*
+        # declared on activation) are rclpy's business
+        changes = {p.name: P._plain(p.value) for p in params if p.name in P.SPECS}
+        if not changes:
+            return SetParametersResult(successful=True)
         try:
             P.check_update(self._params, changes)
         except ConfigError as err:
             return SetParametersResult(successful=False, reason=str(err))
+        if "max_tracks" in changes:
+            with self._tracker_lock:
+                live = len(self._live_ids)
+            if changes["max_tracks"] < live:  # refused, never silently ignored nor tracks dropped
+                return SetParametersResult(successful=False, reason=(
+                    f"max_tracks={changes['max_tracks']} is below the {live} live track(s): remove "
+                    f"tracks first (~/remove_queries, or ~/reset) and set it again"))
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, params: list) -> None:
-        changes = {p.name: P._plain(p.value) for p in params}
+        changes = {p.name: P._plain(p.value) for p in params if p.name in P.SPECS}
+        if not changes:
+            return
         with self._tracker_lock:
             new_config = P.check_update(self._params, changes)
             self._params.update(changes)
@@ -404,7 +620,8 @@ class TrackerNode(Node):
     # ------------------------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
         snap = self.stats.snapshot(end_period=True)
-        extra = {"method": self._method}
+        state = self.lifecycle_state()
+        extra = {"method": self._method, "lifecycle_state": state}
         hw = self._frame_hw
         extra["image_size"] = f"{hw[1]}x{hw[0]}" if hw else "none"
         info = self._camera_info
@@ -413,7 +630,10 @@ class TrackerNode(Node):
         name = f"{self.get_fully_qualified_name()}: tracker"
         self.diag_pub.publish(diagnostic_array(snap, self.get_clock().now().to_msg(), name,
                                                hardware_id=header.frame_id if header is not None else "",
-                                               extra=extra))
+                                               extra=extra, stale_after_s=self._params["stale_after_s"],
+                                               stale_error_after_s=self._params["stale_error_after_s"],
+                                               not_tracking=None if state == "active" else
+                                               f"{state}: not tracking (lifecycle; activate to subscribe)"))
 
     # ------------------------------------------------------------------------------------ life cycle
     def stop_worker(self, timeout_s: float = 5.0) -> None:
@@ -428,6 +648,13 @@ class TrackerNode(Node):
         super().destroy_node()
 
 
+def camera_info_sibling(image_topic: str) -> str:
+    """``camera_info`` next to a (fully qualified) image topic: ``/camera/image_raw`` ->
+    ``/camera/camera_info``, ``/image`` -> ``/camera_info`` (image_transport's rule)."""
+    parent = image_topic.rsplit("/", 1)[0]
+    return f"{parent}/camera_info"
+
+
 def _fail(response, message: str):
     response.success = False
     response.message = message
@@ -440,11 +667,101 @@ def _err_text(err: Exception) -> str:
     return str(err)
 
 
+def _stamp_ns(stamp) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def _stamp_text(stamp) -> str:
+    return f"{stamp.sec}.{stamp.nanosec:09d}"
+
+
+def _ns_text(ns: int) -> str:
+    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+
+
+def _rcl_error_line(err: Exception) -> str:
+    """The first line of an RCLError without rcl's ``, at /project/src/...`` source locations."""
+    line = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), type(err).__name__)
+    return line.split(", at /")[0]
+
+
+RCL_INIT_FAILURE_LINE = "Failed to parse global arguments"
+
+
+class _rcl_init_output:
+    """Hold back what rcl writes to stderr (file descriptor 2) during ``rclpy.init`` and pass it
+    on afterwards, less the lines :meth:`drop` names: a rejected params file must give one line,
+    ours, which repeats rcl's reason and names the file."""
+
+    def __init__(self) -> None:
+        self._drop: list[str] = []
+
+    def drop(self, needle: str) -> None:
+        self._drop.append(needle)
+        self._flush()
+
+    def __enter__(self) -> "_rcl_init_output":
+        import tempfile
+
+        sys.stderr.flush()
+        self._tmp = tempfile.TemporaryFile()
+        self._saved = os.dup(2)
+        os.dup2(self._tmp.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        if exc[0] is None or exc[0].__name__ != "RCLError":  # else the caller drops rcl's line first
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._tmp.closed:
+            return
+        self._tmp.seek(0)
+        lines = self._tmp.read().decode(errors="replace").splitlines(keepends=True)
+        self._tmp.close()
+        kept = "".join(ln for ln in lines if not any(d in ln for d in self._drop))
+        if kept:
+            sys.stderr.write(kept)
+            sys.stderr.flush()
+
+
+def _ignore_further_signals() -> None:
+    """While shutting down (bounded: the worker join has a timeout), a second SIGINT / SIGTERM
+    (Ctrl-C twice, or launch forwarding one more) must not interrupt ``destroy_node``."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except (ValueError, OSError):  # not the main thread (the node run from a test)
+            pass
+
+
 def main(args: list[str] | None = None) -> int:
-    """Entry point of ``gs_tracker_node`` (standard ``--ros-args`` accepted)."""
-    rclpy.init(args=args)
+    """Run ``gs_tracker_node`` (standard ``--ros-args`` accepted); the exit code.
+
+    0 after SIGINT / SIGTERM, also when one arrives while the node is starting; 2 with one line
+    for a bad command line (a missing or malformed ``--params-file``) or an invalid parameter.
+    :func:`gs_tracker_ros.ros.run_node.main` (the ``gs_tracker_node`` executable) turns SIGTERM
+    into the same clean stop as SIGINT before importing anything heavy.
+    """
+    from rclpy._rclpy_pybind11 import RCLError
+
+    argv = sys.argv if args is None else args
     node = None
     try:
+        try:
+            P.check_params_files(argv)
+            with _rcl_init_output() as rcl_output:
+                rclpy.init(args=args)
+        except (ConfigError, RCLError) as err:
+            if isinstance(err, RCLError):  # rcl logged "Failed to parse global arguments" already
+                rcl_output.drop(RCL_INIT_FAILURE_LINE)
+            text = str(err) if isinstance(err, ConfigError) else _rcl_error_line(err)
+            print(f"[FATAL] [{NODE_NAME}]: cannot start: {text}", file=sys.stderr, flush=True)
+            return 2
         try:
             node = TrackerNode()
         except (TrackerError, ValueError) as err:
@@ -457,11 +774,20 @@ def main(args: list[str] | None = None) -> int:
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         return 0
+    except KeyboardInterrupt:  # a signal while starting (before spin)
+        return 0
+    except Exception:
+        if not rclpy.ok():  # rclpy's signal handler shut the context down while the node was starting
+            return 0
+        raise
     finally:
+        _ignore_further_signals()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .run_node import main as _run
+
+    sys.exit(_run())

@@ -30,9 +30,11 @@ from typing import Any, Iterable
 from ..core.config import TrackerConfig
 from ..core.errors import ConfigError
 from ..methods import DEFAULT_METHOD, method_names
+from .qos import QOS_PROFILES
 
 TRACKER_PREFIX = "tracker."
-IMAGE_QOS_CHOICES = ("sensor_data", "reliable", "system_default")
+IMAGE_QOS_CHOICES = QOS_PROFILES  # one vocabulary: gs_tracker_ros.ros.qos
+IMAGE_TRANSPORT_CHOICES = ("raw", "compressed")
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,21 @@ NODE_PARAMS: list[ParamSpec] = [
     ParamSpec("method", DEFAULT_METHOD,
               "tracking method (gs_tracker_ros.methods): " + ", ".join(method_names()),
               choices=tuple(method_names())),
+    ParamSpec("autostart", True,
+              "configure and activate the (lifecycle) node at start-up; false = wait in unconfigured "
+              "for lifecycle transitions (ros2 lifecycle set ...)"),
     ParamSpec("image_qos", "sensor_data",
               "QoS of the image / camera_info subscriptions: sensor_data (best effort, depth 5), "
               "reliable (depth 5) or system_default", choices=IMAGE_QOS_CHOICES),
+    ParamSpec("image_transport", "raw",
+              "raw: sensor_msgs/Image on image; compressed: sensor_msgs/CompressedImage (jpeg, png) on "
+              "<image>/compressed, as image_transport's compressed transport publishes it",
+              choices=IMAGE_TRANSPORT_CHOICES),
+    ParamSpec("query_history", 30,
+              "processed images kept with their stamps so that ~/add_queries can place points on an "
+              "earlier image (request.stamp); the points are tracked from it to the most recent image. "
+              "0 = only the most recent image. Memory: W x H x 3 bytes per image",
+              range=(0, 300)),
     ParamSpec("max_tracks", 1024, "upper bound on live tracks (service queries + grid seeds)",
               runtime=True, range=(1, 100_000), config_key="max_tracks"),
     ParamSpec("seed_grid_size", 0,
@@ -99,6 +113,12 @@ NODE_PARAMS: list[ParamSpec] = [
               runtime=True, range=(0, 8)),
     ParamSpec("diagnostics_period_s", 1.0, "period of the /diagnostics status in seconds",
               range=(0.1, 60.0)),
+    ParamSpec("stale_after_s", 1.0,
+              "/diagnostics turns WARN when no image has arrived for this many seconds (a stalled "
+              "camera); set it to a few frame periods of the camera", runtime=True, range=(0.01, 3600.0)),
+    ParamSpec("stale_error_after_s", 5.0,
+              "/diagnostics turns ERROR when no image has arrived for this many seconds "
+              "(>= stale_after_s)", runtime=True, range=(0.01, 3600.0)),
 ]
 
 # Engine-related parameters (backend, model path, engine path, precision, cache dir) belong here,
@@ -142,6 +162,23 @@ TRACKER_RANGES: dict[str, tuple[float, float]] = {
     "hidden.velocity_decay": (0.0, 1.0),
     "hidden.velocity_frames": (1, 16),
 }
+
+# Allowed values of string keys (the sets TrackerConfig validation checks against), shown by
+# `ros2 param describe` and the docs table.
+def _tracker_choices() -> dict[str, tuple[str, ...]]:
+    from ..core.config import DIS_PRESETS
+    from ..engines.settings import BACKENDS, PRECISIONS
+    from ..relocalize.config import DESCRIPTOR_CHANNELS
+
+    return {
+        "flow.preset": tuple(DIS_PRESETS),
+        "relocalize.descriptor.channels": tuple(DESCRIPTOR_CHANNELS),
+        "engine.backend": tuple(BACKENDS),
+        "engine.precision": tuple(PRECISIONS),
+    }
+
+
+TRACKER_CHOICES: dict[str, tuple[str, ...]] = _tracker_choices()
 
 # Tracker keys that are read on every frame and may change while the node runs. Everything else
 # (sources, DIS preset and scale, LK window / levels, intervals, ...) shapes the pipeline or its
@@ -231,6 +268,7 @@ def tracker_param_specs() -> list[ParamSpec]:
             description=doc or f"TrackerConfig.{key}",
             runtime=key in RUNTIME_TRACKER_KEYS,
             range=TRACKER_RANGES.get(key),
+            choices=TRACKER_CHOICES.get(key),
             config_key=key,
         ))
     return specs
@@ -289,6 +327,10 @@ def check_node_values(values: dict[str, Any]) -> None:
         if spec.choices is not None and spec.name in values and values[spec.name] not in spec.choices:
             raise ConfigError(f"parameter '{spec.name}' = {values[spec.name]!r} is not one of: "
                               f"{', '.join(spec.choices)}")
+    warn_s = values.get("stale_after_s", SPECS["stale_after_s"].default)
+    error_s = values.get("stale_error_after_s", SPECS["stale_error_after_s"].default)
+    if error_s < warn_s:
+        raise ConfigError(f"parameter 'stale_error_after_s' = {error_s!r} must be >= 'stale_after_s' = {warn_s!r}")
 
 
 def check_update(current: dict[str, Any], changes: dict[str, Any]) -> TrackerConfig:
@@ -336,7 +378,8 @@ def descriptor_for(spec: ParamSpec):
     text = spec.description
     if not spec.runtime:
         text += " [structural: read at start-up only]"
-    desc = ParameterDescriptor(description=text)
+    # read_only: rclpy refuses a change ("Trying to set a read-only parameter") before any callback
+    desc = ParameterDescriptor(description=text, read_only=not spec.runtime)
     constraints = []
     if spec.choices:
         constraints.append("one of: " + ", ".join(spec.choices))
@@ -347,7 +390,8 @@ def descriptor_for(spec: ParamSpec):
         elif spec.type_name == "double":
             desc.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
     if not spec.runtime:
-        constraints.append("changes at run time are rejected: restart the node")
+        constraints.append(f"read-only at run time: restart the node with -p {spec.name}:=VALUE or set it in the "
+                           f"params file")
     desc.additional_constraints = "; ".join(constraints)
     return desc
 
@@ -370,6 +414,69 @@ def declare_all(node) -> dict[str, Any]:
             raise ConfigError(f"parameter '{spec.name}': {err}") from None
         values[spec.name] = _plain(param.value)
     return values
+
+
+# Declared by rclpy.Node itself (not in SPECS, never "unknown").
+RCLPY_OWN_PARAMETERS = ("use_sim_time", "start_type_description_service")
+
+
+def unknown_parameter_warnings(override_names: Iterable[str]) -> list[str]:
+    """One warning per start-up override (``-p name:=value``, a params file) that names no parameter
+    of the node, with the closest known name: a typo would otherwise be silently ignored.
+
+    Not an error: one params file may legitimately carry parameters for several nodes
+    (``/**: ros__parameters: ...``)."""
+    import difflib
+
+    known = [*SPECS, *RCLPY_OWN_PARAMETERS]
+    leaves: dict[str, list[str]] = {}
+    for name in SPECS:
+        leaves.setdefault(name.rsplit(".", 1)[-1], []).append(name)
+    out = []
+    for name in sorted(set(override_names) - set(known)):
+        guess = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        if not guess:  # a typo in the last part of a dotted name, e.g. tracker.outler_px
+            leaf = difflib.get_close_matches(name.rsplit(".", 1)[-1], list(leaves), n=1, cutoff=0.75)
+            guess = leaves[leaf[0]][:1] if leaf else []
+        hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+        out.append(f"ignoring unknown parameter '{name}'{hint}; `ros2 param list` shows the node's parameters")
+    return out
+
+
+def params_files(argv: Iterable[str]) -> list[str]:
+    """The ``--params-file`` paths of a command line (inside ``--ros-args``)."""
+    args = list(argv)
+    files, in_ros = [], False
+    for i, tok in enumerate(args):
+        if tok == "--ros-args":
+            in_ros = True
+        elif tok == "--":
+            in_ros = False
+        elif in_ros and tok == "--params-file" and i + 1 < len(args):
+            files.append(args[i + 1])
+    return files
+
+
+def check_params_files(argv: Iterable[str]) -> None:
+    """Refuse a missing, unreadable or malformed ``--params-file`` with one line naming the file
+    (and the line / column), before rcl's multi-line parser error. Raises :class:`ConfigError`."""
+    import yaml
+
+    from ..core.errors import yaml_error_text
+
+    for name in params_files(argv):
+        try:
+            with open(name) as f:
+                data = yaml.safe_load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"params file not found: {name}") from None
+        except OSError as err:
+            raise ConfigError(f"cannot read params file {name}: {err.strerror}") from None
+        except yaml.YAMLError as err:
+            raise ConfigError("params file " + yaml_error_text(name, err)) from None
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            raise ConfigError(f"params file {name} must map node names to {{ros__parameters: {{...}}}} "
+                              f"(see config/tracker.yaml)")
 
 
 def _plain(value: Any) -> Any:

@@ -3,7 +3,8 @@ CDR bytes with their receipt times, and talk to the node's services.
 
 :class:`TracksListener` subscribes with ``raw=True`` so the bytes can be written to a bag exactly
 as received; the header stamp is read straight from the CDR bytes for matching tracks to images.
-:class:`TrackerNodeClient` wraps ``~/add_queries``, ``~/reset`` and ``get_parameters``.
+:class:`TrackerNodeClient` wraps ``~/add_queries``, ``~/reset`` and ``get_parameters`` (through
+:mod:`gs_tracker_ros.ros.service_calls`, so that no reply is lost to service discovery).
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from .service_calls import RESEND_S, ServiceError, ServiceLink, call_service
+
+__all__ = ["Received", "ServiceError", "TrackerNodeClient", "TracksListener", "cdr_header_stamp_ns"]
 
 
 def cdr_header_stamp_ns(raw: bytes) -> int:
@@ -85,26 +90,6 @@ class TracksListener:
             self.by_stamp.clear()
 
 
-class ServiceError(RuntimeError):
-    """A service of the tracker node failed or timed out."""
-
-
-def _call(client, request, timeout_s: float, what: str):
-    if not client.wait_for_service(timeout_sec=timeout_s):
-        raise ServiceError(f"service {client.srv_name} not available after {timeout_s:.0f} s ({what})")
-    done = threading.Event()
-    future = client.call_async(request)
-    future.add_done_callback(lambda _f: done.set())
-    if not done.wait(timeout_s):
-        if hasattr(client, "remove_pending_request"):
-            client.remove_pending_request(future)
-        raise ServiceError(f"service {client.srv_name} did not answer within {timeout_s:.0f} s ({what})")
-    exc = future.exception()
-    if exc is not None:
-        raise ServiceError(f"service {client.srv_name} failed ({what}): {exc}")
-    return future.result()
-
-
 class TrackerNodeClient:
     """Client for the tracker node's services, addressed by the node's fully qualified name."""
 
@@ -115,19 +100,19 @@ class TrackerNodeClient:
         from gs_tracker_ros.srv import AddQueries
 
         self.target = target.rstrip("/")
-        self._add = node.create_client(AddQueries, f"{self.target}/add_queries")
+        self._add = ServiceLink(node.create_client(AddQueries, f"{self.target}/add_queries"), AddQueries.Request)
         self._reset = node.create_client(Trigger, f"{self.target}/reset")
         self._params = node.create_client(GetParameters, f"{self.target}/get_parameters")
         self._AddQueries, self._Trigger, self._GetParameters = AddQueries, Trigger, GetParameters
 
     def services_ready(self) -> bool:
-        return self._add.service_is_ready() and self._reset.service_is_ready()
+        return self._add.client.service_is_ready() and self._reset.service_is_ready()
 
     def add_queries(self, xy, timeout_s: float = 10.0) -> list[int]:
         req = self._AddQueries.Request()
         req.x = [float(p[0]) for p in xy]
         req.y = [float(p[1]) for p in xy]
-        resp = _call(self._add, req, timeout_s, f"{len(req.x)} queries")
+        resp = self._add.call(req, timeout_s, f"{len(req.x)} queries")
         if not resp.success:
             raise ServiceError(f"{self._add.srv_name} refused {len(req.x)} queries: {resp.message}")
         ids = [int(i) for i in resp.ids]
@@ -136,7 +121,7 @@ class TrackerNodeClient:
         return ids
 
     def reset(self, timeout_s: float = 10.0) -> None:
-        resp = _call(self._reset, self._Trigger.Request(), timeout_s, "reset")
+        resp = call_service(self._reset, self._Trigger.Request(), timeout_s, "reset", resend_s=RESEND_S)
         if not resp.success:
             raise ServiceError(f"{self._reset.srv_name} failed: {resp.message}")
 
@@ -145,7 +130,7 @@ class TrackerNodeClient:
         req = self._GetParameters.Request()
         req.names = [name]
         try:
-            resp = _call(self._params, req, timeout_s, f"get {name}")
+            resp = call_service(self._params, req, timeout_s, f"get {name}", resend_s=RESEND_S)
         except ServiceError:
             return None
         if not resp.values:

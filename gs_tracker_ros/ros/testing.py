@@ -18,6 +18,8 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 
+from .service_calls import RESEND_S, ServiceLink, call_service
+
 DEFAULT_TIMEOUT_S = 15.0
 
 
@@ -76,7 +78,7 @@ class NodeProcess:
     @classmethod
     def node(cls, ros_args: Sequence[str], env: dict[str, str], log_path: Path, cwd: Path | None = None,
              executable: str | None = None) -> "NodeProcess":
-        exe = [executable] if executable else [sys.executable, "-m", "gs_tracker_ros.ros.node"]
+        exe = [executable] if executable else [sys.executable, "-m", "gs_tracker_ros.ros.run_node"]
         return cls([*exe, "--ros-args", *ros_args], env, log_path, cwd)
 
     @property
@@ -167,6 +169,9 @@ class TrackerClient:
         self.add_cli = self.node.create_client(AddQueries, service_prefix + "/add_queries")
         self.remove_cli = self.node.create_client(RemoveQueries, service_prefix + "/remove_queries")
         self.reset_cli = self.node.create_client(Trigger, service_prefix + "/reset")
+        # empty requests change nothing on the node: they confirm the reply path (service_calls)
+        self.add_link = ServiceLink(self.add_cli, AddQueries.Request)
+        self.remove_link = ServiceLink(self.remove_cli, RemoveQueries.Request)
         self._types = dict(AddQueries=AddQueries, RemoveQueries=RemoveQueries, Trigger=Trigger)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
@@ -298,30 +303,23 @@ class TrackerClient:
         return None
 
     # ------------------------------------------------------------------------------------- services
-    def _call(self, client: Any, request: Any, timeout_s: float) -> Any:
-        if not client.wait_for_service(timeout_sec=timeout_s):
-            raise TimeoutError(f"service {client.srv_name} not available after {timeout_s} s")
-        future = client.call_async(request)
-        done = threading.Event()
-        future.add_done_callback(lambda _f: done.set())
-        if not done.wait(timeout_s):
-            client.remove_pending_request(future)
-            raise TimeoutError(f"no reply from {client.srv_name} after {timeout_s} s")
-        return future.result()
-
-    def add_queries(self, x: Sequence[float], y: Sequence[float], timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
+    def add_queries(self, x: Sequence[float], y: Sequence[float], timeout_s: float = DEFAULT_TIMEOUT_S,
+                    stamp: tuple[int, int] | None = None) -> Any:
+        """``stamp``: (sec, nanosec) of the image the points are on (None: the most recent one)."""
         req = self._types["AddQueries"].Request()
         req.x = [float(v) for v in x]
         req.y = [float(v) for v in y]
-        return self._call(self.add_cli, req, timeout_s)
+        if stamp is not None:
+            req.stamp.sec, req.stamp.nanosec = int(stamp[0]), int(stamp[1])
+        return self.add_link.call(req, timeout_s, f"{len(req.x)} point(s)")
 
     def remove_queries(self, ids: Sequence[int], timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
         req = self._types["RemoveQueries"].Request()
         req.ids = [int(i) for i in ids]
-        return self._call(self.remove_cli, req, timeout_s)
+        return self.remove_link.call(req, timeout_s, f"{len(req.ids)} id(s)")
 
     def reset(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
-        return self._call(self.reset_cli, self._types["Trigger"].Request(), timeout_s)
+        return call_service(self.reset_cli, self._types["Trigger"].Request(), timeout_s, "reset", resend_s=RESEND_S)
 
 
 def tracks_arrays(msg: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

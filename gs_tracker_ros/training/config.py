@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, yaml_error_text
 from ..model.gmae import ModelConfig
 from ..paths import DAVIS_UNLABELED
 
@@ -157,5 +157,5 @@ def load_config(path: str | Path) -> TrainConfig:
     try:
         d = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(f"cannot parse {path}: {err}") from err
+        raise ConfigError(yaml_error_text(path, err)) from None
     return TrainConfig.from_dict(d)
