@@ -14,6 +14,7 @@ from .errors import InputError
 from .geometry import inside_image
 from .hidden_motion import LastVisibleMotion, last_visible_motion, move_hidden_points, stays_in_view
 from .integration import Observation, chain, integrate
+from .median import nanmedian
 from .types import TrackState, track_status
 from .uncertainty import grow_drift, published_variance
 
@@ -67,7 +68,7 @@ def predicted_positions(mu_k: np.ndarray, valid: np.ndarray, previous: np.ndarra
     has = valid.any(axis=1)
     out = np.array(previous, dtype=np.float64, copy=True)
     if has.any():
-        out[has] = np.nanmedian(np.where(valid[has][..., None], mu_k[has], np.nan), axis=1)
+        out[has] = nanmedian(np.where(valid[has][..., None], mu_k[has], np.nan), axis=1)
     return out, has
 
 
