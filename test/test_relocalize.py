@@ -356,3 +356,19 @@ def test_unique_rows_matches_numpy_row_unique():
             continue
         _, f_np, i_np = np.unique(keys, axis=0, return_index=True, return_inverse=True)
         assert np.array_equal(first, f_np) and np.array_equal(inverse, i_np.reshape(-1))
+
+
+def test_grey_descriptor_pyramid_reuses_the_buffers_grey_image(monkeypatch):
+    rgb = _texture(96, 80, seed=5)  # colour texture
+    buf = ClipBuffer(4)
+    buf.push(rgb)
+    conversions = []
+    real = cv2.cvtColor
+    monkeypatch.setattr(cv2, "cvtColor", lambda *a, **k: conversions.append(a[1]) or real(*a, **k))
+    grey = buf.gray(0)
+    pyr = D.frame_pyramid(buf, 0, "gray", 2)
+    assert conversions == [cv2.COLOR_RGB2GRAY]  # converted once, for the LK chains and the descriptors
+    assert np.shares_memory(pyr[0], grey)
+    monkeypatch.setattr(cv2, "cvtColor", real)
+    expected = D.build_pyramid(rgb, "gray", 2)
+    assert len(pyr) == 3 and all(np.array_equal(a, b) and a.shape == b.shape for a, b in zip(pyr, expected))
