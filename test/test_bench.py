@@ -40,6 +40,8 @@ def test_profile_times_every_stage_and_changes_no_position(frames):
     # exclusive times: the stages never add up to more than the whole step
     assert 0 < sum(prof.stages.values()) <= prof.step_ms * 1.001
     assert prof.untimed_ms >= -1e-3
+    assert list(prof.cpu_stages) == list(prof.stages) and prof.step_cpu_ms > 0
+    assert all(v >= -0.05 for v in prof.cpu_stages.values())  # CPU clock ticks are coarser
 
 
 def test_bench_profile_cli_prints_the_table(tmp_path, monkeypatch, capsys):
@@ -52,7 +54,7 @@ def test_bench_profile_cli_prints_the_table(tmp_path, monkeypatch, capsys):
     assert "| lk chain t-8 (forward + backward) |" in text and "**whole step**" in text
     res = json.loads(out.read_text())
     per = res["points"]["64"]
-    assert per["step_ms"] > 0 and per["lk_pair"]["all_points_ms"] > 0
+    assert per["step_ms"] > 0 and per["step_cpu_ms"] > 0 and per["lk_pair"]["all_points_ms"] > 0
     ros = per["ros"]
     if isinstance(ros, str):
         assert ros.startswith("skipped")
@@ -77,4 +79,4 @@ def test_bench_scaling_times_probfuse_and_klt_per_size_and_count(tmp_path, monke
     assert [(r["width"], r["points"]) for r in res["rows"]] == [(160, 16), (160, 64), (320, 16), (320, 64)]
     for row in res["rows"]:
         for method in ("probfuse", "klt"):
-            assert row[method]["fps_median"] > 0 and row[method]["latency_ms_p50"] > 0
+            assert row[method]["fps_median"] > 0 and row[method]["latency_ms_p50"] > 0 and row[method]["cpu_ms_p50"] >= 0

@@ -208,9 +208,12 @@ def run_profile(args: argparse.Namespace, config: TrackerConfig) -> int:
         prof = profile_tracker(tracker, frames, points)
         lk = lk_pyramid_share(frames, points, lk_params(tracker.config.lk))
         ros = profile_ros_messages(tracker.state(), frames[-1])
-        results["points"][points] = {"stages": prof.stages, "untimed_ms": prof.untimed_ms, "step_ms": prof.step_ms,
+        results["points"][points] = {"stages": prof.stages, "cpu_stages": prof.cpu_stages,
+                                     "untimed_ms": prof.untimed_ms, "untimed_cpu_ms": prof.untimed_cpu_ms,
+                                     "step_ms": prof.step_ms, "step_cpu_ms": prof.step_cpu_ms,
                                      "frames": prof.frames, "lk_pair": lk, "ros": ros}
-        print(f"  {points} points: step {prof.step_ms:.2f} ms/frame", file=sys.stderr, flush=True)
+        print(f"  {points} points: step {prof.step_ms:.2f} ms/frame ({prof.step_cpu_ms:.2f} ms CPU)",
+              file=sys.stderr, flush=True)
     print(format_profile(results))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -225,34 +228,34 @@ def format_profile(results: dict[str, Any]) -> str:
     names: list[str] = []
     for p in cols:
         names += [n for n in per[p]["stages"] if n not in names]
-    head = "| stage | " + " | ".join(f"{p} points ms/frame | share" for p in cols) + " |"
-    lines = [f"{results['method']} at {results['frame_size'][0]}x{results['frame_size'][1]} "
-             f"(mean exclusive ms per frame over {per[cols[0]]['frames']} frames)", "",
-             head, "|---|" + "---|---|" * len(cols)]
+    lines = [f"{results['method']} at {results['frame_size'][0]}x{results['frame_size'][1]}: mean exclusive time "
+             f"per frame over {per[cols[0]]['frames']} frames (wall ms, process CPU ms, share of the wall time)", "",
+             "| stage | " + " | ".join(f"{p} pts wall | CPU | share" for p in cols) + " |",
+             "|---|" + "---|---|---|" * len(cols)]
 
-    def row(name: str, values: list[float | None], steps: list[float]) -> str:
+    def row(name: str, wall: list[float | None], cpu: list[float | None]) -> str:
         cells = []
-        for v, s in zip(values, steps):
-            cells.append("- | -" if v is None else f"{v:.2f} | {100 * v / s:.0f} %")
+        for w, c, p in zip(wall, cpu, cols):
+            cells.append("- | - | -" if w is None else f"{w:.2f} | {c:.2f} | {100 * w / per[p]['step_ms']:.0f} %")
         return f"| {name} | " + " | ".join(cells) + " |"
 
-    steps = [per[p]["step_ms"] for p in cols]
     for name in names:
-        lines.append(row(name, [per[p]["stages"].get(name) for p in cols], steps))
-    lines.append(row("untimed glue (ring update, drift, arrays)", [per[p]["untimed_ms"] for p in cols], steps))
-    lines.append(row("**whole step**", steps, steps))
+        lines.append(row(name, [per[p]["stages"].get(name) for p in cols], [per[p]["cpu_stages"].get(name) for p in cols]))
+    lines.append(row("untimed glue (ring update, drift, arrays)", [per[p]["untimed_ms"] for p in cols],
+                     [per[p]["untimed_cpu_ms"] for p in cols]))
+    lines.append(row("**whole step**", [per[p]["step_ms"] for p in cols], [per[p]["step_cpu_ms"] for p in cols]))
     lines.append("")
-    lines.append("| one LK forward + backward pass (frame pair) | " + " | ".join(f"{p} points" for p in cols) + " |")
+    lines.append("| one LK forward + backward pass (frame pair), wall ms | " + " | ".join(f"{p} points" for p in cols) + " |")
     lines.append("|---|" + "---|" * len(cols))
-    lines.append("| all points, ms | " + " | ".join(f"{per[p]['lk_pair']['all_points_ms']:.2f}" for p in cols) + " |")
-    lines.append("| one point (about the pyramids built inside both OpenCV calls), ms | "
+    lines.append("| all points | " + " | ".join(f"{per[p]['lk_pair']['all_points_ms']:.2f}" for p in cols) + " |")
+    lines.append("| one point (about the pyramids built inside both OpenCV calls) | "
                  + " | ".join(f"{per[p]['lk_pair']['one_point_ms']:.2f}" for p in cols) + " |")
     lines.append("")
     ros = [per[p]["ros"] for p in cols]
     if isinstance(ros[0], str):
         lines.append(f"ROS message costs: {ros[0]}")
     else:
-        lines.append("| ROS node, per frame (median) | " + " | ".join(f"{p} points ms" for p in cols) + " |")
+        lines.append("| ROS node, per frame (median wall ms) | " + " | ".join(f"{p} points" for p in cols) + " |")
         lines.append("|---|" + "---|" * len(cols))
         for name in ros[0]:
             lines.append(f"| {name} | " + " | ".join(f"{r[name]:.2f}" for r in ros) + " |")
@@ -292,14 +295,14 @@ def run_scaling(args: argparse.Namespace, config: TrackerConfig) -> int:
 
 def format_scaling(results: dict[str, Any]) -> str:
     methods = results["methods"]
-    head = "| resolution | points | " + " | ".join(f"{m} fps | {m} ms/frame" for m in methods)
-    head += " | " + " | ".join(f"{m} / klt" for m in methods if m != "klt") + " |"
+    head = "| resolution | points | " + " | ".join(f"{m} fps | {m} ms/frame | {m} CPU ms/frame" for m in methods)
+    head += " | " + " | ".join(f"{m} / klt (ms)" for m in methods if m != "klt") + " |"
     n_ratio = sum(m != "klt" for m in methods)
-    lines = [head, "|---|---|" + "---|---|" * len(methods) + "---|" * n_ratio]
+    lines = [head, "|---|---|" + "---|---|---|" * len(methods) + "---|" * n_ratio]
     for row in results["rows"]:
         cells = [f"{row['width']}x{row['height']}", str(row["points"])]
         for m in methods:
-            cells += [f"{row[m]['fps_median']:.1f}", f"{row[m]['latency_ms_p50']:.2f}"]
+            cells += [f"{row[m]['fps_median']:.1f}", f"{row[m]['latency_ms_p50']:.2f}", f"{row[m]['cpu_ms_p50']:.2f}"]
         base = row["klt"]["latency_ms_p50"]
         cells += [f"{row[m]['latency_ms_p50'] / base:.1f}" for m in methods if m != "klt"]
         lines.append("| " + " | ".join(cells) + " |")

@@ -3,7 +3,10 @@
 :func:`profile_tracker` wraps the parts of one tracker instance (frame buffer, motion sources,
 chain filter, observer, fusion, hidden-point step, state build) with wall-clock timers, steps it
 over a clip and returns the mean *exclusive* time of each stage in ms per frame (a stage's time
-does not include the stages it calls, so the rows add up to the whole step). Chains are timed
+does not include the stages it calls, so the rows add up to the whole step), as wall-clock time
+and as CPU time of the process (all its threads: OpenCV's workers included). On a machine shared
+with other work the CPU time is the steadier measure of the work done; the wall time is what a
+user waits. Chains are timed
 per source and interval (``lk t-1``, ``lk t-2``, ...; each row is one forward + backward LK
 pass of all its points). The timers change nothing that is computed: tracked positions are the
 same with and without them. Used by ``gs-tracker bench --profile``.
@@ -31,45 +34,63 @@ class StageProfile:
     """Mean exclusive wall time per stage (ms per frame) over ``frames`` timed frames.
 
     Attributes:
-        stages: stage name -> mean ms per frame, in the order the stages first ran.
+        stages: stage name -> mean wall ms per frame (frame push and grey conversion first, the
+            chains by interval, the rest in the order they first ran).
+        cpu_stages: the same stages' mean process CPU ms per frame.
         step_ms: mean wall time of a whole ``step()`` (ms per frame), including untimed glue.
+        step_cpu_ms: its process CPU time (ms per frame).
         frames: number of timed frames.
         num_points: live points tracked.
     """
 
     stages: dict[str, float] = field(default_factory=dict)
+    cpu_stages: dict[str, float] = field(default_factory=dict)
     step_ms: float = 0.0
+    step_cpu_ms: float = 0.0
     frames: int = 0
     num_points: int = 0
 
     @property
     def untimed_ms(self) -> float:
-        """Time of ``step()`` outside every named stage (ring update, drift, array glue)."""
+        """Wall time of ``step()`` outside every named stage (ring update, drift, array glue)."""
         return self.step_ms - sum(self.stages.values())
+
+    @property
+    def untimed_cpu_ms(self) -> float:
+        return self.step_cpu_ms - sum(self.cpu_stages.values())
 
 
 class _StageClock:
     """Exclusive timers: time spent inside a nested timed call is charged to the inner stage only."""
 
     def __init__(self) -> None:
-        self.total: dict[str, float] = defaultdict(float)
-        self._stack: list[list[float]] = []  # per open call: [child seconds]
+        self.total: dict[str, float] = defaultdict(float)  # wall seconds
+        self.cpu: dict[str, float] = defaultdict(float)  # process CPU seconds
+        self._stack: list[list[float]] = []  # per open call: [child wall s, child CPU s]
 
     def wrap(self, name: str | Callable[..., str], fn: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
-            self._stack.append([0.0])
-            t0 = time.perf_counter()
+            self._stack.append([0.0, 0.0])
+            t0, c0 = time.perf_counter(), time.process_time()
             try:
                 return fn(*args, **kwargs)
             finally:
-                elapsed = time.perf_counter() - t0
-                children = self._stack.pop()[0]
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                child_wall, child_cpu = self._stack.pop()
                 label = name(*args, **kwargs) if callable(name) else name
-                self.total[label] += elapsed - children
+                self.total[label] += wall - child_wall
+                self.cpu[label] += cpu - child_cpu
                 if self._stack:
-                    self._stack[-1][0] += elapsed
+                    self._stack[-1][0] += wall
+                    self._stack[-1][1] += cpu
 
         return timed
+
+    def reset(self) -> None:
+        """Zero every stage, keeping the order in which they first ran."""
+        for key in self.total:
+            self.total[key] = 0.0
+            self.cpu[key] = 0.0
 
 
 @contextmanager
@@ -120,22 +141,24 @@ def profile_tracker(tracker: Any, frames: list[np.ndarray], num_points: int, war
     clock = _StageClock()
     _instrument(tracker, clock)
     step = clock.wrap("step", tracker.step)
+    step_wall = step_cpu = 0.0
     with _patched(tracker_module, "integrate", clock.wrap("fusion (integrate)", tracker_module.integrate)), \
             _patched(tracker_module, "predicted_positions",
                      clock.wrap("observer (re-localisation)", tracker_module.predicted_positions)):
         for i, frame in enumerate(frames[1:]):
-            if i == warmup:  # keep the stages' first-run order, drop the warm-up times
-                for key in clock.total:
-                    clock.total[key] = 0.0
-            t0 = time.perf_counter()
+            if i == warmup:  # drop the warm-up frames' times
+                clock.reset()
+            t0, c0 = time.perf_counter(), time.process_time()
             step(frame)
             if i >= warmup:
-                clock.total["__step__"] += time.perf_counter() - t0
+                step_wall += time.perf_counter() - t0
+                step_cpu += time.process_time() - c0
     n = max(len(frames) - 1 - warmup, 1)
-    step_s = clock.total.pop("__step__", 0.0)
-    clock.total.pop("step", None)  # the step's own glue: reported as untimed_ms
-    stages = {k: v * 1e3 / n for k, v in sorted(clock.total.items(), key=lambda kv: _stage_order(kv[0]))}
-    return StageProfile(stages, step_s * 1e3 / n, n, num_points)
+    for clocks in (clock.total, clock.cpu):
+        clocks.pop("step", None)  # the step's own glue: reported as untimed
+    order = sorted(clock.total, key=_stage_order)
+    return StageProfile({k: clock.total[k] * 1e3 / n for k in order}, {k: clock.cpu[k] * 1e3 / n for k in order},
+                        step_wall * 1e3 / n, step_cpu * 1e3 / n, n, num_points)
 
 
 def lk_pyramid_share(frames: list[np.ndarray], num_points: int, params: dict, repeats: int = 10) -> dict[str, float]:
