@@ -80,3 +80,34 @@ def test_bench_scaling_times_probfuse_and_klt_per_size_and_count(tmp_path, monke
     for row in res["rows"]:
         for method in ("probfuse", "klt"):
             assert row[method]["fps_median"] > 0 and row[method]["latency_ms_p50"] > 0 and row[method]["cpu_ms_p50"] >= 0
+
+
+def test_chain_workers_run_the_chains_on_threads_with_the_same_positions(frames):
+    import threading
+
+    results = {}
+    for workers in (1, 2):
+        tracker = make_tracker("probfuse")
+        tracker.chain_workers = workers
+        threads = set()
+        estimate = tracker.sources[0].estimate
+
+        def spy(*args, _estimate=estimate, _threads=threads):
+            _threads.add(threading.current_thread().name)
+            return _estimate(*args)
+
+        tracker.sources[0].estimate = spy
+        tracker.step(frames[0])
+        tracker.add_queries(grid_points(100, 320, 240))
+        results[workers] = [tracker.step(f) for f in frames[1:]]
+        # one worker: all on the caller's thread; two: every frame with several chains on the pool
+        assert any(name.startswith("chains") for name in threads) == (workers == 2), threads
+    for a, b in zip(results[1], results[2]):
+        assert np.array_equal(a.xy, b.xy) and np.array_equal(a.variance, b.variance)
+        assert np.array_equal(a.visible, b.visible) and np.array_equal(a.status, b.status)
+
+
+def test_bench_rejects_bad_chain_workers(capsys):
+    assert main(["bench", "--scaling", "--quick", "--chain-workers", "0"]) == 2
+    assert main(["bench", "--profile", "--quick", "--chain-workers", "2"]) == 2
+    assert "--chain-workers" in capsys.readouterr().err

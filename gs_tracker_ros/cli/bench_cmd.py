@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="Video-GMAE checkpoint for the encoder section (default: the shipped one, else random init)")
     p.add_argument("--encoder-threads", type=int, default=0, metavar="N",
                    help="CPU threads of the torch / onnxruntime encoders (default 0: library default)")
+    p.add_argument("--chain-workers", type=int, default=1, metavar="N",
+                   help="threads the motion chains of our method run on (default 1: one after the other; "
+                        "same positions either way)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--profile", action="store_true",
                       help="instead: time each stage of the default method's step (and the ROS message "
@@ -74,9 +77,17 @@ def bench_frames(num_frames: int, seed: int = 0, width: int = WIDTH, height: int
     return list(scene.frames())
 
 
+def build_tracker(method: str, config: TrackerConfig, chain_workers: int = 1):
+    """``make_tracker(method, config)``, with ``chain_workers`` set where it is our tracker."""
+    tracker = make_tracker(method, config)
+    if hasattr(tracker, "chain_workers"):
+        tracker.chain_workers = int(chain_workers)
+    return tracker
+
+
 def time_method(method: str, config: TrackerConfig, frames: list[np.ndarray], num_points: int,
-                warmup: int = 3) -> dict[str, float]:
-    return time_tracker(make_tracker(method, config), frames, num_points, warmup)
+                warmup: int = 3, chain_workers: int = 1) -> dict[str, float]:
+    return time_tracker(build_tracker(method, config, chain_workers), frames, num_points, warmup)
 
 
 def memory_run(method: str, config: TrackerConfig, frames: list[np.ndarray], checkpoints: tuple[int, int],
@@ -99,6 +110,8 @@ def memory_run(method: str, config: TrackerConfig, frames: list[np.ndarray], che
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
+    if args.chain_workers < 1:
+        raise ConfigError(f"--chain-workers must be >= 1, got {args.chain_workers}")
     if args.profile:
         return run_profile(args, config)
     if args.scaling:
@@ -127,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     for method in methods:
         results["methods"][method] = {}
         for points in (256, 1024):
-            r = time_method(method, config, frames, points)
+            r = time_method(method, config, frames, points, chain_workers=args.chain_workers)
             results["methods"][method][f"points_{points}"] = r
             print(f"  {method:>10} {points:5d} points: {r['latency_ms_p50']:7.2f} ms p50, "
                   f"{r['latency_ms_p95']:7.2f} ms p95, {r['fps_median']:7.1f} fps", file=sys.stderr, flush=True)
@@ -197,12 +210,14 @@ def run_profile(args: argparse.Namespace, config: TrackerConfig) -> int:
     from ..motion.lucas_kanade import lk_params
 
     method = (args.method or [DEFAULT_METHOD])[0]
+    if args.chain_workers != 1:
+        raise ConfigError("--profile times the stages one after the other: leave --chain-workers at 1")
     num_frames = 40 if args.quick else 120
     print(f"rendering {num_frames} frames at {WIDTH}x{HEIGHT} ...", file=sys.stderr, flush=True)
     frames = bench_frames(num_frames, width=WIDTH, height=HEIGHT)
     results: dict[str, Any] = {"method": method, "frame_size": [WIDTH, HEIGHT], "points": {}}
     for points in PROFILE_POINTS:
-        tracker = make_tracker(method, config)
+        tracker = build_tracker(method, config, args.chain_workers)
         if not hasattr(tracker, "sources"):
             raise ConfigError(f"--profile times the stages of a ProbabilisticTracker; method '{method}' is not one")
         prof = profile_tracker(tracker, frames, points)
@@ -273,14 +288,14 @@ def run_scaling(args: argparse.Namespace, config: TrackerConfig) -> int:
     if "klt" not in methods:
         methods = methods + ["klt"]
     num_frames = 24 if args.quick else 60
-    results: dict[str, Any] = {"frames_timed": num_frames - 4, "rows": []}
+    results: dict[str, Any] = {"frames_timed": num_frames - 4, "chain_workers": args.chain_workers, "rows": []}
     for width, height in SCALING_SIZES:
         print(f"rendering {num_frames} frames at {width}x{height} ...", file=sys.stderr, flush=True)
         frames = bench_frames(num_frames, width=width, height=height)
         for points in SCALING_POINTS:
             row: dict[str, Any] = {"width": width, "height": height, "points": points}
             for method in methods:
-                row[method] = time_method(method, config, frames, points)
+                row[method] = time_method(method, config, frames, points, chain_workers=args.chain_workers)
             results["rows"].append(row)
             print("  " + ", ".join(f"{m} {row[m]['fps_median']:.1f} fps" for m in methods)
                   + f" ({width}x{height}, {points} points)", file=sys.stderr, flush=True)
