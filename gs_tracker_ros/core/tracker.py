@@ -333,8 +333,14 @@ class ProbabilisticTracker:
         computed = np.zeros((n, c), bool)
         tasks = []  # (column, source, source frame, rows, mu_s, v_s), in column order
         col = 0
+        # interval of each column: the ladder, then None for the query chain
+        col_interval = list(self.config.integration.intervals) + [None] * (len(cols) - len(self.config.integration.intervals))
         for source in self.sources:
-            for src_frame, mu_s, v_s, eligible in cols:
+            allowed = getattr(source, "intervals", None)  # None: every chain
+            for (src_frame, mu_s, v_s, eligible), k in zip(cols, col_interval):
+                if allowed is not None and k not in allowed:
+                    col += 1
+                    continue
                 for s in np.unique(src_frame[eligible]):
                     tasks.append((col, source, int(s), np.flatnonzero(eligible & (src_frame == s)), mu_s, v_s))
                 col += 1

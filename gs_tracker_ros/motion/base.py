@@ -39,10 +39,10 @@ class MotionSource(ABC):
     points and between calls, and must only use frames still in the buffer.
     """
 
-    name: str = "motion"
     #: ``estimate`` may run for several frame pairs at once from different threads (it only reads
     #: the buffer's cached per-frame data, prepared in :meth:`on_frame`, and holds no other state).
     thread_safe: bool = False
+    name: str = "motion"
 
     def on_frame(self, buffer: ClipBuffer, index: int) -> None:  # noqa: B027 - optional hook
         """Called once after frame ``index`` was pushed; may precompute per-frame data."""
