@@ -4,6 +4,10 @@ Latency is the wall-clock time of ``step()`` per frame on 854x480 frames of a ge
 with a grid of 256 and of 1024 points; ratios are against ``klt`` measured in the same process.
 Memory is the resident set size of this process at frame 1,000 and 10,000 of a long stream
 (a generated clip played forward and backward, so tracks stay in view).
+
+``--profile`` instead times each stage of the default method's step (and the ROS node's message
+build and overlay) and ``--scaling`` the default and ``klt`` over 64-4096 points at three
+resolutions; both are explained in docs/performance.md.
 """
 
 from __future__ import annotations
