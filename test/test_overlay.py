@@ -243,3 +243,18 @@ def test_gt_demo_writes_video_and_sheet(tmp_path):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 10
     cap.release()
     assert cv2.imread(str(tmp_path / "d.png")) is not None
+
+
+def test_tail_runs_split_at_hidden_positions_and_age_bands():
+    from gs_tracker_ros.viz.overlay import _tail_runs
+
+    v, o = float(TrackStatus.VISIBLE), float(TrackStatus.OCCLUDED)
+    xy = np.array([[10.0, 20.0], [11.03, 20.5], [12.0, 21.0], [13.0, 21.5], [14.0, 22.0], [15.0, 22.5]])
+    gap = np.column_stack([xy, [v, v, o, v, v, v]])
+    seen = np.column_stack([xy + 100.0, [v] * 6])
+    runs = _tail_runs({7: gap, 3: seen, 5: gap[:1]}, bands=4, tail_len=15)
+    assert list(runs) == [7, 3]  # the order of the tails; a single position draws no tail
+    # n = 6 of 15: segments 0..4 have bands [1, 0, 0, 0, 0]; segments 1 and 2 touch the hidden point
+    assert runs[7][1] == [(0, 1, 1), (3, 5, 0)]
+    assert runs[3][1] == [(0, 1, 1), (1, 5, 0)]
+    assert np.array_equal(runs[7][0], np.round(xy * 16).astype(np.int32))

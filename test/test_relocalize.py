@@ -337,3 +337,38 @@ def test_eval_ablation_cli_prints_the_table(shared_data, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "gs_tracker_ros", "eval", "--dataset", "badja", str(seq),
                           "--ablation", "--method", "klt"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "--ablation" in bad.stderr
+
+
+def test_unique_rows_matches_numpy_row_unique():
+    from gs_tracker_ros.relocalize.feature_filter import unique_rows
+
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        m = int(rng.integers(0, 300))
+        keys = np.stack([rng.integers(0, 40, m), rng.integers(-8, 30, m), rng.integers(-8, 30, m)], axis=1)
+        if trial % 4 == 0 and m:
+            keys[rng.random(m) < 0.5] = keys[0]  # many duplicates of one row
+        if trial % 7 == 0 and m:
+            keys[:, 1] = rng.integers(-2**40, 2**40, m)  # packed would overflow: numpy's path
+        first, inverse = unique_rows(keys)
+        if m == 0:
+            assert first.size == 0 and inverse.size == 0
+            continue
+        _, f_np, i_np = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        assert np.array_equal(first, f_np) and np.array_equal(inverse, i_np.reshape(-1))
+
+
+def test_grey_descriptor_pyramid_reuses_the_buffers_grey_image(monkeypatch):
+    rgb = _texture(96, 80, seed=5)  # colour texture
+    buf = ClipBuffer(4)
+    buf.push(rgb)
+    conversions = []
+    real = cv2.cvtColor
+    monkeypatch.setattr(cv2, "cvtColor", lambda *a, **k: conversions.append(a[1]) or real(*a, **k))
+    grey = buf.gray(0)
+    pyr = D.frame_pyramid(buf, 0, "gray", 2)
+    assert conversions == [cv2.COLOR_RGB2GRAY]  # converted once, for the LK chains and the descriptors
+    assert np.shares_memory(pyr[0], grey)
+    monkeypatch.setattr(cv2, "cvtColor", real)
+    expected = D.build_pyramid(rgb, "gray", 2)
+    assert len(pyr) == 3 and all(np.array_equal(a, b) and a.shape == b.shape for a, b in zip(pyr, expected))

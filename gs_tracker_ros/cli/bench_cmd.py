@@ -6,6 +6,10 @@ Memory is the resident set size of this process at frame 1,000 and 10,000 of a l
 (a generated clip played forward and backward, so tracks stay in view). Image decoding: the cost
 of turning one 854x480 incoming image (raw rgb8 / bgr8, compressed jpeg / png) into the tracker's
 frame, what the node pays per image before tracking.
+
+``--profile`` instead times each stage of the default method's step (and the ROS node's message
+build and overlay) and ``--scaling`` the default and ``klt`` over 64-4096 points at three
+resolutions; both are explained in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..core.config import TrackerConfig
+from ..core.errors import ConfigError
 from ..methods import DEFAULT_METHOD, make_tracker, method_names
 from ..evaluation.timing import grid_points, time_tracker
 from .common import load_config
@@ -46,6 +51,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="Video-GMAE checkpoint for the encoder section (default: the shipped one, else random init)")
     p.add_argument("--encoder-threads", type=int, default=0, metavar="N",
                    help="CPU threads of the torch / onnxruntime encoders (default 0: library default)")
+    p.add_argument("--chain-workers", type=int, default=1, metavar="N",
+                   help="threads the motion chains of our method run on (default 1: one after the other; "
+                        "same positions either way)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--profile", action="store_true",
+                      help="instead: time each stage of the default method's step (and the ROS message "
+                           "build / overlay) at 854x480 with 256 and 1024 points, and print the table")
+    mode.add_argument("--scaling", action="store_true",
+                      help="instead: fps and ms/frame of the default method and klt for 64/256/1024/4096 "
+                           "points at 640x480, 854x480 and 1280x720, and print the table")
     p.set_defaults(func=run)
 
 
@@ -60,17 +75,25 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def bench_frames(num_frames: int, seed: int = 0) -> list[np.ndarray]:
+def bench_frames(num_frames: int, seed: int = 0, width: int = WIDTH, height: int = HEIGHT) -> list[np.ndarray]:
     from ..synthetic.config import SceneConfig
     from ..synthetic.scene import make_scene
 
-    scene = make_scene(SceneConfig(width=WIDTH, height=HEIGHT, num_frames=num_frames, seed=seed))
+    scene = make_scene(SceneConfig(width=width, height=height, num_frames=num_frames, seed=seed))
     return list(scene.frames())
 
 
+def build_tracker(method: str, config: TrackerConfig, chain_workers: int = 1):
+    """``make_tracker(method, config)``, with ``chain_workers`` set where it is our tracker."""
+    tracker = make_tracker(method, config)
+    if hasattr(tracker, "chain_workers"):
+        tracker.chain_workers = int(chain_workers)
+    return tracker
+
+
 def time_method(method: str, config: TrackerConfig, frames: list[np.ndarray], num_points: int,
-                warmup: int = 3) -> dict[str, float]:
-    return time_tracker(make_tracker(method, config), frames, num_points, warmup)
+                warmup: int = 3, chain_workers: int = 1) -> dict[str, float]:
+    return time_tracker(build_tracker(method, config, chain_workers), frames, num_points, warmup)
 
 
 def memory_run(method: str, config: TrackerConfig, frames: list[np.ndarray], checkpoints: tuple[int, int],
@@ -93,6 +116,12 @@ def memory_run(method: str, config: TrackerConfig, frames: list[np.ndarray], che
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
+    if args.chain_workers < 1:
+        raise ConfigError(f"--chain-workers must be >= 1, got {args.chain_workers}")
+    if args.profile:
+        return run_profile(args, config)
+    if args.scaling:
+        return run_scaling(args, config)
     methods = args.method or method_names()
     if "klt" not in methods:
         methods = methods + ["klt"]
@@ -117,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     for method in methods:
         results["methods"][method] = {}
         for points in (256, 1024):
-            r = time_method(method, config, frames, points)
+            r = time_method(method, config, frames, points, chain_workers=args.chain_workers)
             results["methods"][method][f"points_{points}"] = r
             print(f"  {method:>10} {points:5d} points: {r['latency_ms_p50']:7.2f} ms p50, "
                   f"{r['latency_ms_p95']:7.2f} ms p95, {r['fps_median']:7.1f} fps", file=sys.stderr, flush=True)
@@ -216,4 +245,128 @@ def format_bench(results: dict[str, Any]) -> str:
     mem = results["memory"]
     lines.append("")
     lines.append("memory (MiB): " + ", ".join(f"{k} = {v:.1f}" for k, v in mem.items()))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------- --profile
+PROFILE_POINTS = (256, 1024)
+
+
+def run_profile(args: argparse.Namespace, config: TrackerConfig) -> int:
+    """``bench --profile``: per-stage ms/frame of the default method, plus the ROS message costs."""
+    from ..evaluation.profiling import lk_pyramid_share, profile_ros_messages, profile_tracker
+    from ..motion.lucas_kanade import lk_params
+
+    method = (args.method or [DEFAULT_METHOD])[0]
+    if args.chain_workers != 1:
+        raise ConfigError("--profile times the stages one after the other: leave --chain-workers at 1")
+    num_frames = 40 if args.quick else 120
+    print(f"rendering {num_frames} frames at {WIDTH}x{HEIGHT} ...", file=sys.stderr, flush=True)
+    frames = bench_frames(num_frames, width=WIDTH, height=HEIGHT)
+    results: dict[str, Any] = {"method": method, "frame_size": [WIDTH, HEIGHT], "points": {}}
+    for points in PROFILE_POINTS:
+        tracker = build_tracker(method, config, args.chain_workers)
+        if not hasattr(tracker, "sources"):
+            raise ConfigError(f"--profile times the stages of a ProbabilisticTracker; method '{method}' is not one")
+        prof = profile_tracker(tracker, frames, points)
+        lk = lk_pyramid_share(frames, points, lk_params(tracker.config.lk))
+        ros = profile_ros_messages(tracker.state(), frames[-1])
+        results["points"][points] = {"stages": prof.stages, "cpu_stages": prof.cpu_stages,
+                                     "untimed_ms": prof.untimed_ms, "untimed_cpu_ms": prof.untimed_cpu_ms,
+                                     "step_ms": prof.step_ms, "step_cpu_ms": prof.step_cpu_ms,
+                                     "frames": prof.frames, "lk_pair": lk, "ros": ros}
+        print(f"  {points} points: step {prof.step_ms:.2f} ms/frame ({prof.step_cpu_ms:.2f} ms CPU)",
+              file=sys.stderr, flush=True)
+    print(format_profile(results))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+        print(f"results -> {args.json}")
+    return 0
+
+
+def format_profile(results: dict[str, Any]) -> str:
+    per = results["points"]
+    cols = list(per)
+    names: list[str] = []
+    for p in cols:
+        names += [n for n in per[p]["stages"] if n not in names]
+    lines = [f"{results['method']} at {results['frame_size'][0]}x{results['frame_size'][1]}: mean exclusive time "
+             f"per frame over {per[cols[0]]['frames']} frames (wall ms, process CPU ms, share of the wall time)", "",
+             "| stage | " + " | ".join(f"{p} pts wall | CPU | share" for p in cols) + " |",
+             "|---|" + "---|---|---|" * len(cols)]
+
+    def row(name: str, wall: list[float | None], cpu: list[float | None]) -> str:
+        cells = []
+        for w, c, p in zip(wall, cpu, cols):
+            cells.append("- | - | -" if w is None else f"{w:.2f} | {c:.2f} | {100 * w / per[p]['step_ms']:.0f} %")
+        return f"| {name} | " + " | ".join(cells) + " |"
+
+    for name in names:
+        lines.append(row(name, [per[p]["stages"].get(name) for p in cols], [per[p]["cpu_stages"].get(name) for p in cols]))
+    lines.append(row("untimed glue (ring update, drift, arrays)", [per[p]["untimed_ms"] for p in cols],
+                     [per[p]["untimed_cpu_ms"] for p in cols]))
+    lines.append(row("**whole step**", [per[p]["step_ms"] for p in cols], [per[p]["step_cpu_ms"] for p in cols]))
+    lines.append("")
+    lines.append("| one LK forward + backward pass (frame pair), wall ms | " + " | ".join(f"{p} points" for p in cols) + " |")
+    lines.append("|---|" + "---|" * len(cols))
+    lines.append("| all points | " + " | ".join(f"{per[p]['lk_pair']['all_points_ms']:.2f}" for p in cols) + " |")
+    lines.append("| one point (about the pyramids built inside both OpenCV calls) | "
+                 + " | ".join(f"{per[p]['lk_pair']['one_point_ms']:.2f}" for p in cols) + " |")
+    lines.append("")
+    ros = [per[p]["ros"] for p in cols]
+    if isinstance(ros[0], str):
+        lines.append(f"ROS message costs: {ros[0]}")
+    else:
+        lines.append("| ROS node, per frame (median wall ms) | " + " | ".join(f"{p} points" for p in cols) + " |")
+        lines.append("|---|" + "---|" * len(cols))
+        for name in ros[0]:
+            lines.append(f"| {name} | " + " | ".join(f"{r[name]:.2f}" for r in ros) + " |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------- --scaling
+SCALING_POINTS = (64, 256, 1024, 4096)
+SCALING_SIZES = ((640, 480), (854, 480), (1280, 720))
+
+
+def run_scaling(args: argparse.Namespace, config: TrackerConfig) -> int:
+    """``bench --scaling``: the default method and klt over points x resolution, in one process."""
+    methods = args.method or [DEFAULT_METHOD]
+    if "klt" not in methods:
+        methods = methods + ["klt"]
+    num_frames = 24 if args.quick else 60
+    results: dict[str, Any] = {"frames_timed": num_frames - 4, "chain_workers": args.chain_workers, "rows": []}
+    for width, height in SCALING_SIZES:
+        print(f"rendering {num_frames} frames at {width}x{height} ...", file=sys.stderr, flush=True)
+        frames = bench_frames(num_frames, width=width, height=height)
+        for points in SCALING_POINTS:
+            row: dict[str, Any] = {"width": width, "height": height, "points": points}
+            for method in methods:
+                row[method] = time_method(method, config, frames, points, chain_workers=args.chain_workers)
+            results["rows"].append(row)
+            print("  " + ", ".join(f"{m} {row[m]['fps_median']:.1f} fps" for m in methods)
+                  + f" ({width}x{height}, {points} points)", file=sys.stderr, flush=True)
+    results["methods"] = methods
+    print(format_scaling(results))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+        print(f"results -> {args.json}")
+    return 0
+
+
+def format_scaling(results: dict[str, Any]) -> str:
+    methods = results["methods"]
+    head = "| resolution | points | " + " | ".join(f"{m} fps | {m} ms/frame | {m} CPU ms/frame" for m in methods)
+    head += " | " + " | ".join(f"{m} / klt (ms)" for m in methods if m != "klt") + " |"
+    n_ratio = sum(m != "klt" for m in methods)
+    lines = [head, "|---|---|" + "---|---|---|" * len(methods) + "---|" * n_ratio]
+    for row in results["rows"]:
+        cells = [f"{row['width']}x{row['height']}", str(row["points"])]
+        for m in methods:
+            cells += [f"{row[m]['fps_median']:.1f}", f"{row[m]['latency_ms_p50']:.2f}", f"{row[m]['cpu_ms_p50']:.2f}"]
+        base = row["klt"]["latency_ms_p50"]
+        cells += [f"{row[m]['latency_ms_p50'] / base:.1f}" for m in methods if m != "klt"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

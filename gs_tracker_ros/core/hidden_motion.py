@@ -39,6 +39,7 @@ import numpy as np
 
 from .errors import check_range as _check
 from .geometry import inside_image
+from .median import nanmedian
 
 _MAD_TO_STD = 1.4826  # MAD of a Gaussian times this = its standard deviation
 _CHUNK = 512  # hidden points per distance block (bounds memory to _CHUNK x N floats)
@@ -131,8 +132,8 @@ def local_motion(hidden_xy: np.ndarray, ref_xy: np.ndarray, ref_motion: np.ndarr
         has = ok.sum(axis=1) >= min_neighbours
         if not has.any():
             continue
-        med = np.nanmedian(cand[has], axis=1)  # (B', 2)
-        mad = np.nanmedian(np.abs(cand[has] - med[:, None, :]), axis=1)
+        med = nanmedian(cand[has], axis=1)  # (B', 2)
+        mad = nanmedian(np.abs(cand[has] - med[:, None, :]), axis=1)
         rows = np.arange(a, b)[has]
         motion[rows] = med
         spread[rows] = ((_MAD_TO_STD * mad) ** 2).mean(axis=1)
@@ -172,7 +173,7 @@ def last_visible_motion(ring_mu: np.ndarray, ring_vis: np.ndarray, ring_stamp: n
     known = step_ok.any(axis=1) & (s1 >= 0)
     velocity = np.zeros((n, 2))
     if known.any():
-        velocity[known] = np.nanmedian(steps[known], axis=1)
+        velocity[known] = nanmedian(steps[known], axis=1)
     frames_since = np.where(s1 >= 0, frame - s1, 0)
     return LastVisibleMotion(velocity, known, frames_since)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -14,6 +15,7 @@ from .errors import InputError
 from .geometry import inside_image
 from .hidden_motion import LastVisibleMotion, last_visible_motion, move_hidden_points, stays_in_view
 from .integration import Observation, chain, integrate
+from .median import nanmedian
 from .types import TrackState, track_status
 from .uncertainty import grow_drift, published_variance
 
@@ -67,7 +69,7 @@ def predicted_positions(mu_k: np.ndarray, valid: np.ndarray, previous: np.ndarra
     has = valid.any(axis=1)
     out = np.array(previous, dtype=np.float64, copy=True)
     if has.any():
-        out[has] = np.nanmedian(np.where(valid[has][..., None], mu_k[has], np.nan), axis=1)
+        out[has] = nanmedian(np.where(valid[has][..., None], mu_k[has], np.nan), axis=1)
     return out, has
 
 
@@ -102,6 +104,12 @@ class ProbabilisticTracker:
         self.chain_filter = chain_filter
         self.observer = observer
         self.name = name
+        # Threads the motion chains of a frame run on (1: one after the other, the default). Up to
+        # the number of CPU cores, >1 lets OpenCV's LK calls of different chains (pyramids
+        # included) overlap; the tracked positions are the same either way.
+        self.chain_workers = 1
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
         self.buffer = ClipBuffer(self.config.buffer_capacity)
         self._ring = self.config.buffer_capacity
         self._next_id = 0
@@ -323,6 +331,7 @@ class ProbabilisticTracker:
         v_k = np.full((n, c), np.inf)
         valid = np.zeros((n, c), bool)
         computed = np.zeros((n, c), bool)
+        tasks = []  # (column, source, source frame, rows, mu_s, v_s), in column order
         col = 0
         # interval of each column: the ladder, then None for the query chain
         col_interval = list(self.config.integration.intervals) + [None] * (len(cols) - len(self.config.integration.intervals))
@@ -333,13 +342,30 @@ class ProbabilisticTracker:
                     col += 1
                     continue
                 for s in np.unique(src_frame[eligible]):
-                    rows = np.flatnonzero(eligible & (src_frame == s))
-                    est = source.estimate(self.buffer, int(s), t, mu_s[rows])
-                    mu_c, v_c = chain(mu_s[rows], v_s[rows], est.displacement, est.variance,
-                                     self.config.integration.motion_std_ratio)
-                    mu_k[rows, col] = mu_c
-                    v_k[rows, col] = v_c
-                    valid[rows, col] = est.valid
-                    computed[rows, col] = True
+                    tasks.append((col, source, int(s), np.flatnonzero(eligible & (src_frame == s)), mu_s, v_s))
                 col += 1
+        for (col, _, _, rows, mu_s, v_s), est in zip(tasks, self._estimate(tasks, t)):
+            mu_c, v_c = chain(mu_s[rows], v_s[rows], est.displacement, est.variance,
+                             self.config.integration.motion_std_ratio)
+            mu_k[rows, col] = mu_c
+            v_k[rows, col] = v_c
+            valid[rows, col] = est.valid
+            computed[rows, col] = True
         return mu_k, v_k, valid, computed
+
+    def _estimate(self, tasks: list, t: int) -> list:
+        """The motion estimates of ``tasks`` (see :meth:`_chains`), in order: on ``chain_workers``
+        threads when that is above 1 and every source is thread-safe, else one after the other.
+        Each estimate depends only on its own frame pair and points, so both give the same numbers."""
+        def run(task):
+            _, source, s, rows, mu_s, _ = task
+            return source.estimate(self.buffer, s, t, mu_s[rows])
+
+        if self.chain_workers <= 1 or len(tasks) < 2 or not all(src.thread_safe for src in self.sources):
+            return [run(task) for task in tasks]
+        if self._pool is None or self._pool_size != self.chain_workers:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+            self._pool = ThreadPoolExecutor(max_workers=self.chain_workers, thread_name_prefix="chains")
+            self._pool_size = self.chain_workers
+        return list(self._pool.map(run, tasks))

@@ -39,6 +39,9 @@ class MotionSource(ABC):
     points and between calls, and must only use frames still in the buffer.
     """
 
+    #: ``estimate`` may run for several frame pairs at once from different threads (it only reads
+    #: the buffer's cached per-frame data, prepared in :meth:`on_frame`, and holds no other state).
+    thread_safe: bool = False
     name: str = "motion"
     #: chain intervals (frames) this source is used for; None = every chain of the ladder and the
     #: query chain. A dense source can limit itself to the short chains, whose fields it can afford.

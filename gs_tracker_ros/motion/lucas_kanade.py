@@ -66,11 +66,15 @@ class LucasKanadeSource(MotionSource):
     """
 
     name = "lk"
+    thread_safe = True
 
     def __init__(self, config: LKConfig | None = None) -> None:
         self.config = config or LKConfig()
         self.config.validate()
         self._params = lk_params(self.config)
+
+    def on_frame(self, buffer: ClipBuffer, index: int) -> None:
+        buffer.gray(index)  # converted once here, so that chains running at once never race on it
 
     def estimate(self, buffer: ClipBuffer, a: int, b: int, points: np.ndarray) -> MotionEstimate:
         res = lk_forward_backward(buffer.gray(a), buffer.gray(b), points, self._params)

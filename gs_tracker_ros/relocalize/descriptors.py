@@ -46,7 +46,12 @@ def build_pyramid(rgb: np.ndarray, channels: str = "gray", top_level: int = 2) -
 
     Kept in 8 bits (no full-frame float copies); samples are converted to float32 when read.
     """
-    levels = [_feature_image(rgb, channels)]
+    return _pyramid_above(_feature_image(rgb, channels), top_level)
+
+
+def _pyramid_above(level0: np.ndarray, top_level: int) -> list[np.ndarray]:
+    """``[level0, pyrDown(level0), ...]`` up to ``top_level``, each ``(H_l, W_l, C) uint8``."""
+    levels = [level0]
     for _ in range(int(top_level)):
         down = cv2.pyrDown(levels[-1])
         levels.append(down[:, :, None] if down.ndim == 2 else down)
@@ -54,8 +59,11 @@ def build_pyramid(rgb: np.ndarray, channels: str = "gray", top_level: int = 2) -
 
 
 def frame_pyramid(buffer: ClipBuffer, index: int, channels: str, top_level: int) -> list[np.ndarray]:
-    """The descriptor pyramid of a buffered frame, from the buffer's per-frame cache."""
+    """The descriptor pyramid of a buffered frame, from the buffer's per-frame cache. A grey
+    pyramid starts from the buffer's grey image, the one the LK chains use (converted once)."""
     key = f"reloc_pyr:{channels}:{int(top_level)}"
+    if channels == "gray":
+        return buffer.cached(index, key, lambda _rgb: _pyramid_above(buffer.gray(index)[:, :, None], top_level))
     return buffer.cached(index, key, lambda rgb: build_pyramid(rgb, channels, top_level))
 
 

@@ -56,10 +56,28 @@ class FeatureSimilarityFilter:
             return sim
         # chains of a point usually agree: describe each distinct landing (0.25 px grid) once
         pts = landing[n_idx, c_idx]
-        keys = np.stack([n_idx, *np.rint(pts.T * 4).astype(np.int64)], axis=1)
-        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-        inverse = inverse.reshape(-1)
+        first, inverse = unique_rows(np.stack([n_idx, *np.rint(pts.T * 4).astype(np.int64)], axis=1))
         q, w = self.bank.query(self.bank.rows(query_ids)[n_idx[first]])
         uniq = cosine_similarity(q, w, self.bank.describe(buffer, frame, pts[first]))
         sim[n_idx, c_idx] = uniq[inverse]
         return sim
+
+
+def unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, inverse)`` of ``np.unique(keys, axis=0, return_index=True, return_inverse=True)``
+    for ``(M, D) int64`` keys, computed on one packed int64 per row (numpy's row-wise unique goes
+    through a structured-array sort, several times slower). The packing keeps the rows'
+    lexicographic order and the sort is stable, so the result is the same arrays."""
+    keys = np.asarray(keys, np.int64)
+    if keys.shape[0] == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    low = keys.min(axis=0)
+    span = keys.max(axis=0) - low + 1
+    if float(np.prod(span.astype(np.float64))) >= 2.0**62:  # would overflow: numpy's own way
+        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        return first, inverse.reshape(-1)
+    packed = np.zeros(keys.shape[0], np.int64)
+    for d in range(keys.shape[1]):
+        packed = packed * span[d] + (keys[:, d] - low[d])
+    _, first, inverse = np.unique(packed, return_index=True, return_inverse=True)
+    return first, inverse.reshape(-1)

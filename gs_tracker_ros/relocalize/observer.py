@@ -7,6 +7,7 @@ import numpy as np
 
 from ..core.clip_buffer import ClipBuffer
 from ..core.integration import Observation
+from ..core.median import nanmedian
 from .bank import QueryBank
 from .config import KeypointConfig
 from .descriptors import cosine_similarity, from_level, similarity_maps, soft_argmax, to_level
@@ -85,7 +86,7 @@ class LongTermObserver:
             centre = prior_xy.copy()
             if has_chain.any():
                 pts = np.where(cvalid[..., None], landing, np.nan)[has_chain]
-                centre[has_chain] = np.nanmedian(pts, axis=1)
+                centre[has_chain] = nanmedian(pts, axis=1)
         else:  # no filter installed: nothing known about this frame's chains
             has_chain = None
             centre = prior_xy.copy()

@@ -277,6 +277,42 @@ def draw_legend(img: np.ndarray, counts: dict[int, int], style: OverlayStyle) ->
         x += glyph_w + tw + gap
 
 
+def _tail_runs(tails: dict[int, np.ndarray], bands: int, tail_len: int) -> dict[int, tuple[np.ndarray, list[tuple[int, int, int]]]]:
+    """Per track id (in the order of ``tails``; tails of fewer than 2 positions left out): its
+    positions ``(n, 2) int32`` in drawing fixed point and its runs ``(a, b, band)``: positions a..b
+    form one polyline of age band ``band``, every segment of it between two visible positions.
+
+    Segment k joins points k and k+1, its age is (n - 2 - k) steps (older = fainter band). The
+    tails of one length are processed as one array; only tails with a hidden position need
+    their own run split."""
+    out: dict[int, tuple[np.ndarray, list[tuple[int, int, int]]]] = {}
+    by_len: dict[int, list[int]] = {}
+    for tid, tl in tails.items():
+        if len(tl) >= 2:
+            by_len.setdefault(len(tl), []).append(tid)
+    for n, tids in by_len.items():
+        tl = np.stack([tails[tid] for tid in tids])  # (G, n, 3)
+        vis = (tl[..., 2] == TrackStatus.VISIBLE) & np.isfinite(tl[..., :2]).all(axis=2)
+        pts = np.round(np.nan_to_num(tl[..., :2]) * _ONE).astype(np.int32)
+        k = np.arange(n - 1)
+        band = np.minimum(bands - 1, ((n - 2 - k) / max(tail_len - 1, 1) * bands).astype(int))
+        keep = vis[:, :-1] & vis[:, 1:]  # (G, n - 1)
+        all_kept = keep.all(axis=1).tolist()
+        band_l = band.tolist()
+
+        def runs_of(key: np.ndarray, keep_row: list[bool]) -> list[tuple[int, int, int]]:
+            cut = (np.flatnonzero(key[1:] != key[:-1]) + 1).tolist()  # runs of equal key: one polyline
+            return [(a, b, band_l[a]) for a, b in zip([0] + cut, cut + [n - 1]) if keep_row[a]]
+
+        full = runs_of(band, [True] * (n - 1))  # a tail visible all along
+        for g, tid in enumerate(tids):
+            if all_kept[g]:
+                out[tid] = (pts[g], full)
+            else:
+                out[tid] = (pts[g], runs_of(np.where(keep[g], band, -1), keep[g].tolist()))
+    return {tid: out[tid] for tid in tails if tid in out}
+
+
 def draw_tracks(frame: np.ndarray, history: TrackHistory, *, style: OverlayStyle | None = None,
                 frame_index: int | None = None, fps: float | None = None, header: bool = True,
                 extra_header: str | None = None) -> np.ndarray:
@@ -306,24 +342,10 @@ def draw_tracks(frame: np.ndarray, history: TrackHistory, *, style: OverlayStyle
     # segments whose both ends are visible are drawn.
     bands = max(1, int(st.tail_bands))
     groups: list[dict[tuple[tuple[int, int, int], int], list[np.ndarray]]] = [{} for _ in range(bands)]
-    for tid, tl in tails.items():
-        n = len(tl)
-        if n < 2:
-            continue
+    for tid, (pts, runs) in _tail_runs(tails, bands, st.tail_len).items():
         colour = track_colour(tid)
-        vis = (tl[:, 2] == TrackStatus.VISIBLE) & np.isfinite(tl[:, :2]).all(axis=1)
-        pts = np.round(np.nan_to_num(tl[:, :2]) * _ONE).astype(np.int32)
-        k = np.arange(n - 1)
-        band = np.minimum(bands - 1, ((n - 2 - k) / max(st.tail_len - 1, 1) * bands).astype(int))
-        keep = vis[:-1] & vis[1:]
-        key = np.where(keep, band, -1)  # runs of equal key become one polyline
-        cut = (np.flatnonzero(key[1:] != key[:-1]) + 1).tolist()
-        band_l, keep_l = band.tolist(), keep.tolist()
-        for a, b in zip([0] + cut, cut + [n - 1]):
-            if not keep_l[a]:
-                continue
-            thick = 2 if band_l[a] == 0 else 1
-            groups[band_l[a]].setdefault((colour, thick), []).append(pts[a : b + 1])
+        for a, b, band in runs:
+            groups[band].setdefault((colour, 2 if band == 0 else 1), []).append(pts[a : b + 1])
     for b in range(bands - 1, -1, -1):  # oldest first, newest drawn on top
         if not groups[b]:
             continue
