@@ -148,11 +148,14 @@ def test_uncertainty_circle_is_clamped_and_ids_labels():
     img = np.zeros((200, 200, 3), np.uint8)
     h = TrackHistory()
     h.update(_state(0, [[100.0, 100.0]], [True], variance=[100.0]))  # 2 sigma = 20 px
-    out = _changed(draw_tracks(img, h, header=False), img)
+    plain = _changed(draw_tracks(img, h, header=False), img)  # circles only on request
+    assert np.hypot(*(np.array(np.nonzero(plain))[::-1] - 100.0)).max() < 8
+    out = _changed(draw_tracks(img, h, header=False, style=OverlayStyle(show_uncertainty=True)), img)
     r = np.hypot(*(np.array(np.nonzero(out))[::-1] - 100.0))
     assert 19 <= r.max() <= 22
     h.update(_state(1, [[100.0, 100.0]], [True], variance=[1e6]))  # clamped to 40 px
-    out = _changed(draw_tracks(img, h, header=False, style=OverlayStyle(max_sigma_radius=40)), img)
+    out = _changed(draw_tracks(img, h, header=False, style=OverlayStyle(max_sigma_radius=40, show_uncertainty=True)),
+                   img)
     r = np.hypot(*(np.array(np.nonzero(out))[::-1] - 100.0))
     assert 39 <= r.max() <= 42
     with_ids = draw_tracks(img, h, header=False, style=OverlayStyle(show_ids=True))

@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output .npz with tracks_xy, visible, status, variance, ids (see README)")
     p.add_argument("--overlay", type=Path, default=None, help="also write an overlay video (.mp4)")
     p.add_argument("--sheet", type=Path, default=None, help="also write a contact sheet of the overlay (.png)")
+    p.add_argument("--uncertainty", action="store_true",
+                   help="draw each visible point's 2-sigma circle in the overlay / sheet (calibrated, so often wide)")
     p.add_argument("--reseed", type=float, default=None, metavar="F",
                    help="with --grid N: keep the grid dense as the node's reseed_when_below does: when fewer "
                         "than F x N^2 grid points are visible, the hidden ones are removed and free grid cells "
@@ -170,11 +172,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"{run_.method}: {len(run_.ids)} tracks x {run_.num_frames} frames; last frame: {counts}; "
           f"{run_.ms_per_frame:.1f} ms/frame median ({fps:.0f} fps); tracks -> {args.out}")
     if args.overlay is not None or args.sheet is not None:
+        from ..viz.overlay import OverlayStyle
         from ..viz.run_overlay import write_run_overlay
 
         path = write_run_overlay(frames, run_.ids, run_.xy, run_.visible, run_.variance, args.overlay,
                                  fps=frames.fps or 25.0, title=run_.method, sheet_path=args.sheet,
-                                 status=run_.status)
+                                 status=run_.status, style=OverlayStyle(show_uncertainty=args.uncertainty))
         if path is not None:
             print(f"overlay -> {path}")
         if args.sheet is not None:

@@ -60,6 +60,10 @@ class OverlayStyle:
         min_sigma_radius: circles smaller than this are not drawn (they would hide in the dot).
         tail_bands: number of opacity steps the tail fades through (oldest = faintest).
         show_ids: draw each track's id next to its marker.
+        show_uncertainty: draw the 2-sigma circle of visible points. Off by default: the
+            published variance is calibrated (it includes the drift a point has accumulated,
+            ``core/uncertainty.py``), so after a few hundred px of travel the honest circle is
+            tens of px wide and crowds the picture.
         show_hidden_uncertainty: also draw the uncertainty circle of occluded points (off: a
             long-hidden point's circle grows large and hides the picture).
         edge_markers: mark out-of-view points with a short tick on the nearest image border
@@ -76,6 +80,7 @@ class OverlayStyle:
     min_sigma_radius: float = 4.0
     tail_bands: int = 4
     show_ids: bool = False
+    show_uncertainty: bool = False
     show_hidden_uncertainty: bool = False
     edge_markers: bool = False
     legend: bool = True
@@ -390,7 +395,7 @@ def draw_tracks(frame: np.ndarray, history: TrackHistory, *, style: OverlayStyle
         colour = track_colour(tid)
         p = _fix(x, y)
         var = history.variance(tid)
-        if var is not None and math.isfinite(var) and var > 0:
+        if st.show_uncertainty and var is not None and math.isfinite(var) and var > 0:
             r = min(2.0 * math.sqrt(var), st.max_sigma_radius)
             if r >= st.min_sigma_radius:
                 cv2.circle(out, p, int(round(r * _ONE)), _dim(colour, 0.85), 1, cv2.LINE_AA, _SHIFT)

@@ -8,21 +8,23 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..core.types import TrackState, track_status
-from .overlay import TrackHistory, draw_tracks
+from .overlay import OverlayStyle, TrackHistory, draw_tracks
 from .video import VideoWriter, save_contact_sheet
 
 
 def write_run_overlay(frames: Iterable[np.ndarray], ids: np.ndarray, xy: np.ndarray, visible: np.ndarray,
                       variance: np.ndarray, path: str | Path | None, fps: float = 25.0,
                       title: str | Sequence[str] | None = None, sheet_path: str | Path | None = None,
-                      sheet_frames: int = 6, status: np.ndarray | None = None) -> Path | None:
+                      sheet_frames: int = 6, status: np.ndarray | None = None,
+                      style: OverlayStyle | None = None) -> Path | None:
     """Draw tracks ``xy (N, T, 2)`` / ``visible (N, T)`` / ``variance (N, T)`` over ``frames``.
 
     ``status (N, T)`` holds :class:`~gs_tracker_ros.core.types.TrackStatus` codes; without it a
     hidden point outside the frame is out of view, else occluded. Points are drawn from their
     query frame on (NaN positions before it are skipped). Writes the
     video to ``path`` (None: no video) and, with ``sheet_path``, a PNG of ``sheet_frames`` evenly
-    spaced frames. ``title`` is one header line for all frames or one per frame. Returns the
+    spaced frames. ``title`` is one header line for all frames or one per frame; ``style`` the
+    drawing options (default :class:`OverlayStyle`). Returns the
     video's path (None without a video).
     """
     num_frames = xy.shape[1]
@@ -38,7 +40,7 @@ def write_run_overlay(frames: Iterable[np.ndarray], ids: np.ndarray, xy: np.ndar
             history.update(TrackState(t, ids[live], xy[live, t], np.nan_to_num(variance[live, t]), visible[live, t],
                                       code))
             header = title if title is None or isinstance(title, str) else title[t]
-            img = draw_tracks(frame, history, frame_index=t, extra_header=header)
+            img = draw_tracks(frame, history, frame_index=t, extra_header=header, style=style)
             if writer is not None:
                 writer.write(img)
             if sheet_path is not None and t in pick:
