@@ -762,11 +762,17 @@ def main(args: list[str] | None = None) -> int:
             text = str(err) if isinstance(err, ConfigError) else _rcl_error_line(err)
             print(f"[FATAL] [{NODE_NAME}]: cannot start: {text}", file=sys.stderr, flush=True)
             return 2
+        from .run_node import stop_requested  # a signal whose KeyboardInterrupt was swallowed
+
+        if stop_requested():
+            return 0
         try:
             node = TrackerNode()
         except (TrackerError, ValueError) as err:
             rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {err}")
             return 2
+        if stop_requested():
+            return 0
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         try:
@@ -777,7 +783,9 @@ def main(args: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # a signal while starting (before spin)
         return 0
     except Exception:
-        if not rclpy.ok():  # rclpy's signal handler shut the context down while the node was starting
+        from .run_node import stop_requested
+
+        if stop_requested() or not rclpy.ok():  # a signal arrived while the node was starting
             return 0
         raise
     finally:

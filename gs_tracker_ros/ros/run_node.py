@@ -4,7 +4,9 @@ Importing the node (numpy, OpenCV, rclpy, the tracker) takes about half a second
 that time used to end the process with a ``KeyboardInterrupt`` traceback (exit -2) and a SIGTERM
 killed it outright (exit -15). Here SIGTERM is made to behave like SIGINT before anything else is
 imported, and an interrupt at any point of the start-up ends the process quietly with exit code
-0, the same as a signal once the node spins (:func:`gs_tracker_ros.ros.node.main`).
+0, the same as a signal once the node spins (:func:`gs_tracker_ros.ros.node.main`). Both signals
+also set :data:`STOP_REQUESTED`, checked between the start-up steps: a library that swallows the
+KeyboardInterrupt while it is imported (a bare ``except:``) cannot make the node ignore it.
 
 Run: ``gs_tracker_node --ros-args ...`` or ``python -m gs_tracker_ros.ros.run_node --ros-args ...``.
 """
@@ -13,23 +15,41 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
+
+# Set by a SIGINT / SIGTERM at any time. The KeyboardInterrupt the handler raises can be swallowed
+# by a library's bare ``except:`` while it is being imported; the node checks this flag between
+# the start-up steps, so such a signal still stops it.
+STOP_REQUESTED = threading.Event()
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    STOP_REQUESTED.set()
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def stop_requested() -> bool:
+    return STOP_REQUESTED.is_set()
 
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``gs_tracker_node``; the exit code (see the module docstring)."""
-    # SIGINT already raises KeyboardInterrupt (Python's default); rclpy.init chains its own
-    # handlers in front of these, so a later SIGTERM also ends spin() cleanly.
+    # rclpy.init chains its own handlers in front of these, so later signals also end spin()
+    # cleanly.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         from .node import main as run
 
+        if stop_requested():
+            return 0
         return run(args)
     except KeyboardInterrupt:
         return 0
+    except Exception:
+        if stop_requested():  # a swallowed interrupt left the start-up half done
+            return 0
+        raise
 
 
 if __name__ == "__main__":
