@@ -273,8 +273,8 @@ class TrackerNode(LifecycleNode):
 
 
     def _build_tracker(self) -> PointTracker:
-        """The one tracker of this node, from :func:`make_tracker`. Engine parameters (see
-        parameters.ENGINE_PARAMS) are to be passed on from here."""
+        """The one tracker of this node, from :func:`make_tracker` (engine settings included:
+        ``tracker.engine.*``)."""
         return make_tracker(self._method, self._config)
 
     # ------------------------------------------------------------------------------------ logging

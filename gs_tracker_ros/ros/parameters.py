@@ -6,8 +6,8 @@
   (e.g. ``tracker.integration.outlier_px``), generated from the dataclasses: names, types and
   defaults cannot drift from the core, and descriptions come from the dataclasses' docstrings.
   ``TrackerConfig.max_tracks`` is the node's ``max_tracks`` (one knob for all methods).
-* Engine parameters (backend, model / engine paths, precision, cache dir) go into
-  :data:`ENGINE_PARAMS` when the engines land; nothing else needs to change here.
+* The encoder engine's settings (backend, model / ONNX / engine paths, precision, cache dir,
+  threads) are ``tracker.engine.*``: ``TrackerConfig.engine`` leaves like any other.
 
 Run-time changes: parameters with ``runtime=True`` may be set while the node runs (validated by
 :class:`TrackerConfig` validation); the others are structural and rejected with a reason. This
@@ -120,12 +120,6 @@ NODE_PARAMS: list[ParamSpec] = [
               "/diagnostics turns ERROR when no image has arrived for this many seconds "
               "(>= stale_after_s)", runtime=True, range=(0.01, 3600.0)),
 ]
-
-# Engine-related parameters (backend, model path, engine path, precision, cache dir) belong here,
-# e.g. ParamSpec("engine.backend", "torch", "...", choices=("torch", "onnxruntime", "tensorrt")).
-# They are declared, documented (docs/ros.md table) and passed to make_tracker through
-# TrackerNode._build_tracker like the rest; mark them runtime=False (an engine is built once).
-ENGINE_PARAMS: list[ParamSpec] = []
 
 # ------------------------------------------------------------------------------------- tracker config
 # Inclusive ranges for the ROS descriptors (FloatingPointRange / IntegerRange). TrackerConfig
@@ -275,7 +269,7 @@ def tracker_param_specs() -> list[ParamSpec]:
 
 
 def all_param_specs() -> list[ParamSpec]:
-    return [*NODE_PARAMS, *ENGINE_PARAMS, *tracker_param_specs()]
+    return [*NODE_PARAMS, *tracker_param_specs()]
 
 
 SPECS: dict[str, ParamSpec] = {s.name: s for s in all_param_specs()}
