@@ -247,10 +247,6 @@ class BagWriter:
         remove_bag(self.path)
 
 
-def is_bag_dir(path: Path) -> bool:
-    return path.is_dir() and (path / "metadata.yaml").is_file()
-
-
 def remove_bag(path: Path) -> None:
     """Delete a bag directory this project wrote (refuses folders that hold anything else)."""
     import shutil

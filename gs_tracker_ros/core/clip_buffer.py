@@ -68,9 +68,6 @@ class ClipBuffer:
     def __len__(self) -> int:
         return len(self._frames)
 
-    def indices(self) -> list[int]:
-        return list(self._frames.keys())
-
     def frame(self, index: int) -> np.ndarray:
         try:
             return self._frames[index]

@@ -175,12 +175,6 @@ class GaussianMotionSource(MotionSource):
         self._windows: "OrderedDict[int, _Window]" = OrderedDict()
         self.encoder_calls = 0
 
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", **kwargs) -> "GaussianMotionSource":
-        from ..model.checkpoint import load_encoder
-
-        return cls(load_encoder(path, device), **kwargs)
-
     def reset(self) -> None:
         self._windows.clear()
 
