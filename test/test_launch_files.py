@@ -215,7 +215,7 @@ def test_node_runs_with_the_tracker_launch_arguments(ros_env, ros_context, tmp_p
     from rcl_interfaces.srv import GetParameters
 
     from gs_tracker_ros.core.seeding import grid_points
-    from gs_tracker_ros.ros.testing import MovingTexture, NodeProcess, TrackerClient, tracks_arrays
+    from ros_testing import MovingTexture, NodeProcess, TrackerClient, tracks_arrays
 
     cmd = _launch("tracker.launch.py", TRACKER_ARGS, ros_env).nodes()[0].cmd
     proc = NodeProcess(cmd, ros_env, tmp_path / "node.log", cwd=tmp_path)  # not the checkout: the installed files

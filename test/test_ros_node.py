@@ -23,7 +23,7 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (make setup)")
 from conftest import ros_subprocess_env  # noqa: E402
 
 from gs_tracker_ros.msg import PointTrack  # noqa: E402
-from gs_tracker_ros.ros.testing import MovingTexture, NodeProcess, TrackerClient, tracks_arrays  # noqa: E402
+from ros_testing import MovingTexture, NodeProcess, TrackerClient, tracks_arrays  # noqa: E402
 
 pytestmark = [
     pytest.mark.ros,

@@ -290,7 +290,7 @@ def test_max_tracks_below_the_live_count_is_refused_with_the_reason(make_node):
     import time
 
     from gs_tracker_ros.ros.image_conversion import numpy_to_image
-    from gs_tracker_ros.ros.testing import MovingTexture
+    from ros_testing import MovingTexture
     from gs_tracker_ros.srv import AddQueries
 
     node = make_node()

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 
-from .service_calls import RESEND_S, ServiceLink, call_service
+from gs_tracker_ros.ros.service_calls import RESEND_S, ServiceLink, call_service
 
 DEFAULT_TIMEOUT_S = 15.0
 
@@ -242,7 +242,7 @@ class TrackerClient:
     def latest_diagnostics(self, fresh: bool = True, timeout_s: float = 5.0) -> dict[str, str] | None:
         """Key/values (plus ``_level``, ``_message``) of the node's newest tracker status; with
         ``fresh``, one received after this call. None on timeout."""
-        from .diagnostics import parse_status
+        from gs_tracker_ros.ros.diagnostics import parse_status
 
         with self._cv:
             n0 = self._mine_total if fresh else 0
@@ -262,7 +262,7 @@ class TrackerClient:
     # ------------------------------------------------------------------------------------- sending
     def image_msg(self, rgb: np.ndarray, stamp: tuple[int, int], frame_id: str = "test_cam",
                   encoding: str = "rgb8") -> Any:
-        from .image_conversion import numpy_to_image
+        from gs_tracker_ros.ros.image_conversion import numpy_to_image
 
         if encoding == "rgb8":
             px = rgb
