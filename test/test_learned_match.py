@@ -82,3 +82,24 @@ def test_tracker_with_learned_matches_follows_real_texture(shared_data) -> None:
         state = tracker.step(f)
     assert state.visible.all()
     assert np.abs(state.xy - (q + shifts[-1])).max() < 1.0
+
+
+def test_learned_filter_drops_chains_that_land_on_something_else(shared_data):
+    """relocalize.learned.filter_threshold: a chain landing 40 px off the query's texture is dropped,
+    one landing on it is kept; the filter stores nothing (same inputs, same answer)."""
+    frames = shifted_crops(shared_data, [(0, 0), (5, 3)])
+    buf = ClipBuffer(4)
+    # ALIKED similarities are high almost everywhere (~0.75-0.8 here 60 px away, 0.96+ on target)
+    obs = LearnedMatchObserver(LearnedMatchConfig(enabled=True, model_name="aliked-n16", filter_threshold=0.85))
+    buf.push(frames[0])
+    q = np.array([[80.0, 80.0], [200.0, 120.0]])
+    obs.add(buf, 0, np.arange(2), q)
+    buf.push(frames[1])
+    landing = np.stack([q + [5, 3], q + [45, 43]], axis=1)  # (N, C=2, 2): right, wrong
+    valid = np.ones((2, 2), bool)
+    kept = obs.filter(buf, 1, np.arange(2), landing, valid)
+    assert kept[:, 0].all() and not kept[:, 1].any(), kept
+    np.testing.assert_array_equal(obs.filter(buf, 1, np.arange(2), landing, valid), kept)
+    off = LearnedMatchObserver(LearnedMatchConfig(enabled=True, model_name="aliked-n16"), extractor=obs.extractor)
+    off.add(buf, 0, np.arange(2), q)
+    assert off.filter(buf, 1, np.arange(2), landing, valid).all()  # -1 = off

@@ -39,6 +39,7 @@ def build_relocalizer(config: RelocalizeConfig) -> tuple[FeatureSimilarityFilter
     if config.learned.enabled:
         from .learned import LearnedMatchObserver
 
-        return None, LearnedMatchObserver(config.learned)  # the classical filter and observer are replaced
+        learned = LearnedMatchObserver(config.learned)  # replaces the classical filter and observer
+        return (learned if config.learned.filter_threshold > -1.0 else None), learned
     bank = QueryBank(config.descriptor, extra_levels=(config.keypoints.coarse_level,))
     return FeatureSimilarityFilter(config.filter, bank), LongTermObserver(config.keypoints, bank)

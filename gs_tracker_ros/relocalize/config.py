@@ -210,6 +210,8 @@ class LearnedMatchConfig:
         variance: px^2 of a match.
         search_px: window half-size in frame px around a visible point's previous position.
         refind_search_px: the same for a point that was occluded on the previous frame.
+        filter_threshold: step 2 with the same descriptors: a valid chain whose landing point's
+            similarity to the query is below this is dropped (-1 = off).
     """
 
     enabled: bool = False
@@ -221,6 +223,7 @@ class LearnedMatchConfig:
     variance: float = 1.0
     search_px: float = 24.0
     refind_search_px: float = 64.0
+    filter_threshold: float = -1.0
 
     def validate(self) -> None:
         _check(self.model_name in ("aliked-t16", "aliked-n16", "aliked-n32"), "relocalize.learned.model_name",
@@ -232,6 +235,8 @@ class LearnedMatchConfig:
         _check(-1.0 <= self.threshold < 1.0, "relocalize.learned.threshold", self.threshold, "in [-1, 1)")
         _check(0.0 < self.variance <= 1e4, "relocalize.learned.variance", self.variance, "in (0, 10000] px^2")
         _check(1.0 <= self.search_px <= 256.0, "relocalize.learned.search_px", self.search_px, "in [1, 256] px")
+        _check(-1.0 <= self.filter_threshold < 1.0, "relocalize.learned.filter_threshold", self.filter_threshold,
+               "in [-1, 1) (-1 = off)")
         _check(self.search_px <= self.refind_search_px <= 512.0, "relocalize.learned.refind_search_px",
                self.refind_search_px, f"in [search_px={self.search_px}, 512] px")
 

@@ -115,6 +115,22 @@ class LearnedMatchObserver:
         pos = np.searchsorted(self._ids[order], ids)
         return order[np.clip(pos, 0, len(order) - 1)]
 
+    def filter(self, buffer: ClipBuffer, frame: int, query_ids: np.ndarray, landing: np.ndarray,
+               valid: np.ndarray) -> np.ndarray:
+        """Step 2 with learned descriptors: drop valid chains whose landing point ``landing
+        (N, C, 2)`` px has a cosine similarity to the query below ``filter_threshold`` (a pure
+        function of its inputs and the frame's descriptor map; nothing is stored)."""
+        thr = self.config.filter_threshold
+        if thr <= -1.0 or not valid.any():
+            return valid
+        dmap = self.descriptor_map(buffer, frame)
+        n, c = valid.shape
+        rows = self._rows(np.asarray(query_ids, np.int64))
+        pts = dmap.to_map(landing.reshape(-1, 2))
+        desc = sample_descriptors(dmap.descriptors, np.nan_to_num(pts)).reshape(n, c, -1)
+        sim = np.einsum("ncd,nd->nc", desc, self._desc[rows])
+        return valid & (sim >= thr)
+
     def observe(self, buffer: ClipBuffer, frame: int, ids: np.ndarray, prior_xy: np.ndarray,
                 prior_visible: np.ndarray | None = None) -> Observation:
         """Matches on ``frame`` around ``prior_xy (N, 2)`` px (the points' previous positions);
