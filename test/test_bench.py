@@ -7,7 +7,6 @@ import pytest
 
 from gs_tracker_ros.cli import bench_cmd
 from gs_tracker_ros.cli.main import main
-from gs_tracker_ros.core.tracker import ProbabilisticTracker
 from gs_tracker_ros.evaluation.profiling import profile_tracker
 from gs_tracker_ros.evaluation.timing import grid_points
 from gs_tracker_ros.methods import make_tracker

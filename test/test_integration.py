@@ -1,7 +1,6 @@
 """Fusion math of the online probabilistic integration on hand-built Gaussians."""
 
 import numpy as np
-import pytest
 
 from gs_tracker_ros.core.integration import (
     Observation, chain, fuse, fuse_lowest_variance, fuse_observation, integrate, reject_outliers,

@@ -145,11 +145,12 @@ def run(args: argparse.Namespace) -> int:
     if args.sheet is not None:
         prepare_output(args.sheet, "--sheet")
     tracker = make_tracker(args.method, config)
-    on_step = None
-    if seeder is not None:
-        def on_step(t: int, state):
-            result = seeder.reseed(tracker, state, width, height, config.max_tracks)
-            return result.added_ids, result.added_xy
+
+    def reseed_step(t: int, state):
+        result = seeder.reseed(tracker, state, width, height, config.max_tracks)
+        return result.added_ids, result.added_xy
+
+    on_step = reseed_step if seeder is not None else None
     total = frames.num_frames
 
     def progress(t: int) -> None:

@@ -191,7 +191,6 @@ def ncc_map(img: np.ndarray, centres: np.ndarray, radius: int, templates: np.nda
     c = img.shape[2]
     h, w = img.shape[:2]
     half = k // 2
-    win = 2 * radius + 1
     span = np.arange(-radius - half, radius + half + 1)
     ys = np.clip(centres[:, 1, None] + span[None], 0, h - 1)
     xs = np.clip(centres[:, 0, None] + span[None], 0, w - 1)

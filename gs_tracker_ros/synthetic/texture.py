@@ -61,7 +61,6 @@ def make_texture(h: int, w: int, rng: np.random.Generator, kind: str = "mixed", 
             colour = tuple(float(x) for x in _random_colour(rng, float(rng.uniform(0.2, 1.0))))
             thick = -1 if rng.random() < 0.7 else int(rng.integers(1, 4))  # filled or a ring
             cv2.ellipse(layer, (c, (2 * axes[0], 2 * axes[1]), float(rng.uniform(0, 180))), colour, thick, cv2.LINE_AA)
-        n_lines = int(np.clip(area / 6000, 2, 80))
         tex = 0.25 * tex + 0.75 * layer
     tex = cv2.GaussianBlur(tex, (0, 0), 0.7)
     return np.clip(tex, 0.0, 255.0).astype(np.float32)

@@ -28,7 +28,6 @@ def splat_at_points(g: GaussianClip, points: torch.Tensor, feats: torch.Tensor,
 
     Returns ``values (B, F, P)`` (alpha-normalised, as in the formulas above) and ``acc (B, P)``.
     """
-    b = g.means.shape[0]
     h, w = g.height, g.width
     first = GaussianClip(g.means[:, :1], g.quats, g.log_scales, g.opacities, g.colors[:, :1], h, w, g.focal)
     out = render(first, first.camera, h, w, features=feats[:, None], **render_opts)

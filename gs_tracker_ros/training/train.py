@@ -21,11 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..core.errors import ConfigError, InputError
 from ..model.checkpoint import save_checkpoint
-from ..model.gaussians import GaussianClip
 from ..model.gmae import GMAE
 from ..model.masking import motion_aware_tube_mask, random_tube_mask
 from ..paths import resolve_path
