@@ -64,6 +64,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def report(table: str, results: dict[str, Any], json_path: Path | None) -> int:
+    """Print ``table``, write ``results`` to ``json_path`` (if given); the command's exit status."""
+    print(table)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=2))
+        print(f"results -> {json_path}")
+    return 0
+
+
 def rss_mb() -> float:
     """Current resident set size of this process in MiB (Linux /proc)."""
     with open("/proc/self/statm") as fh:
@@ -158,12 +168,7 @@ def run(args: argparse.Namespace) -> int:
     encoder_runs = args.encoder_runs if args.encoder_runs is not None else (10 if args.quick else 20)
     if encoder_runs > 0:
         results.update(encoder_section(args, frames, encoder_runs))
-    print(format_bench(results))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
-        print(f"results -> {args.json}")
-    return 0
+    return report(format_bench(results), results, args.json)
 
 
 def decode_section(frame: np.ndarray, runs: int) -> dict[str, dict[str, float]]:
@@ -277,12 +282,7 @@ def run_profile(args: argparse.Namespace, config: TrackerConfig) -> int:
                                      "frames": prof.frames, "lk_pair": lk, "ros": ros}
         print(f"  {points} points: step {prof.step_ms:.2f} ms/frame ({prof.step_cpu_ms:.2f} ms CPU)",
               file=sys.stderr, flush=True)
-    print(format_profile(results))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
-        print(f"results -> {args.json}")
-    return 0
+    return report(format_profile(results), results, args.json)
 
 
 def format_profile(results: dict[str, Any]) -> str:
@@ -348,12 +348,7 @@ def run_scaling(args: argparse.Namespace, config: TrackerConfig) -> int:
             print("  " + ", ".join(f"{m} {row[m]['fps_median']:.1f} fps" for m in methods)
                   + f" ({width}x{height}, {points} points)", file=sys.stderr, flush=True)
     results["methods"] = methods
-    print(format_scaling(results))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
-        print(f"results -> {args.json}")
-    return 0
+    return report(format_scaling(results), results, args.json)
 
 
 def format_scaling(results: dict[str, Any]) -> str:

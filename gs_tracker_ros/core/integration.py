@@ -107,6 +107,12 @@ class Observation:
     variance: np.ndarray  # (N,) px^2
     valid: np.ndarray  # (N,) bool
 
+    @staticmethod
+    def none(n: int, variance: float) -> "Observation":
+        """``n`` points with no observation yet (NaN positions, ``variance`` px^2, not valid); an
+        observer fills the arrays in place for the points it matches."""
+        return Observation(np.full((n, 2), np.nan), np.full(n, float(variance)), np.zeros(n, bool))
+
 
 # Upper bound of an occluded point's variance in px^2 (sigma = 10,000 px: "anywhere in the
 # image" for any camera). Keeps every published variance finite, also with

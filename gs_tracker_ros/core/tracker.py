@@ -136,9 +136,8 @@ class ProbabilisticTracker:
         self.cur_vis = np.zeros(n, bool)
         self.drift = np.zeros(n, np.float64)
 
-    _STATE = ("ids", "q_frame", "q_xy", "ring_mu", "ring_v", "ring_vis", "ring_stamp", "cur_mu", "pub_mu", "pub_v", "own_vel", "own_known", "last_seen", "cur_v",
-              "cur_vis",
-              "drift")
+    _STATE = ("ids", "q_frame", "q_xy", "ring_mu", "ring_v", "ring_vis", "ring_stamp", "cur_mu", "cur_v", "cur_vis",
+              "pub_mu", "pub_v", "own_vel", "own_known", "last_seen", "drift")
 
     @property
     def num_tracks(self) -> int:
@@ -171,9 +170,10 @@ class ProbabilisticTracker:
         ring_vis = np.zeros((n, r), bool)
         ring_vis[:, t % r] = True
         new = dict(ids=new_ids, q_frame=np.full(n, t, np.int64), q_xy=pts, ring_mu=ring_mu,
-                   ring_v=np.zeros((n, r)), ring_vis=ring_vis, ring_stamp=ring_stamp, cur_mu=pts.copy(), pub_mu=pts.copy(), pub_v=np.zeros(n),
+                   ring_v=np.zeros((n, r)), ring_vis=ring_vis, ring_stamp=ring_stamp, cur_mu=pts.copy(),
+                   cur_v=np.zeros(n), cur_vis=np.ones(n, bool), pub_mu=pts.copy(), pub_v=np.zeros(n),
                    own_vel=np.zeros((n, 2)), own_known=np.zeros(n, bool), last_seen=np.full(n, t, np.int64),
-                   cur_v=np.zeros(n), cur_vis=np.ones(n, bool), drift=np.zeros(n))
+                   drift=np.zeros(n))
         for key in self._STATE:
             setattr(self, key, np.concatenate([getattr(self, key), new[key]]))
         self._pin_query_frame(t, n)
@@ -291,9 +291,7 @@ class ProbabilisticTracker:
         pub_mu, pub_v = move_hidden_points(self.pub_mu, self.pub_v, self.cur_vis, mu, v, vis, cfg, growth, own)
         # A point taken out of the image is out of view, not occluded: its state follows it
         # there so that no chain measures it until the re-localisation finds it again.
-        follow = ~vis & ~inside_image(pub_mu, self.buffer.shape)
-        if cfg.moves_state:
-            follow = ~vis
+        follow = ~vis if cfg.moves_state else ~vis & ~inside_image(pub_mu, self.buffer.shape)
         mu, v = np.where(follow[:, None], pub_mu, mu), np.where(follow, pub_v, v)
         return mu, v, vis & inside_image(mu, self.buffer.shape), pub_mu, pub_v
 

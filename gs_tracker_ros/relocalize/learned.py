@@ -133,17 +133,17 @@ class LearnedMatchObserver:
 
     def observe(self, buffer: ClipBuffer, frame: int, ids: np.ndarray, prior_xy: np.ndarray,
                 prior_visible: np.ndarray | None = None) -> Observation:
-        """Matches on ``frame`` around ``prior_xy (N, 2)`` px (the points' previous positions);
-        points not ``prior_visible`` get the wider ``refind_search_px`` window."""
+        """Matches on ``frame`` around ``prior_xy (N, 2)`` px (the tracker's predicted positions:
+        the median of each point's valid chains, else its previous position); points without a
+        valid chain (``prior_visible`` False) get the wider ``refind_search_px`` window."""
         ids = np.asarray(ids, np.int64)
         was_visible = np.ones(len(ids), bool) if prior_visible is None else np.asarray(prior_visible, bool)
         n = len(ids)
-        mu = np.full((n, 2), np.nan)
-        var = np.full(n, float(self.config.variance))
-        valid = np.zeros(n, bool)
+        obs = Observation.none(n, self.config.variance)
+        mu, valid = obs.mu, obs.valid
         self.last_similarity = np.full(n, np.nan)
         if n == 0:
-            return Observation(mu, var, valid)
+            return obs
         rows = self._rows(ids)
         dmap = self.descriptor_map(buffer, frame)
         s = float(np.mean(dmap.scale_xy))
@@ -159,4 +159,4 @@ class LearnedMatchObserver:
             mu[pick[ok]] = dmap.to_frame(peak_map[ok])
             valid[pick[ok]] = True
             self.last_similarity[pick] = sim
-        return Observation(mu, var, valid)
+        return obs

@@ -70,12 +70,11 @@ class LongTermObserver:
                 prior_visible: np.ndarray | None = None) -> Observation:
         ids = np.asarray(ids, np.int64)
         n = ids.shape[0]
-        mu = np.full((n, 2), np.nan)
-        var = np.full(n, float(self.config.variance))
-        valid = np.zeros(n, bool)
+        obs = Observation.none(n, self.config.variance)
+        mu, var, valid = obs.mu, obs.variance, obs.valid
         self.last_similarity = np.full(n, np.nan)
         if n == 0:
-            return Observation(mu, var, valid)
+            return obs
         cfg = self.config
         rows = self.bank.rows(ids)
         prior_xy = np.asarray(prior_xy, np.float64)
@@ -92,7 +91,7 @@ class LongTermObserver:
             centre = prior_xy.copy()
         occluded_frames = self.bank.lost[rows]
         if not cfg.enabled:
-            return Observation(mu, var, valid)
+            return obs
         radius = np.minimum(cfg.search_px + cfg.growth_px * occluded_frames, cfg.max_search_px)
 
         pick = self._select(ids, frame, occluded_frames > 0)
@@ -117,7 +116,7 @@ class LongTermObserver:
             self.bank.lost[rows] = np.where(valid, 0, self.bank.lost[rows] + 1)
         else:
             self.bank.lost[rows[valid]] = 0  # re-found: visible on this frame
-        return Observation(mu, var, valid)
+        return obs
 
     # ------------------------------------------------------------------ internals
     def _select(self, ids: np.ndarray, frame: int, occluded: np.ndarray) -> np.ndarray:
