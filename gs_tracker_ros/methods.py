@@ -1,7 +1,9 @@
-"""Named tracking methods: the one place that maps a method name to a tracker.
+"""Named tracking methods: the one place that maps a method name to a tracker and builds its parts.
 
 Used by ``gs-tracker track/eval/bench``, the ROS node and the bag replay, so every entry point
-builds trackers the same way.
+builds trackers the same way: :func:`build_sources` (motion sources), :func:`build_relocalizer`
+(chain filter and observer) and :func:`build_probabilistic_tracker` (the two put together) are
+the only places that turn a :class:`TrackerConfig` into objects.
 """
 
 from __future__ import annotations
@@ -9,20 +11,98 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
-from .core.config import TrackerConfig
+from .baselines.dis_chain import DISChainTracker
+from .baselines.klt import KLTTracker
 from .core.errors import ConfigError
 from .core.types import PointTracker
+from .engines.settings import EngineSettings
+from .motion.base import MotionSource
+from .motion.dis_flow import DISFlowSource
+from .motion.lucas_kanade import LucasKanadeSource
+from .relocalize import FeatureSimilarityFilter, LongTermObserver, QueryBank, RelocalizeConfig
+from .relocalize.learned import LearnedMatchObserver
+from .tracking.config import TrackerConfig
+from .tracking.tracker import ChainFilter, Observer, ProbabilisticTracker
 
 DEFAULT_METHOD = "probfuse"
+SOURCE_NAMES = ("dis", "lk", "gmae")
+
+
+def build_sources(config: TrackerConfig, engine=None) -> list[MotionSource]:
+    """The motion sources ``config.sources`` names, in that order.
+
+    ``engine`` chooses the encoder of the ``gmae`` source: an :class:`EngineSettings`, a dict of
+    its fields, or a built :class:`~gs_tracker_ros.engines.base.EncoderEngine`. Default:
+    ``config.engine`` (torch on the shipped checkpoint unless configured otherwise).
+    """
+    sources: list[MotionSource] = []
+    for name in config.sources:
+        if name == "dis":
+            sources.append(DISFlowSource(config.flow))
+        elif name == "lk":
+            sources.append(LucasKanadeSource(config.lk))
+        elif name == "gmae":
+            sources.append(_gmae_source(config, engine))
+        else:
+            raise ConfigError(f"unknown motion source '{name}' (known: {', '.join(SOURCE_NAMES)})")
+    return sources
+
+
+def gmae_window_hop(config: TrackerConfig, num_frames: int) -> int:
+    """Frames between encoder passes of the ``gmae`` source under ``config``.
+
+    Alone, the source must answer every frame (its chains start from the previous frames' states,
+    which it alone keeps visible): a window per frame. Fused with other sources, those carry the
+    frames in between, and the encoder runs once per half clip (``num_frames // 2``), so the
+    source's cost per frame is bounded by one encoder pass per ``num_frames // 2`` frames.
+    """
+    if tuple(config.sources) == ("gmae",):
+        return 1
+    return max(1, num_frames // 2)
+
+
+def _gmae_source(config: TrackerConfig, engine=None) -> MotionSource:
+    from .motion.gaussian import GaussianMotionSource  # torch: imported only when the source is used
+
+    settings = config.engine if engine is None else engine
+    if isinstance(settings, dict):
+        settings = EngineSettings.from_dict(settings)
+    encoder = settings.build() if isinstance(settings, EngineSettings) else settings
+    return GaussianMotionSource(encoder, window_hop=gmae_window_hop(config, int(encoder.num_frames)))
+
+
+def build_relocalizer(config: RelocalizeConfig) -> tuple[ChainFilter | None, Observer | None]:
+    """The ``(chain_filter, observer)`` pair for a :class:`ProbabilisticTracker`, or ``(None, None)``.
+
+    Classical: a :class:`FeatureSimilarityFilter` and a :class:`LongTermObserver` over one
+    :class:`QueryBank` of query descriptors (the filter only reads it; the observer keeps it,
+    including the visibility the tracker reports every frame with ``Observer.record``); both are
+    built whenever either part is enabled, a disabled part passing everything through.
+    Learned (``config.learned.enabled``): one :class:`LearnedMatchObserver`, also the chain filter
+    when ``learned.filter_threshold`` is set.
+    """
+    config.validate()
+    if not config.active:
+        return None, None
+    if config.learned.enabled:
+        learned = LearnedMatchObserver(config.learned)  # replaces the classical filter and observer
+        return (learned if config.learned.filter_threshold > -1.0 else None), learned
+    bank = QueryBank(config.descriptor, extra_levels=(config.keypoints.coarse_level,))
+    return FeatureSimilarityFilter(config.filter, bank), LongTermObserver(config.keypoints, bank)
+
+
+def build_probabilistic_tracker(config: TrackerConfig | None = None, name: str = "probfuse",
+                                relocalize: bool = True, engine=None) -> ProbabilisticTracker:
+    """A :class:`ProbabilisticTracker` with every part ``config`` names: its motion sources and,
+    with ``relocalize``, its chain filter and observer."""
+    config = (config or TrackerConfig()).validate()
+    chain_filter, observer = build_relocalizer(config.relocalize) if relocalize else (None, None)
+    return ProbabilisticTracker(config, build_sources(config, engine), chain_filter=chain_filter,
+                                observer=observer, name=name)
 
 
 def _probfuse(config: TrackerConfig | None) -> PointTracker:
-    from .core.tracker import ProbabilisticTracker
-    from .relocalize import build_relocalizer
-
-    config = config or TrackerConfig()
-    chain_filter, observer = build_relocalizer(config.relocalize)
-    return ProbabilisticTracker(config, chain_filter=chain_filter, observer=observer, name="probfuse")
+    return build_probabilistic_tracker(config, name="probfuse")
 
 
 # The accurate profile: the live profile (TrackerConfig defaults) plus the dense DIS field (preset
@@ -51,10 +131,8 @@ def _probfuse_accurate(config: TrackerConfig | None) -> PointTracker:
 
 
 def _gmae(config: TrackerConfig | None) -> PointTracker:
-    from .core.tracker import ProbabilisticTracker
-
-    config = (config or TrackerConfig()).replace(sources=["gmae"])
-    return ProbabilisticTracker(config, name="gmae")
+    return build_probabilistic_tracker((config or TrackerConfig()).replace(sources=["gmae"]), name="gmae",
+                                       relocalize=False)
 
 
 def _probfuse_gmae(config: TrackerConfig | None) -> PointTracker:
@@ -67,20 +145,14 @@ def _probfuse_gmae(config: TrackerConfig | None) -> PointTracker:
 
 
 def _klt(config: TrackerConfig | None) -> PointTracker:
-    from .baselines.klt import KLTTracker
-
     return KLTTracker((config or TrackerConfig()).klt)
 
 
 def _dis_chain(config: TrackerConfig | None) -> PointTracker:
-    from .baselines.dis_chain import DISChainTracker
-
     return DISChainTracker((config or TrackerConfig()).flow)
 
 
 def _dis_chain_fast(config: TrackerConfig | None) -> PointTracker:
-    from .baselines.dis_chain import DISChainTracker
-
     flow = dataclasses.replace((config or TrackerConfig()).flow, preset="fast", scale=0.5)
     tracker = DISChainTracker(flow)
     tracker.name = "dis-chain-fast"

@@ -8,7 +8,7 @@ import pytest
 from gs_tracker_ros.cli import bench_cmd
 from gs_tracker_ros.cli.main import main
 from gs_tracker_ros.evaluation.profiling import profile_tracker
-from gs_tracker_ros.evaluation.timing import grid_points
+from gs_tracker_ros.core.geometry import first_grid_points
 from gs_tracker_ros.methods import make_tracker
 
 
@@ -20,7 +20,7 @@ def frames():
 def test_profile_times_every_stage_and_changes_no_position(frames):
     plain = make_tracker("probfuse")
     plain.step(frames[0])
-    plain.add_queries(grid_points(100, 320, 240))
+    plain.add_queries(first_grid_points(320, 240, 100))
     expected = [plain.step(f) for f in frames[1:]]
 
     timed = make_tracker("probfuse")
@@ -97,7 +97,7 @@ def test_chain_workers_run_the_chains_on_threads_with_the_same_positions(frames)
 
         tracker.sources[0].estimate = spy
         tracker.step(frames[0])
-        tracker.add_queries(grid_points(100, 320, 240))
+        tracker.add_queries(first_grid_points(320, 240, 100))
         results[workers] = [tracker.step(f) for f in frames[1:]]
         # one worker: all on the caller's thread; two: every frame with several chains on the pool
         assert any(name.startswith("chains") for name in threads) == (workers == 2), threads

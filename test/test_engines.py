@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from gs_tracker_ros.core.clip_buffer import ClipBuffer
-from gs_tracker_ros.core.config import TrackerConfig
+from gs_tracker_ros.tracking.config import TrackerConfig
 from gs_tracker_ros.core.errors import ConfigError, InputError, TrackerError
 from gs_tracker_ros.engines import base as engines_base
 from gs_tracker_ros.engines.base import EncoderEngine, EngineBuildError, EngineUnavailableError, build_engine
@@ -33,7 +33,7 @@ from gs_tracker_ros.engines.torch_engine import TorchEngine
 from gs_tracker_ros.model.checkpoint import save_checkpoint
 from gs_tracker_ros.model.gaussians import FIELDS, GaussianClip
 from gs_tracker_ros.motion.gaussian import GaussianMotionSource
-from gs_tracker_ros.motion.registry import build_sources
+from gs_tracker_ros.methods import build_sources
 
 from test_export import SMALL, small_model  # test/ is on sys.path (pytest's default prepend import mode)
 

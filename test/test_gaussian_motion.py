@@ -232,10 +232,10 @@ def _scene_frames(n=24, w=96, h=64):
 
 
 def test_encoder_runs_once_per_window_over_a_stream():
-    from gs_tracker_ros.core.config import TrackerConfig
-    from gs_tracker_ros.core.tracker import ProbabilisticTracker
+    from gs_tracker_ros.tracking.config import TrackerConfig
+    from gs_tracker_ros.tracking.tracker import ProbabilisticTracker
     from gs_tracker_ros.motion.lucas_kanade import LucasKanadeSource
-    from gs_tracker_ros.evaluation.timing import grid_points
+    from gs_tracker_ros.core.geometry import first_grid_points
 
     frames = _scene_frames(n=24)
     counts = {}
@@ -244,7 +244,7 @@ def test_encoder_runs_once_per_window_over_a_stream():
         source = GaussianMotionSource(engine, window_hop=hop)
         tracker = ProbabilisticTracker(TrackerConfig(sources=("lk", "gmae")), sources=[LucasKanadeSource(), source])
         tracker.step(frames[0])
-        tracker.add_queries(grid_points(256, 96, 64))
+        tracker.add_queries(first_grid_points(96, 64, 256))
         for f in frames[1:]:
             tracker.step(f)
         counts[hop] = engine.calls
@@ -297,7 +297,7 @@ def test_window_hop_is_checked():
 
 
 def test_bench_reports_the_sources_own_cost_alone_and_fused():
-    from gs_tracker_ros.engines.bench import bench_gaussian_tracking, format_encoder_table
+    from gs_tracker_ros.evaluation.encoder_bench import bench_gaussian_tracking, format_encoder_table
 
     engine = _tiny_encoder()
     frames = _scene_frames(n=13)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gs_tracker_ros.core.config import TrackerConfig
+from gs_tracker_ros.tracking.config import TrackerConfig
 from gs_tracker_ros.core.errors import ConfigError
 from gs_tracker_ros.core.hidden_motion import (
     HiddenMotionConfig,

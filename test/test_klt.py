@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from gs_tracker_ros.baselines import KLTTracker
-from gs_tracker_ros.core.config import LKConfig, TrackerConfig, klt_baseline_lk
+from gs_tracker_ros.motion.config import LKConfig, klt_baseline_lk
+from gs_tracker_ros.tracking.config import TrackerConfig
 from gs_tracker_ros.methods import make_tracker
 from gs_tracker_ros.core.errors import ConfigError, InputError
 

@@ -214,7 +214,7 @@ def test_ros2_run_finds_and_starts_the_node_from_the_venv(ros_env, tmp_path):
 def test_node_runs_with_the_tracker_launch_arguments(ros_env, ros_context, tmp_path):
     from rcl_interfaces.srv import GetParameters
 
-    from gs_tracker_ros.core.seeding import grid_points
+    from gs_tracker_ros.core.geometry import grid_points
     from ros_testing import MovingTexture, NodeProcess, TrackerClient, tracks_arrays
 
     cmd = _launch("tracker.launch.py", TRACKER_ARGS, ros_env).nodes()[0].cmd
@@ -249,7 +249,7 @@ def test_node_runs_with_the_tracker_launch_arguments(ros_env, ros_context, tmp_p
         assert values == [8, "probfuse"], values
 
         tex = MovingTexture(160, 120, velocity=(1, 0), num_frames=9, seed=21)
-        seeds = grid_points(160, 120, 8)
+        seeds = grid_points(160, 120, 8, margin=0.5 / 8)  # the seeder: one point per grid cell
         first_ids = None
         for t in range(tex.num_frames):
             stamp = (50 + t, 0)

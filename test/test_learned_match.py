@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gs_tracker_ros.core.clip_buffer import ClipBuffer
-from gs_tracker_ros.core.config import TrackerConfig
+from gs_tracker_ros.tracking.config import TrackerConfig
 from gs_tracker_ros.methods import make_tracker
 from gs_tracker_ros.relocalize.config import LearnedMatchConfig
 from gs_tracker_ros.relocalize.learned import LearnedMatchObserver, window_peaks

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gs_tracker_ros.core.config import TrackerConfig
+from gs_tracker_ros.tracking.config import TrackerConfig
 from gs_tracker_ros.core.integration import reject_outliers
-from gs_tracker_ros.core.tracker import ProbabilisticTracker, predicted_positions
+from gs_tracker_ros.tracking.tracker import predicted_positions
 from gs_tracker_ros.core.uncertainty import UncertaintyConfig, grow_drift, published_variance
 from gs_tracker_ros.evaluation.runner import evaluate_badja
 from gs_tracker_ros.evaluation.synthetic_gt import scene_sequence
-from gs_tracker_ros.methods import ACCURATE_PROFILE, make_tracker, method_names
+from gs_tracker_ros.methods import ACCURATE_PROFILE, build_probabilistic_tracker, make_tracker, method_names
 from gs_tracker_ros.synthetic import SceneConfig, make_scene
 
 from test_tracker import texture, translated
@@ -45,8 +45,8 @@ def test_drift_grows_with_path_and_age_and_stays_finite():
 
 def test_tracker_publishes_fusion_variance_plus_drift():
     base = texture(h=120, w=160, seed=2)
-    tracker = ProbabilisticTracker(TrackerConfig().replace(**{"uncertainty.drift_per_px": 0.5,
-                                                              "uncertainty.drift_per_frame": 1.0}))
+    cfg = TrackerConfig().replace(**{"uncertainty.drift_per_px": 0.5, "uncertainty.drift_per_frame": 1.0})
+    tracker = build_probabilistic_tracker(cfg, relocalize=False)
     tracker.step(base)
     tracker.add_queries(np.array([[80.0, 60.0]]))
     for t in range(1, 5):
@@ -65,7 +65,7 @@ def test_chains_from_occluded_states_keep_following_a_point():
     for on in (True, False):
         cfg = TrackerConfig().replace(**{"integration.intervals": [1], "integration.chain_from_occluded": on,
                                          "relocalize.keypoints.enabled": False, "relocalize.filter.enabled": False})
-        tracker = ProbabilisticTracker(cfg)
+        tracker = build_probabilistic_tracker(cfg, relocalize=False)
         tracker.step(base)
         tracker.add_queries(np.array([[80.0, 60.0]]))
         tracker.step(translated(base, 1, 0))
@@ -104,7 +104,7 @@ def test_a_dense_source_runs_only_on_its_own_intervals():
     """``flow.intervals``: the DIS source of a fused tracker computes fields for t-1 -> t only."""
     base = texture(h=96, w=128, seed=6)
     cfg = TrackerConfig().replace(**{"sources": ["lk", "dis"], "flow.intervals": [1]})
-    tracker = ProbabilisticTracker(cfg)
+    tracker = build_probabilistic_tracker(cfg, relocalize=False)
     dis = tracker.sources[1]
     pairs = []
     original = dis.estimate

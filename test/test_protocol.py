@@ -16,7 +16,7 @@ from gs_tracker_ros.evaluation.calibration import (CALIBRATED_COVERAGE, calibrat
                                                    error_vs_sigma)
 from gs_tracker_ros.evaluation.cycle import CycleClip, cycle_errors, evaluate_cycle, summarize_cycle
 from gs_tracker_ros.evaluation.protocol import verdict
-from gs_tracker_ros.core.config import TrackerConfig
+from gs_tracker_ros.tracking.config import TrackerConfig
 from gs_tracker_ros.methods import make_tracker
 
 REPO = Path(__file__).resolve().parents[1]

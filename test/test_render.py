@@ -11,7 +11,9 @@ from gs_tracker_ros.core.errors import ConfigError
 from gs_tracker_ros.model.gaussians import GaussianClip
 from gs_tracker_ros.render.camera import Camera
 from gs_tracker_ros.render.gsplat_backend import gsplat_available
-from gs_tracker_ros.render.splat import Splats, project_gaussians, render
+from gs_tracker_ros.model.gaussians import render_clip
+from gs_tracker_ros.render.rendering import render
+from gs_tracker_ros.render.splat import Splats, project_gaussians
 
 torch.set_num_threads(1)
 
@@ -125,7 +127,7 @@ def test_clip_render_shapes_and_feature_channels():
         colors=torch.rand(b, t, n, 3), height=h, width=w,
     )
     flow = torch.tensor([1.5, -2.0]).expand(b, n, 2)
-    out = render(clip, clip.camera, h, w, features=flow, backend="auto")  # auto -> torch on the CPU
+    out = render_clip(clip, h, w, features=flow, backend="auto")  # auto -> torch on the CPU
     assert out.rgb.shape == (b, t, h, w, 3) and out.alpha.shape == (b, t, h, w, 1)
     assert out.features.shape == (b, t, h, w, 2)
     covered = out.alpha[..., 0] > 0.05

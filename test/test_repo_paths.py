@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gs_tracker_ros.paths import DAVIS_UNLABELED, REPO_ROOT, resolve_path
+from gs_tracker_ros.core.paths import DAVIS_UNLABELED, REPO_ROOT, resolve_path
 from gs_tracker_ros.training.config import TrainConfig, load_config
 
 SCANNED = ("configs", "checkpoints", "gs_tracker_ros", "docs", "config", "README.md")

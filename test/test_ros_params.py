@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import yaml
 
-from gs_tracker_ros.core.config import TrackerConfig
+from gs_tracker_ros.tracking.config import TrackerConfig
 from gs_tracker_ros.core.errors import ConfigError
 from gs_tracker_ros.ros import parameters as P
-from gs_tracker_ros.core.seeding import GridSeeder, grid_points
+from gs_tracker_ros.core.geometry import grid_points
+from gs_tracker_ros.core.seeding import GridSeeder
 
 REPO = Path(__file__).resolve().parents[1]
 YAML_PATH = REPO / "config" / "tracker.yaml"

@@ -70,22 +70,26 @@ def test_render_shapes(small):
         small.render(SMALL.num_frames)
 
 
-def test_render_matches_texture_exactly(small):
-    """A rendered pixel deep inside a layer equals that layer's texture at the inverse-warped point."""
-    for t in (0, 17, 39):
-        ids = small.layer_ids(t)
-        img = small.render(t).astype(np.float64)
+def _assert_render_matches_texture(scene, frames) -> None:
+    """A rendered pixel deep inside a layer equals that layer's texture at the inverse-warped
+    point, up to uint8 rounding (OpenCV 5 remaps float images at exact float positions)."""
+    for t in frames:
+        ids = scene.layer_ids(t)
+        img = scene.render(t).astype(np.float64)
         ys, xs = np.nonzero(_deep(ids))
         pick = np.random.default_rng(t).choice(xs.size, 500, replace=False)
         xy = np.stack([xs[pick], ys[pick]], 1).astype(np.float64)
         for lid in np.unique(ids[ys[pick], xs[pick]]):
-            layer = small.layers[int(lid)]
+            layer = scene.layers[int(lid)]
             sel = ids[ys[pick], xs[pick]] == lid
             uv = apply_affines(layer.to_texture[t], xy[sel])
             want = np.stack([_bilinear_channel(layer.texture[..., c], uv) for c in range(3)], 1)
             err = np.abs(img[ys[pick][sel], xs[pick][sel]] - want)
-            # only uint8 rounding (OpenCV 5 remaps float images at exact float positions)
             assert err.max() < 0.51, (t, lid, err.max())
+
+
+def test_render_matches_texture_exactly(small):
+    _assert_render_matches_texture(small, (0, 17, 39))
 
 
 def _bilinear_channel(ch: np.ndarray, uv: np.ndarray) -> np.ndarray:
@@ -299,18 +303,7 @@ def test_real_davis_crops_texture_a_scene(real_small):
 def test_ground_truth_stays_exact_with_real_crop_textures(real_small):
     """Rendered pixels equal the layer texture at the GT inverse warp; GT tracks keep the colour."""
     scene = real_small
-    for t in (0, 21, 39):
-        ids = scene.layer_ids(t)
-        img = scene.render(t).astype(np.float64)
-        ys, xs = np.nonzero(_deep(ids))
-        pick = np.random.default_rng(t).choice(xs.size, 500, replace=False)
-        xy = np.stack([xs[pick], ys[pick]], 1).astype(np.float64)
-        for lid in np.unique(ids[ys[pick], xs[pick]]):
-            layer = scene.layers[int(lid)]
-            sel = ids[ys[pick], xs[pick]] == lid
-            uv = apply_affines(layer.to_texture[t], xy[sel])
-            want = np.stack([_bilinear_channel(layer.texture[..., c], uv) for c in range(3)], 1)
-            assert np.abs(img[ys[pick][sel], xs[pick][sel]] - want).max() < 0.51
+    _assert_render_matches_texture(scene, (0, 21, 39))
     # tracks: a point's texture coordinate is the same in every frame it is visible in
     q = scene.sample_queries(300, 0, seed=5)
     tracks, vis = scene.track(q, np.zeros(len(q), int))

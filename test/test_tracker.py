@@ -4,13 +4,12 @@ import cv2
 import numpy as np
 import pytest
 
-from gs_tracker_ros.core.config import TrackerConfig
 from gs_tracker_ros.core.errors import ConfigError, InputError
-from gs_tracker_ros.core.tracker import ProbabilisticTracker
 from gs_tracker_ros.evaluation.runner import evaluate_badja
 from gs_tracker_ros.evaluation.synthetic_gt import scene_sequence
-from gs_tracker_ros.methods import make_tracker
+from gs_tracker_ros.methods import build_probabilistic_tracker, make_tracker
 from gs_tracker_ros.synthetic import SceneConfig, make_scene
+from gs_tracker_ros.tracking.config import TrackerConfig
 
 
 def texture(h=240, w=320, seed=0):
@@ -31,7 +30,7 @@ def translated(img, dx, dy):
 def test_recovers_subpixel_translation():
     base = texture()
     v = np.array([1.3, -0.7])
-    tracker = ProbabilisticTracker()
+    tracker = build_probabilistic_tracker(relocalize=False)
     tracker.step(base)
     q = np.array([[100.0, 100.0], [160.5, 120.25], [220.0, 150.0], [130.0, 170.0]])
     ids = tracker.add_queries(q)
@@ -46,7 +45,7 @@ def test_recovers_subpixel_translation():
 
 def test_point_leaving_the_image_becomes_occluded():
     base = texture(seed=1)
-    tracker = ProbabilisticTracker()
+    tracker = build_probabilistic_tracker(relocalize=False)
     tracker.step(base)
     tracker.add_queries(np.array([[300.0, 120.0], [60.0, 120.0]]))
     for t in range(1, 16):
@@ -58,7 +57,7 @@ def test_point_leaving_the_image_becomes_occluded():
 
 def test_queries_at_any_frame_with_stable_ids():
     base = texture(seed=2)
-    tracker = ProbabilisticTracker()
+    tracker = build_probabilistic_tracker(relocalize=False)
     tracker.step(base)
     a = tracker.add_queries(np.array([[50.0, 50.0], [80.0, 60.0]]))
     for t in range(1, 4):
@@ -85,7 +84,7 @@ def test_queries_at_any_frame_with_stable_ids():
     (np.zeros((2, 3)), "shape"),
 ])
 def test_bad_queries_are_rejected_with_a_reason(bad, message):
-    tracker = ProbabilisticTracker()
+    tracker = build_probabilistic_tracker(relocalize=False)
     tracker.step(texture())
     with pytest.raises(InputError, match=message):
         tracker.add_queries(bad)
@@ -93,7 +92,7 @@ def test_bad_queries_are_rejected_with_a_reason(bad, message):
 
 
 def test_no_queries_before_first_frame_and_no_resolution_change():
-    tracker = ProbabilisticTracker()
+    tracker = build_probabilistic_tracker(relocalize=False)
     with pytest.raises(InputError, match="first frame"):
         tracker.add_queries(np.array([[1.0, 1.0]]))
     tracker.step(texture())
@@ -104,7 +103,7 @@ def test_no_queries_before_first_frame_and_no_resolution_change():
 def test_memory_is_bounded_by_buffer_and_query_frames():
     base = texture(h=96, w=128, seed=3)
     cfg = TrackerConfig().replace(**{"integration.intervals": [1, 2, 4], "integration.max_query_frames": 3})
-    tracker = ProbabilisticTracker(cfg)
+    tracker = build_probabilistic_tracker(cfg, relocalize=False)
     for t in range(60):
         tracker.step(translated(base, 0.2 * (t % 10), 0))
         if t % 5 == 0:
@@ -143,4 +142,4 @@ def test_config_round_trip_and_unknown_keys():
     with pytest.raises(ConfigError, match="unknown config key"):
         TrackerConfig.from_dict({"integration": {"rhoo": 0.1}})
     with pytest.raises(ConfigError, match="unknown motion source"):
-        ProbabilisticTracker(TrackerConfig(sources=("magic",)))
+        build_probabilistic_tracker(TrackerConfig(sources=("magic",)), relocalize=False)

@@ -3,7 +3,7 @@ integration.occluded_variance_growth is inf (issue 9: the node published inf var
 
 import numpy as np
 
-from gs_tracker_ros.core.config import TrackerConfig
+from gs_tracker_ros.tracking.config import TrackerConfig
 from gs_tracker_ros.core.integration import MAX_VARIANCE_PX2, integrate
 
 

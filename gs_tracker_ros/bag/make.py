@@ -18,6 +18,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.frames import list_images, open_frames
+from ..core.geometry import grid_points
 from .groundtruth import GT_QUERIES_TOPIC, GT_TRACKS_TOPIC, IMAGE_TOPIC, gt_metadata_json, tracks_cdr
 from .io import GT_METADATA_KEY, STORAGE_FORMATS, BagWriter, rgb_to_image_cdr
 from .typestore import IMAGE_TYPE, TRACKS_TYPE
@@ -111,15 +112,15 @@ def make_synthetic_sequence(opts: SyntheticOptions):
                if v is not None}
     scene = make_scene(dataclasses.replace(base, **changes))
     if opts.grid:
-        from ..cli.track_cmd import grid_queries
-        from ..core.frames import open_frames as _open
         from ..evaluation.badja import TrackingSequence
 
-        q = grid_queries(opts.grid, scene.width, scene.height).astype(np.float64)
+        if not 1 <= opts.grid <= 200:
+            raise InputError(f"--grid must be in [1, 200], got {opts.grid}")
+        q = grid_points(scene.width, scene.height, opts.grid)
         qf = np.zeros(len(q), np.int64)
         tracks, visible = scene.track(q, qf)
         seq = TrackingSequence(
-            name="synthetic", frames=_open(np.stack(list(scene.frames()))), tracks_xy=tracks.astype(np.float32),
+            name="synthetic", frames=open_frames(np.stack(list(scene.frames()))), tracks_xy=tracks.astype(np.float32),
             visible=visible, annotated=np.ones(scene.num_frames, bool), query_frame=qf,
             query_xy=q.astype(np.float32), mask_area=np.full(scene.num_frames, np.nan),
             image_hw=(scene.height, scene.width), joint_ids=np.arange(len(q), dtype=np.int64))

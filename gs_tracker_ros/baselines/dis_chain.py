@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.clip_buffer import ClipBuffer
-from ..core.config import FlowConfig
+from ..motion.config import FlowConfig
 from ..core.errors import InputError
 from ..core.geometry import clip_to_image
-from ..core.tracker import validate_query_points
+from ..core.geometry import validate_query_points
 from ..core.types import TrackState
 from ..motion.dis_flow import DISFlowSource
 

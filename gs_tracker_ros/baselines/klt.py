@@ -12,8 +12,8 @@ occluded until LK brings it back in.
 
 Reported variance (px^2): ``sigma0^2 + fb_error^2`` for a visible point; an occluded point's
 variance grows by ``OCCLUDED_GROWTH`` px^2 per frame. The settings are
-``TrackerConfig.klt`` (an :class:`~gs_tracker_ros.core.config.LKConfig`, defaults in
-:func:`~gs_tracker_ros.core.config.klt_baseline_lk`), so ``--set klt.window=31`` and the ROS
+``TrackerConfig.klt`` (an :class:`~gs_tracker_ros.motion.config.LKConfig`, defaults in
+:func:`~gs_tracker_ros.motion.config.klt_baseline_lk`), so ``--set klt.window=31`` and the ROS
 parameters ``tracker.klt.*`` reach them.
 """
 
@@ -23,10 +23,10 @@ import cv2
 import numpy as np
 
 from ..core.clip_buffer import validate_frame
-from ..core.config import LKConfig, klt_baseline_lk
+from ..motion.config import LKConfig, klt_baseline_lk
 from ..core.errors import InputError
 from ..core.geometry import clip_to_image, inside_image
-from ..core.tracker import validate_query_points
+from ..core.geometry import validate_query_points
 from ..core.types import TrackState
 from ..motion.lucas_kanade import lk_forward_backward, lk_params
 

@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from ..core.config import TrackerConfig
+from ..tracking.config import TrackerConfig
 from ..core.errors import ConfigError
+from ..core.geometry import first_grid_points
 from ..methods import DEFAULT_METHOD, make_tracker, method_names
-from ..evaluation.timing import grid_points, time_tracker
+from ..evaluation.timing import time_tracker
 from .common import load_config
 
 WIDTH, HEIGHT = 854, 480
@@ -111,7 +112,7 @@ def memory_run(method: str, config: TrackerConfig, frames: list[np.ndarray], che
     """RSS at two frame counts of a long stream (clip played forward and backward)."""
     tracker = make_tracker(method, config)
     tracker.step(frames[0])
-    tracker.add_queries(grid_points(num_points, WIDTH, HEIGHT))
+    tracker.add_queries(first_grid_points(WIDTH, HEIGHT, num_points))
     cycle = frames + frames[-2:0:-1]
     out = {}
     for t in range(1, checkpoints[1] + 1):
@@ -210,7 +211,7 @@ def decode_section(frame: np.ndarray, runs: int) -> dict[str, dict[str, float]]:
 
 def encoder_section(args: argparse.Namespace, frames: list[np.ndarray], runs: int) -> dict[str, Any]:
     """Encoder ms per clip per backend (round-robin in this process) and tracker fps with the gmae source."""
-    from ..engines.bench import bench_encoders, bench_gaussian_tracking, bench_model, build_bench_engines
+    from ..evaluation.encoder_bench import bench_encoders, bench_gaussian_tracking, bench_model, build_bench_engines
 
     model, weights = bench_model(args.encoder_model)
     print(f"encoder backends ({weights}) ...", file=sys.stderr, flush=True)
@@ -240,7 +241,7 @@ def format_bench(results: dict[str, Any]) -> str:
             lines.append(f"| {method} | {key.split('_')[1]} | {r['fps_median']:.1f} | {r['latency_ms_p50']:.2f} | "
                          f"{r['latency_ms_p95']:.2f} | {r['ratio_vs_klt']:.2f} |")
     if "encoder" in results:
-        from ..engines.bench import format_encoder_table
+        from ..evaluation.encoder_bench import format_encoder_table
 
         lines += ["", format_encoder_table(results["encoder"], results.get("gaussian_tracking"))]
     if "image_decoding" in results:
@@ -259,8 +260,16 @@ PROFILE_POINTS = (256, 1024)
 
 def run_profile(args: argparse.Namespace, config: TrackerConfig) -> int:
     """``bench --profile``: per-stage ms/frame of the default method, plus the ROS message costs."""
-    from ..evaluation.profiling import lk_pyramid_share, profile_ros_messages, profile_tracker
+    from ..evaluation.profiling import lk_pyramid_share, profile_tracker
     from ..motion.lucas_kanade import lk_params
+
+    try:
+        from ..ros.profiling import profile_ros_messages
+    except ImportError as err:  # ROS wheels / generated messages not installed
+        skipped = f"skipped: {err}"
+
+        def profile_ros_messages(state, frame):
+            return skipped
 
     method = (args.method or [DEFAULT_METHOD])[0]
     if args.chain_workers != 1:

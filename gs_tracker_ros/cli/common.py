@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..core.config import TrackerConfig
+from ..tracking.config import TrackerConfig
 from ..core.errors import ConfigError, InputError, yaml_error_text
 from ..methods import DEFAULT_METHOD, method_names
 

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         sequences = load_badja_dataset(Path(directory))
         if args.ablation:
             from ..evaluation.protocol import verdict
-            from ..relocalize.ablation import run_ablation
+            from ..evaluation.ablation import run_ablation
 
             if methods != [DEFAULT_METHOD]:
                 raise InputError(f"--ablation runs variants of {DEFAULT_METHOD}; drop --method")

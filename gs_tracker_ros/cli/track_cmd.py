@@ -11,10 +11,10 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.frames import open_frames
+from ..core.geometry import grid_points
 from ..core.seeding import GridSeeder
 from ..core.types import TrackStatus
 from ..evaluation.runner import run_tracker_on_sequence
-from ..evaluation.timing import grid_points
 from ..methods import make_tracker
 from .common import add_method_options, load_config
 
@@ -46,7 +46,7 @@ def grid_queries(n: int, width: int, height: int) -> np.ndarray:
     """``(n*n, 2)`` points on a regular grid inside the image (5 % of each side left free)."""
     if not 1 <= n <= 200:
         raise InputError(f"--grid must be in [1, 200], got {n}")
-    return grid_points(n * n, width, height)
+    return grid_points(width, height, n)
 
 
 def reseeder(args: argparse.Namespace) -> GridSeeder | None:

@@ -16,17 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .geometry import grid_points
 from .types import PointTracker, TrackState
-
-
-def grid_points(width: int, height: int, n: int) -> np.ndarray:
-    """``(n*n, 2) float64`` centres of an ``n x n`` grid of equal cells over the image (px)."""
-    if n <= 0:
-        return np.zeros((0, 2))
-    xs = (np.arange(n) + 0.5) * (width / n) - 0.5
-    ys = (np.arange(n) + 0.5) * (height / n) - 0.5
-    gx, gy = np.meshgrid(xs, ys)
-    return np.stack([gx.ravel(), gy.ravel()], axis=1)
 
 
 @dataclass
@@ -101,7 +92,7 @@ class GridSeeder:
         keep_vis = visible & ~np.isin(ids, remove)
         live_after = ids.size - remove.size
         budget = max(0, int(max_tracks) - live_after)
-        cand = grid_points(width, height, self.grid_size)
+        cand = grid_points(width, height, self.grid_size, margin=0.5 / self.grid_size)  # one per cell
         if keep_vis.any() and cand.shape[0]:
             # skip grid cells that already hold a visible track (within half a cell)
             cell = 0.5 * min(width, height) / self.grid_size

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core.errors import ConfigError, InputError, TrackerError
+from ..model.checkpoint import default_checkpoint
 from ..model.gaussians import FIELDS, GaussianClip
 from .settings import BACKENDS, PRECISIONS, default_cache_dir
 
@@ -107,12 +108,6 @@ class EncoderEngine(ABC):
 
 
 # ---------------------------------------------------------------------------------------------- files
-def default_checkpoint() -> Path:
-    from ..motion.gaussian import DEFAULT_CHECKPOINT
-
-    return DEFAULT_CHECKPOINT
-
-
 def _checkpoint_path(model_path: str | Path | None) -> Path:
     path = Path(model_path) if model_path else default_checkpoint()
     if not path.is_file():

@@ -2,7 +2,7 @@
 
 Kept free of torch / onnx / tensorrt imports so that configuration code (the tracker config, the
 ROS parameter table) can use it cheaply. Field types are plain ``str`` / ``int`` with defaults so
-the dataclass can be embedded in :class:`~gs_tracker_ros.core.config.TrackerConfig` as an
+the dataclass can be embedded in :class:`~gs_tracker_ros.tracking.config.TrackerConfig` as an
 ``engine`` section (``tracker.engine.backend`` ... as ROS parameters) without special cases.
 """
 

@@ -27,10 +27,9 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.frames import open_frames
-from ..core.geometry import inside_image
+from ..core.geometry import grid_points, inside_image
 from ..core.types import PointTracker
 from .runner import run_tracker_on_sequence
-from .timing import grid_points
 
 CYCLE_THRESHOLDS_PX: tuple[float, ...] = (2.0, 4.0, 8.0)
 
@@ -70,7 +69,7 @@ def cycle_errors(tracker: PointTracker, frames: np.ndarray, grid: int) -> tuple[
     """``(grid*grid,)`` px round-trip error of a ``grid x grid`` point grid (inf = lost), and the
     forward pass's ``step()`` times in ms."""
     t, h, w = frames.shape[:3]
-    start = grid_points(grid * grid, w, h, margin=0.05)
+    start = grid_points(w, h, grid)
     fwd = run_tracker_on_sequence(tracker, frames, {0: start})
     end_xy, end_vis = fwd.xy[:, -1], fwd.visible[:, -1] & inside_image(fwd.xy[:, -1], (h, w))
     err = np.full(len(start), np.inf)

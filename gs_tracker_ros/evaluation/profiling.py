@@ -1,4 +1,4 @@
-"""Where a :class:`~gs_tracker_ros.core.tracker.ProbabilisticTracker` step spends its time.
+"""Where a :class:`~gs_tracker_ros.tracking.tracker.ProbabilisticTracker` step spends its time.
 
 :func:`profile_tracker` wraps the parts of one tracker instance (frame buffer, motion sources,
 chain filter, observer, fusion, hidden-point step, state build) with wall-clock timers, steps it
@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .timing import grid_points
+from ..core.geometry import first_grid_points
 
 
 @dataclass
@@ -133,11 +133,11 @@ def _stage_order(name: str) -> tuple[int, int]:
 def profile_tracker(tracker: Any, frames: list[np.ndarray], num_points: int, warmup: int = 3) -> StageProfile:
     """Step ``tracker`` (a fresh ProbabilisticTracker) over ``frames`` with a grid of ``num_points``
     placed on ``frames[0]``; time every stage of the frames after ``warmup``."""
-    from ..core import tracker as tracker_module
+    from ..tracking import tracker as tracker_module
 
     h, w = frames[0].shape[:2]
     tracker.step(frames[0])
-    tracker.add_queries(grid_points(num_points, w, h))
+    tracker.add_queries(first_grid_points(w, h, num_points))
     clock = _StageClock()
     _instrument(tracker, clock)
     step = clock.wrap("step", tracker.step)
@@ -171,7 +171,7 @@ def lk_pyramid_share(frames: list[np.ndarray], num_points: int, params: dict, re
     a = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)
     b = cv2.cvtColor(frames[1], cv2.COLOR_RGB2GRAY)
     h, w = a.shape
-    pts = grid_points(num_points, w, h)
+    pts = first_grid_points(w, h, num_points)
 
     def median_ms(p: np.ndarray) -> float:
         times = []
@@ -182,38 +182,3 @@ def lk_pyramid_share(frames: list[np.ndarray], num_points: int, params: dict, re
         return float(np.median(times))
 
     return {"all_points_ms": median_ms(pts), "one_point_ms": median_ms(pts[:1])}
-
-
-def profile_ros_messages(state: Any, frame: np.ndarray, repeats: int = 20) -> dict[str, float] | str:
-    """ms per frame of the ROS node's tracks message build, its serialisation (what DDS sends)
-    and the overlay (draw + Image message) for ``state``; a string saying why where the ROS
-    message types are not importable."""
-    try:
-        from rclpy.serialization import serialize_message
-        from std_msgs.msg import Header
-
-        from ..ros.image_conversion import rgb_to_image
-        from ..ros.node import TrackerNode
-        from ..viz.overlay import TrackHistory, draw_tracks
-    except ImportError as err:  # ROS wheels / generated messages not installed
-        return f"skipped: {err}"
-    header = Header()
-    history = TrackHistory(max_len=15)
-    for _ in range(15):
-        history.update(state)
-    rows: dict[str, list[float]] = defaultdict(list)
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        msg = TrackerNode._tracks_msg(state, header)
-        t1 = time.perf_counter()
-        serialize_message(msg)
-        t2 = time.perf_counter()
-        img = draw_tracks(frame, history, fps=30.0, extra_header="probfuse")
-        t3 = time.perf_counter()
-        serialize_message(rgb_to_image(img, header))
-        t4 = time.perf_counter()
-        rows["ros: tracks message build"].append((t1 - t0) * 1e3)
-        rows["ros: tracks message serialisation"].append((t2 - t1) * 1e3)
-        rows["ros: overlay draw"].append((t3 - t2) * 1e3)
-        rows["ros: overlay Image message + serialisation"].append((t4 - t3) * 1e3)
-    return {k: float(np.median(v)) for k, v in rows.items()}

@@ -6,16 +6,8 @@ import time
 
 import numpy as np
 
+from ..core.geometry import first_grid_points
 from ..core.types import PointTracker
-
-
-def grid_points(num_points: int, width: int, height: int, margin: float = 0.05) -> np.ndarray:
-    """``(num_points, 2)`` px: the first points of the smallest square grid holding that many."""
-    n = int(np.ceil(np.sqrt(num_points)))
-    xs = np.linspace(margin * (width - 1), (1 - margin) * (width - 1), n)
-    ys = np.linspace(margin * (height - 1), (1 - margin) * (height - 1), n)
-    gx, gy = np.meshgrid(xs, ys)
-    return np.stack([gx.ravel(), gy.ravel()], axis=1)[:num_points].astype(np.float32)
 
 
 def time_tracker(tracker: PointTracker, frames: list[np.ndarray], num_points: int, warmup: int = 3) -> dict[str, float]:
@@ -27,7 +19,7 @@ def time_tracker(tracker: PointTracker, frames: list[np.ndarray], num_points: in
     """
     h, w = frames[0].shape[:2]
     tracker.step(frames[0])
-    tracker.add_queries(grid_points(num_points, w, h))
+    tracker.add_queries(first_grid_points(w, h, num_points))
     times, cpu = [], []
     for t, frame in enumerate(frames[1:]):
         t0, c0 = time.perf_counter(), time.process_time()

@@ -7,7 +7,16 @@ from pathlib import Path
 import torch
 
 from ..core.errors import InputError
+from ..core.paths import REPO_ROOT
 from .gmae import GMAE, ModelConfig, TorchGaussianEncoder
+
+DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "gmae_tiny.pt"
+"""The shipped Video-GMAE checkpoint (a few MB, fp16; its command, config and log beside it)."""
+
+
+def default_checkpoint() -> Path:
+    """The shipped checkpoint's path (:data:`DEFAULT_CHECKPOINT`)."""
+    return DEFAULT_CHECKPOINT
 
 
 def save_checkpoint(path: str | Path, model: GMAE, extra: dict | None = None, half: bool = False) -> Path:

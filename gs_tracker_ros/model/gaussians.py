@@ -7,8 +7,10 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from ..core.errors import ConfigError
 from ..render.camera import Camera
-from ..render.splat import Splats
+from ..render.rendering import render
+from ..render.splat import RenderOutput, Splats
 
 # Order of the tensors in exported engines (ONNX / TensorRT outputs) and ``as_tuple``.
 FIELDS = ("means", "quats", "log_scales", "opacities", "colors")
@@ -140,3 +142,25 @@ class GaussianClip:
         """Plain dict (for ``torch.save``)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         return out
+
+
+def render_clip(clip: GaussianClip, height: int, width: int, features: torch.Tensor | None = None,
+                backend: str = "auto", background: torch.Tensor | None = None, **options) -> RenderOutput:
+    """Render every frame of every clip through ``clip.camera``: outputs ``(B, T, H, W, C)``.
+
+    ``features``: extra channels per Gaussian, ``(B, T, N, F)`` or ``(B, N, F)`` (broadcast over
+    time); the rest as :func:`~gs_tracker_ros.render.rendering.render`.
+    """
+    b, t, n = clip.means.shape[:3]
+    if features is not None:
+        if features.dim() == 3:
+            features = features[:, None].expand(b, t, n, features.shape[-1])
+        if features.shape[:3] != (b, t, n):
+            raise ConfigError(f"features must be (B, T, N, F) = ({b}, {t}, {n}, F), got {tuple(features.shape)}")
+        features = features.reshape(b * t, n, features.shape[-1])
+    out = render(clip.to_splats(), clip.camera, height, width, features, backend, background, **options)
+
+    def per_clip(x: torch.Tensor | None) -> torch.Tensor | None:
+        return None if x is None else x.reshape((b, t) + x.shape[1:])
+
+    return RenderOutput(per_clip(out.rgb), per_clip(out.alpha), per_clip(out.features))

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from ..core.clip_buffer import ClipBuffer
-from ..core.config import FlowConfig
+from .config import FlowConfig
 from ..core.geometry import inside_image
 from .base import MotionEstimate, MotionSource
 

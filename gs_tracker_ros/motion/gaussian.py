@@ -36,7 +36,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import cv2
@@ -46,10 +45,8 @@ import torch
 from ..core.clip_buffer import ClipBuffer
 from ..core.errors import ConfigError
 from ..model.gaussians import GaussianClip
-from ..render.splat import ALPHA_MAX, ALPHA_MIN, EPS2D, T_MIN, project_gaussians
+from ..render.splat import ALPHA_MAX, ALPHA_MIN, EPS2D, T_MIN, composite_weights, project_gaussians, splat_alpha
 from .base import MotionEstimate, MotionSource
-
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "gmae_tiny.pt"
 
 Encoder = Callable[[np.ndarray], GaussianClip]
 
@@ -82,13 +79,9 @@ def splat_weights(points: torch.Tensor, mean2d: torch.Tensor, conic: torch.Tenso
     mu, cn, op, ok = mean2d[order], conic[order], opacity[order], in_front[order]
     dx = points[:, None, 0] - mu[None, :, 0]  # (P, N)
     dy = points[:, None, 1] - mu[None, :, 1]
-    sigma = 0.5 * (cn[:, 0] * dx * dx + cn[:, 2] * dy * dy) + cn[:, 1] * dx * dy
-    alpha = (op * torch.exp(-sigma.clamp_min(0.0))).clamp_max(alpha_max)
-    alpha = torch.where(ok[None] & (alpha >= alpha_min), alpha, torch.zeros_like(alpha))
-    log_t = torch.cumsum(torch.log1p(-alpha), dim=1)  # inclusive
-    w = alpha * torch.exp(log_t - torch.log1p(-alpha))
-    if t_min > 0:
-        w = torch.where(log_t > float(np.log(t_min)), w, torch.zeros_like(w))
+    alpha = splat_alpha(dx, dy, cn[:, 0], cn[:, 1], cn[:, 2], op, alpha_min, alpha_max)
+    alpha = torch.where(ok[None], alpha, torch.zeros_like(alpha))
+    w, _ = composite_weights(alpha, dim=1, t_min=t_min)
     out = torch.zeros_like(w)
     out[:, order] = w
     return out

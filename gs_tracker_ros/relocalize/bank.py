@@ -1,4 +1,4 @@
-"""Per-query descriptors and the current frame's chains, shared by the filter and the observer."""
+"""Per-query descriptors and occlusion counts, kept by the observer and read by the chain filter."""
 
 from __future__ import annotations
 
@@ -13,13 +13,12 @@ class QueryBank:
     """Descriptors of every live query, taken once on its query frame, looked up by track id.
 
     The bank stores one patch per level of ``config.levels`` (the similarity levels) plus any
-    ``extra_levels`` (e.g. the observer's coarse search level). It also carries what the filter
-    and the observer share about the frame being processed (the tracker calls its chain filter
-    before its observer on every frame): the step-2 chain landings (:meth:`record_chains`), on
-    which the :class:`~.observer.LongTermObserver` centres its search, and per query ``lost`` =
-    the number of consecutive frames up to now in which the point had neither a valid chain nor a
-    valid keypoint (0 = visible), i.e. the tracker's own visibility. Memory: one
-    ``S x k^2 x C`` float32 descriptor and one counter per live query.
+    ``extra_levels`` (e.g. the observer's coarse search level), and per query ``lost`` = the
+    number of consecutive frames up to now in which the point had neither a valid chain nor a
+    valid keypoint (0 = visible), i.e. the tracker's own visibility; the
+    :class:`~.observer.LongTermObserver` keeps it (``record`` and ``observe``), the
+    :class:`~.feature_filter.FeatureSimilarityFilter` reads it. Memory: one ``S x k^2 x C``
+    float32 descriptor and one counter per live query.
     """
 
     def __init__(self, config: DescriptorConfig | None = None, extra_levels: tuple[int, ...] = ()) -> None:
@@ -36,7 +35,6 @@ class QueryBank:
         self.ids = np.zeros(0, np.int64)  # ascending
         self.desc = Descriptors(np.zeros((0, s, n), np.float32), np.zeros((0, s), np.float32), self.stored_levels)
         self.lost = np.zeros(0, np.int64)
-        self._chains: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -92,16 +90,3 @@ class QueryBank:
         """Query descriptors of ``rows`` on ``levels`` (default: similarity levels) and their weights."""
         d = self.desc.rows(rows).subset(self.levels if levels is None else tuple(levels))
         return d, level_weights(d.contrast, self.config.min_contrast)
-
-    # ------------------------------------------------------------------ chains of the current frame
-    def record_chains(self, frame: int, ids: np.ndarray, landing: np.ndarray, valid: np.ndarray) -> None:
-        self._chains = (int(frame), np.asarray(ids, np.int64).copy(), landing, valid)
-
-    def chains(self, frame: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(landing (N, C, 2), valid (N, C))`` recorded for ``frame`` and exactly these ids, else None."""
-        if self._chains is None:
-            return None
-        f, rec_ids, landing, valid = self._chains
-        if f != int(frame) or rec_ids.shape != np.shape(ids) or np.any(rec_ids != ids):
-            return None
-        return landing, valid

@@ -2,8 +2,7 @@
 
 All distances are in pixels of the input frame, variances in px^2, similarities are cosine
 similarities in [-1, 1]. These dataclasses are nested under ``TrackerConfig.relocalize`` (keys
-such as ``relocalize.keypoints.threshold``); they only depend on :mod:`..core.errors` so that
-``core.config`` can import them without an import cycle.
+such as ``relocalize.keypoints.threshold``).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from .descriptors import cosine_similarity
 
 
 class FeatureSimilarityFilter:
-    """A :class:`~gs_tracker_ros.core.tracker.ChainFilter` on descriptor similarity.
+    """A :class:`~gs_tracker_ros.tracking.tracker.ChainFilter` on descriptor similarity.
 
     Every valid chain's landing point is described on the current frame (one batched descriptor
     extraction for the distinct landing points of all chains of all points, on the frame's
@@ -21,8 +21,11 @@ class FeatureSimilarityFilter:
     similarity also exceeds ``config.revive_threshold`` (hysteresis: an old chain landing on
     something vaguely similar must not bring a hidden point back). Queries without an
     informative descriptor level are never filtered. With ``config.enabled = False`` nothing is
-    dropped, but the chains and the points' visibility are still recorded in the bank for the
-    observer.
+    dropped.
+
+    The filter only reads the :class:`QueryBank` (query descriptors, and ``lost``, which the
+    :class:`~.observer.LongTermObserver` keeps); it stores nothing but ``last_similarity``, a
+    debugging copy of its last result.
     """
 
     def __init__(self, config: FeatureFilterConfig, bank: QueryBank) -> None:
@@ -42,9 +45,6 @@ class FeatureSimilarityFilter:
                             self.config.threshold)
             valid &= ~(sim < need[:, None])  # NaN (not evaluated / no information) keeps the chain
             self.last_similarity = sim
-        self.bank.record_chains(frame, query_ids, landing, valid)
-        # visibility so far this frame; the observer clears it for points it re-finds
-        self.bank.lost[rows] = np.where(valid.any(axis=1), 0, self.bank.lost[rows] + 1)
         return valid
 
     def similarity(self, buffer: ClipBuffer, frame: int, query_ids: np.ndarray, landing: np.ndarray,

@@ -72,7 +72,7 @@ def window_peaks(desc: np.ndarray, query: np.ndarray, centre_map: np.ndarray, ra
 
 
 class LearnedMatchObserver:
-    """An :class:`~gs_tracker_ros.core.tracker.Observer` matching ALIKED query descriptors.
+    """An :class:`~gs_tracker_ros.tracking.tracker.Observer` matching ALIKED query descriptors.
 
     ``extractor`` is anything with ``compute(rgb) -> DescriptorMap`` (see
     :class:`~gs_tracker_ros.features.extractor.DenseDescriptorExtractor`); built from the config
@@ -105,6 +105,9 @@ class LearnedMatchObserver:
         desc = sample_descriptors(dmap.descriptors, dmap.to_map(np.asarray(xy, np.float64))).astype(np.float32)
         self._desc = desc if len(self._ids) == 0 else np.concatenate([self._desc, desc])
         self._ids = np.concatenate([self._ids, np.asarray(ids, np.int64)])
+
+    def record(self, frame: int, ids: np.ndarray, has_chain: np.ndarray) -> None:
+        """Nothing to keep: the search window comes from ``observe``'s ``prior_visible``."""
 
     def remove(self, ids: np.ndarray) -> None:
         keep = ~np.isin(self._ids, ids)

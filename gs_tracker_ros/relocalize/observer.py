@@ -7,21 +7,20 @@ import numpy as np
 
 from ..core.clip_buffer import ClipBuffer
 from ..core.integration import Observation
-from ..core.median import nanmedian
 from .bank import QueryBank
 from .config import KeypointConfig
 from .descriptors import cosine_similarity, from_level, similarity_maps, soft_argmax, to_level
 
 
 class LongTermObserver:
-    """An :class:`~gs_tracker_ros.core.tracker.Observer` that re-finds each query's appearance.
+    """An :class:`~gs_tracker_ros.tracking.tracker.Observer` that re-finds each query's appearance.
 
     Per live point it keeps the descriptor of the query (taken when the query is added, in the
     shared :class:`QueryBank`) and, on every frame, matches it in a window of the current frame:
 
-    * Centre: the median landing point of the point's valid chains of this frame (recorded by
-      the :class:`~.feature_filter.FeatureSimilarityFilter`, which the tracker calls first);
-      without any valid chain, the point's previous position.
+    * Centre: the tracker's predicted position ``prior_xy``: the median landing point of the
+      point's valid chains of this frame (after the chain filter), without any valid chain the
+      point's previous position.
     * Radius: ``search_px`` while the point has a valid chain; otherwise
       ``search_px + growth_px * frames_occluded`` (frames_occluded counts this frame too), capped
       at ``max_search_px``: the longer a point is hidden, the farther it may reappear.
@@ -41,11 +40,13 @@ class LongTermObserver:
     (spread over frames by id; never with the default 0); occluded points every frame; at most
     ``max_searches_per_frame`` searches per frame (occluded points first, taking turns when there
     are more). Unmatched points return ``valid = False`` and leave the tracker's result unchanged.
-    The observer also keeps ``bank.lost`` in step with the tracker's visibility (a re-found point
-    is visible again).
+    The observer keeps ``bank.lost``, the frames each point has gone without a valid chain or a
+    match: :meth:`record` counts the tracker's chains of every frame, a re-found point is visible
+    again.
 
-    Without a chain record (no filter installed) every point is searched around its previous
-    position, with a radius that grows while matches keep failing, and ``threshold`` applies.
+    Called without ``prior_visible`` (nothing known about this frame's chains), every point is
+    searched around ``prior_xy`` with a radius that grows while matches keep failing, and
+    ``threshold`` applies.
     """
 
     def __init__(self, config: KeypointConfig, bank: QueryBank) -> None:
@@ -66,6 +67,10 @@ class LongTermObserver:
         self.bank.reset()
         self._turn = 0
 
+    def record(self, frame: int, ids: np.ndarray, has_chain: np.ndarray) -> None:
+        rows = self.bank.rows(np.asarray(ids, np.int64))
+        self.bank.lost[rows] = np.where(has_chain, 0, self.bank.lost[rows] + 1)
+
     def observe(self, buffer: ClipBuffer, frame: int, ids: np.ndarray, prior_xy: np.ndarray,
                 prior_visible: np.ndarray | None = None) -> Observation:
         ids = np.asarray(ids, np.int64)
@@ -77,18 +82,9 @@ class LongTermObserver:
             return obs
         cfg = self.config
         rows = self.bank.rows(ids)
-        prior_xy = np.asarray(prior_xy, np.float64)
-        rec = self.bank.chains(frame, ids)
-        if rec is not None:  # the filter ran: it counted this frame in bank.lost already
-            landing, cvalid = rec
-            has_chain = cvalid.any(axis=1)
-            centre = prior_xy.copy()
-            if has_chain.any():
-                pts = np.where(cvalid[..., None], landing, np.nan)[has_chain]
-                centre[has_chain] = nanmedian(pts, axis=1)
-        else:  # no filter installed: nothing known about this frame's chains
-            has_chain = None
-            centre = prior_xy.copy()
+        centre = np.array(prior_xy, np.float64, copy=True)
+        # record() counted this frame in bank.lost already when the chains are known
+        has_chain = None if prior_visible is None else np.asarray(prior_visible, bool)
         occluded_frames = self.bank.lost[rows]
         if not cfg.enabled:
             return obs

@@ -14,7 +14,8 @@ import time
 import torch
 
 from .camera import Camera
-from .splat import Splats, render
+from .rendering import render
+from .splat import Splats
 
 
 def make_splats(frames: int, n: int, h: int, w: int, sigma_cells: float = 0.6, seed: int = 0,

@@ -16,23 +16,19 @@ Conventions (shared with gsplat's ``rasterization`` in its default "classic" mod
 * a Gaussian reaches the pixels of the tiles its ``3 * sqrt(largest eigenvalue)`` square
   overlaps; Gaussians with depth below ``near = 0.01`` are culled.
 
-Backends: ``"torch"`` (:mod:`.torch_backend`, pure PyTorch, differentiable, CPU or GPU) and
-``"gsplat"`` (:mod:`.gsplat_backend`, CUDA only). ``"auto"`` picks gsplat for CUDA tensors when it
-is importable, torch otherwise.
+This module holds the types, the projection and the compositing rule
+(:func:`splat_alpha`, :func:`composite_weights`), shared by the torch backend and the Gaussian
+motion source. :func:`~.rendering.render` runs a backend: ``"torch"`` (:mod:`.torch_backend`,
+pure PyTorch, differentiable, CPU or GPU) or ``"gsplat"`` (:mod:`.gsplat_backend`, CUDA only).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
 
 import torch
 
-from ..core.errors import ConfigError
 from .camera import Camera
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..model.gaussians import GaussianClip
 
 EPS2D = 0.3  # px^2 added to the projected covariance (gsplat "classic")
 NEAR = 0.01
@@ -70,7 +66,8 @@ class Splats:
 
 @dataclass
 class RenderOutput:
-    """Rendered images; leading dims ``L`` are ``(M,)`` for :class:`Splats`, ``(B, T)`` for a clip.
+    """Rendered images; leading dims ``L`` are ``(M,)`` for :class:`Splats` (``render``), ``(B, T)``
+    for a clip (``render_clip``).
 
     Attributes:
         rgb: ``(*L, H, W, 3)`` composited colour (plus background).
@@ -159,72 +156,25 @@ def project_gaussians(
     return Projected(torch.stack([u, v], dim=-1), conic, radius, z, valid)
 
 
-def _resolve_backend(backend: str, device: torch.device) -> str:
-    if backend not in ("auto", "torch", "gsplat"):
-        raise ConfigError(f"unknown render backend {backend!r}; use 'auto', 'torch' or 'gsplat'")
-    if backend == "auto":
-        if device.type == "cuda":
-            from .gsplat_backend import gsplat_available
+def splat_alpha(dx: torch.Tensor, dy: torch.Tensor, conic_a: torch.Tensor, conic_b: torch.Tensor,
+                conic_c: torch.Tensor, opacity: torch.Tensor, alpha_min: float = ALPHA_MIN,
+                alpha_max: float = ALPHA_MAX) -> torch.Tensor:
+    """Per-pixel opacity ``min(alpha_max, o * exp(-0.5 d^T Sigma^-1 d))`` of Gaussians at offsets
+    ``(dx, dy)`` px from their centres, 0 below ``alpha_min``; all arguments broadcast together
+    (``conic = (A, B, C)`` of :class:`Projected`)."""
+    sigma = 0.5 * (conic_a * dx * dx + conic_c * dy * dy) + conic_b * dx * dy
+    alpha = (opacity * torch.exp(-sigma.clamp_min(0.0))).clamp_max(alpha_max)
+    if alpha_min > 0:
+        alpha = torch.where(alpha < alpha_min, torch.zeros_like(alpha), alpha)
+    return alpha
 
-            return "gsplat" if gsplat_available() else "torch"
-        return "torch"
-    return backend
 
-
-def render(
-    gaussians: Union["GaussianClip", Splats],
-    camera: Camera,
-    height: int,
-    width: int,
-    features: torch.Tensor | None = None,
-    backend: str = "auto",
-    background: torch.Tensor | None = None,
-    **options,
-) -> RenderOutput:
-    """Render RGB, accumulated alpha and optional per-Gaussian feature channels.
-
-    Args:
-        gaussians: a :class:`~gs_tracker_ros.model.gaussians.GaussianClip` (renders every frame
-            of every clip: outputs ``(B, T, H, W, C)``) or :class:`Splats` (outputs ``(M, H, W, C)``).
-        camera: intrinsics for a ``height x width`` image.
-        features: optional extra channels per Gaussian, ``(B, T, N, F)`` for a clip (``(B, N, F)``
-            is broadcast over time) or ``(M, N, F)`` for Splats; composited with the same weights
-            as the colour (a 2-D displacement per Gaussian renders as optical flow).
-        backend: ``"auto"``, ``"torch"`` or ``"gsplat"``.
-        background: ``(3,)`` colour behind the Gaussians (default black).
-        options: backend options (torch: ``tile_size``, ``max_per_tile``; both: ``eps2d``).
-    """
-    lead: tuple[int, ...]
-    if isinstance(gaussians, Splats):
-        splats = gaussians
-        lead = (splats.means.shape[0],)
-        if features is not None and features.dim() != 3:
-            raise ConfigError(f"features for Splats must be (M, N, F), got {tuple(features.shape)}")
-    else:
-        splats = gaussians.to_splats()
-        b, t, n = gaussians.means.shape[:3]
-        lead = (b, t)
-        if features is not None:
-            if features.dim() == 3:
-                features = features[:, None].expand(b, t, n, features.shape[-1])
-            if features.shape[:3] != (b, t, n):
-                raise ConfigError(f"features must be (B, T, N, F) = ({b}, {t}, {n}, F), got {tuple(features.shape)}")
-            features = features.reshape(b * t, n, features.shape[-1])
-    n_rgb = splats.colors.shape[-1]
-    colors = splats.colors if features is None else torch.cat([splats.colors, features.to(splats.colors.dtype)], -1)
-    if background is not None:
-        background = torch.as_tensor(background, dtype=colors.dtype, device=colors.device).reshape(-1)
-        background = torch.cat([background, background.new_zeros(colors.shape[-1] - background.shape[0])])
-    which = _resolve_backend(backend, splats.means.device)
-    if which == "gsplat":
-        from .gsplat_backend import rasterize_gsplat
-
-        img, alpha = rasterize_gsplat(splats, colors, camera, height, width, background, **options)
-    else:
-        from .torch_backend import rasterize_torch
-
-        img, alpha = rasterize_torch(splats, colors, camera, height, width, background, **options)
-    img = img.reshape(lead + img.shape[1:])
-    alpha = alpha.reshape(lead + alpha.shape[1:])
-    feats = img[..., n_rgb:] if features is not None else None
-    return RenderOutput(img[..., :n_rgb], alpha, feats)
+def composite_weights(alpha: torch.Tensor, dim: int, t_min: float = T_MIN) -> tuple[torch.Tensor, torch.Tensor]:
+    """Front-to-back compositing along ``dim`` (Gaussians sorted nearest first):
+    ``w_i = alpha_i prod_{j<i} (1 - alpha_j)``, 0 from where the transmittance would fall to
+    ``t_min`` (0: never cut). Returns ``(w, log_t)`` with ``log_t`` the inclusive log-transmittance."""
+    log_t = torch.cumsum(torch.log1p(-alpha), dim=dim)
+    w = alpha * torch.exp(log_t - torch.log1p(-alpha))
+    if t_min > 0:
+        w = torch.where(log_t > torch.log(torch.tensor(t_min, dtype=alpha.dtype)), w, torch.zeros_like(w))
+    return w, log_t

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from .camera import Camera
-from .splat import ALPHA_MAX, ALPHA_MIN, EPS2D, NEAR, T_MIN, Splats, project_gaussians
+from .splat import ALPHA_MAX, ALPHA_MIN, EPS2D, NEAR, T_MIN, Splats, composite_weights, project_gaussians, splat_alpha
 
 
 def _tile_lists(
@@ -110,15 +110,9 @@ def rasterize_torch(
 
     dx = pix_x[None, :, None, :] - g_mean[..., 0:1]  # (M, tiles, K, P)
     dy = pix_y[None, :, None, :] - g_mean[..., 1:2]
-    sigma = 0.5 * (g_conic[..., 0:1] * dx * dx + g_conic[..., 2:3] * dy * dy) + g_conic[..., 1:2] * dx * dy
-    alpha = (g_opac[..., None] * torch.exp(-sigma.clamp_min(0.0))).clamp_max(alpha_max)
-    if alpha_min > 0:
-        alpha = torch.where(alpha < alpha_min, torch.zeros_like(alpha), alpha)
-    log_t = torch.cumsum(torch.log1p(-alpha), dim=2)  # inclusive log-transmittance
-    t_excl = torch.exp(log_t - torch.log1p(-alpha))
-    w = alpha * t_excl
-    if t_min > 0:
-        w = torch.where(log_t > torch.log(torch.tensor(t_min, dtype=dtype)), w, torch.zeros_like(w))
+    alpha = splat_alpha(dx, dy, g_conic[..., 0:1], g_conic[..., 1:2], g_conic[..., 2:3], g_opac[..., None],
+                        alpha_min, alpha_max)
+    w, _ = composite_weights(alpha, dim=2, t_min=t_min)  # (M, tiles, K, P)
     # (M*tiles, P, K) @ (M*tiles, K, C)
     img = torch.bmm(w.transpose(2, 3).reshape(-1, tile_size * tile_size, k), g_col.reshape(-1, k, c_dim))
     acc = w.sum(dim=2)  # (M, tiles, P)

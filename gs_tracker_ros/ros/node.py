@@ -49,7 +49,7 @@ from gs_tracker_ros.srv import AddQueries, RemoveQueries
 from ..core.clip_buffer import validate_frame
 from ..core.errors import ConfigError, TrackerError
 from ..core.seeding import GridSeeder
-from ..core.tracker import validate_query_points
+from ..core.geometry import validate_query_points
 from ..core.types import PointTracker, TrackState
 from ..methods import make_tracker
 from ..viz.overlay import TrackHistory, draw_tracks

@@ -2,7 +2,7 @@
 
 * Node parameters (``method``, ``image_qos``, ``max_tracks``, seeding, overlay, ...) are listed in
   :data:`NODE_PARAMS`.
-* Every leaf of :class:`~gs_tracker_ros.core.config.TrackerConfig` becomes ``tracker.<dotted key>``
+* Every leaf of :class:`~gs_tracker_ros.tracking.config.TrackerConfig` becomes ``tracker.<dotted key>``
   (e.g. ``tracker.integration.outlier_px``), generated from the dataclasses: names, types and
   defaults cannot drift from the core, and descriptions come from the dataclasses' docstrings.
   ``TrackerConfig.max_tracks`` is the node's ``max_tracks`` (one knob for all methods).
@@ -27,7 +27,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ..core.config import TrackerConfig
+from ..tracking.config import TrackerConfig
 from ..core.errors import ConfigError
 from ..methods import DEFAULT_METHOD, method_names
 from .qos import QOS_PROFILES
@@ -160,7 +160,7 @@ TRACKER_RANGES: dict[str, tuple[float, float]] = {
 # Allowed values of string keys (the sets TrackerConfig validation checks against), shown by
 # `ros2 param describe` and the docs table.
 def _tracker_choices() -> dict[str, tuple[str, ...]]:
-    from ..core.config import DIS_PRESETS
+    from ..motion.config import DIS_PRESETS
     from ..engines.settings import BACKENDS, PRECISIONS
     from ..relocalize.config import DESCRIPTOR_CHANNELS
 

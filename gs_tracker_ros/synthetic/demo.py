@@ -13,7 +13,7 @@ import numpy as np
 
 from ..core.types import track_status
 from ..viz.overlay import OverlayStyle, TrackHistory, draw_tracks
-from ..viz.video import VideoWriter, save_contact_sheet
+from ..viz.video import OverlayOutput
 from .config import SceneConfig
 from .scene import SyntheticScene, make_scene
 
@@ -47,29 +47,17 @@ def render_gt_demo(scene: SyntheticScene, video_path: str | Path | None, sheet_p
     tracks, visible = scene.track(q, np.zeros(len(q), np.int64))
     ids = np.arange(len(q))
     hist = TrackHistory(max_len=(style or OverlayStyle()).tail_len)
-    pick = set(np.linspace(0, scene.num_frames - 1, sheet_frames).round().astype(int).tolist())
-    sheet: list[np.ndarray] = []
     t_render = t_draw = 0.0
-    writer = VideoWriter(video_path, fps=fps) if video_path is not None else None
-    try:
+    with OverlayOutput(video_path, sheet_path, scene.num_frames, sheet_frames, fps) as out:
         for t in range(scene.num_frames):
             a = time.perf_counter()
             img = scene.render(t)
             b = time.perf_counter()
             hist.update_arrays(ids, tracks[:, t], visible[:, t], frame_index=t,
                                status=track_status(tracks[:, t], visible[:, t], img.shape[:2]))
-            out = draw_tracks(img, hist, style=style, extra_header="synthetic ground truth")
+            out.add(t, draw_tracks(img, hist, style=style, extra_header="synthetic ground truth"))
             t_render += b - a
             t_draw += time.perf_counter() - b
-            if writer is not None:
-                writer.write(out)
-            if t in pick:
-                sheet.append(out)
-    finally:
-        if writer is not None:
-            writer.close()
-    if sheet_path is not None:
-        save_contact_sheet(sheet, sheet_path, cols=3 if len(sheet) > 4 else 2)  # frame index: in the header
     return {"total_s": time.perf_counter() - t0, "render_s": t_render, "draw_s": t_draw}
 
 

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from ..core.errors import InputError
-from ..paths import resolve_path
+from ..core.paths import resolve_path
 
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..core.errors import ConfigError, yaml_error_text
 from ..model.gmae import ModelConfig
-from ..paths import DAVIS_UNLABELED
+from ..core.paths import DAVIS_UNLABELED
 
 
 @dataclass

@@ -11,7 +11,7 @@ import torch
 from ..model.checkpoint import load_model
 from ..model.gmae import GMAE
 from ..model.masking import random_tube_mask
-from ..render.splat import render
+from ..model.gaussians import render_clip
 from .data import Sequence, center_clip, load_sequences
 
 DEFAULT_HOLDOUT = ("blackswan", "car-shadow", "goat")
@@ -61,7 +61,7 @@ def reconstruction_metrics(model: GMAE, clips: np.ndarray, mask_ratio: float = 0
         vis = random_tube_mask(b, s, mask_ratio, generator=gen).to(dev)
         for key, v in (("model", None), ("model_masked", vis)):
             g = model(x, v)
-            out = render(g, g.camera, h, w, background=bg, **opts).rgb.clamp(0, 1)
+            out = render_clip(g, h, w, background=bg, **opts).rgb.clamp(0, 1)
             err = ((out - x) ** 2).mean(dim=(2, 3, 4))  # (b, T)
             rows[key] += err.mean(1).tolist()
             rows[key + "_later"] += err[:, 1:].mean(1).tolist()

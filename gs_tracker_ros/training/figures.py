@@ -17,8 +17,8 @@ import torch
 from ..model.checkpoint import load_model
 from ..model.gmae import GMAE
 from ..model.masking import random_tube_mask
-from ..paths import DAVIS_UNLABELED
-from ..render.splat import render
+from ..core.paths import DAVIS_UNLABELED
+from ..model.gaussians import render_clip
 from .data import center_clip, load_sequences
 
 
@@ -54,7 +54,7 @@ def reconstruction_strip(model: GMAE, clip: np.ndarray, mask_ratio: float = 0.9,
     rows = [("input", clip), (f"masked input ({int(mask_ratio * 100)}% tubes hidden)", masked)]
     for name, v in (("render from masked", vis), ("render from full clip", None)):
         g = model(x, v)
-        rows.append((name, _to_u8(render(g, g.camera, h, w).rgb[0])))
+        rows.append((name, _to_u8(render_clip(g, h, w).rgb[0])))
     out = []
     for name, imgs in rows:
         row = np.concatenate([np.pad(_up(imgs[i], zoom), ((0, 0), (0, 2), (0, 0)), constant_values=255)

@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..model.gaussians import GaussianClip
+from ..model.gaussians import GaussianClip, render_clip
 from ..motion.gaussian import self_visibility
-from ..render.splat import EPS2D, project_gaussians, render
+from ..render.splat import EPS2D, project_gaussians
 
 
 def splat_at_points(g: GaussianClip, points: torch.Tensor, feats: torch.Tensor,
@@ -30,7 +30,7 @@ def splat_at_points(g: GaussianClip, points: torch.Tensor, feats: torch.Tensor,
     """
     h, w = g.height, g.width
     first = GaussianClip(g.means[:, :1], g.quats, g.log_scales, g.opacities, g.colors[:, :1], h, w, g.focal)
-    out = render(first, first.camera, h, w, features=feats[:, None], **render_opts)
+    out = render_clip(first, h, w, features=feats[:, None], **render_opts)
     fmap = torch.cat([out.features[:, 0], out.alpha[:, 0]], dim=-1).permute(0, 3, 1, 2)  # (B, F+1, H, W)
     scale = g.means.new_tensor([float(w), float(h)])
     grid = ((points + 0.5) / scale) * 2.0 - 1.0  # continuous coords, align_corners=False convention

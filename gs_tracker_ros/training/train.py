@@ -26,8 +26,8 @@ from ..core.errors import ConfigError, InputError
 from ..model.checkpoint import save_checkpoint
 from ..model.gmae import GMAE
 from ..model.masking import motion_aware_tube_mask, random_tube_mask
-from ..paths import resolve_path
-from ..render.splat import render
+from ..core.paths import resolve_path
+from ..model.gaussians import render_clip
 from .config import TrainConfig
 from .data import ClipSampler, load_sequences, lk_grid_tracks, patch_motion
 from .evaluate import heldout_clips, reconstruction_metrics
@@ -214,7 +214,7 @@ class Trainer:
         b, t, h, w, _ = x.shape
         ropts = {"tile_size": cfg.render.tile_size, "max_per_tile": cfg.render.max_per_tile} if self.device.type == "cpu" else {}
         bg = torch.full((3,), cfg.render.background, device=self.device)
-        out = render(g, g.camera, h, w, background=bg, **ropts)
+        out = render_clip(g, h, w, background=bg, **ropts)
         diff = out.rgb - x
         mse = (diff**2).mean()
         loss = cfg.loss.l1 * diff.abs().mean() + cfg.loss.mse * mse

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..core.types import TrackState, track_status
 from .overlay import OverlayStyle, TrackHistory, draw_tracks
-from .video import VideoWriter, save_contact_sheet
+from .video import OverlayOutput
 
 
 def write_run_overlay(frames: Iterable[np.ndarray], ids: np.ndarray, xy: np.ndarray, visible: np.ndarray,
@@ -27,12 +27,8 @@ def write_run_overlay(frames: Iterable[np.ndarray], ids: np.ndarray, xy: np.ndar
     drawing options (default :class:`OverlayStyle`). Returns the
     video's path (None without a video).
     """
-    num_frames = xy.shape[1]
-    pick = set(np.linspace(0, num_frames - 1, min(sheet_frames, num_frames)).round().astype(int).tolist())
     history = TrackHistory()
-    shots = []
-    writer = VideoWriter(path, fps=fps) if path is not None else None
-    try:
+    with OverlayOutput(path, sheet_path, xy.shape[1], sheet_frames, fps) as out:
         for t, frame in enumerate(frames):
             live = np.isfinite(xy[:, t]).all(axis=1)
             code = (track_status(xy[live, t], visible[live, t], frame.shape[:2]) if status is None
@@ -40,14 +36,5 @@ def write_run_overlay(frames: Iterable[np.ndarray], ids: np.ndarray, xy: np.ndar
             history.update(TrackState(t, ids[live], xy[live, t], np.nan_to_num(variance[live, t]), visible[live, t],
                                       code))
             header = title if title is None or isinstance(title, str) else title[t]
-            img = draw_tracks(frame, history, frame_index=t, extra_header=header, style=style)
-            if writer is not None:
-                writer.write(img)
-            if sheet_path is not None and t in pick:
-                shots.append(img)
-    finally:
-        if writer is not None:
-            writer.close()
-    if sheet_path is not None:
-        save_contact_sheet(shots, sheet_path, cols=3 if len(shots) > 4 else 2)  # frame index: in the header
-    return writer.path if writer is not None else None
+            out.add(t, draw_tracks(frame, history, frame_index=t, extra_header=header, style=style))
+    return out.video_path

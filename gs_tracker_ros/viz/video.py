@@ -168,3 +168,40 @@ def save_contact_sheet(frames: Sequence[np.ndarray], path: str | os.PathLike, co
     if not ok:
         raise InputError(f"could not write image {path} (is the extension .png?)")
     return sheet
+
+
+class OverlayOutput:
+    """Where the drawn frames of a clip go: a video and/or a contact sheet, both optional.
+
+    ``add(t, img)`` writes frame ``t`` to the video at ``video_path`` and keeps it for the PNG
+    sheet at ``sheet_path`` when it is one of ``sheet_frames`` evenly spaced frames of
+    ``num_frames`` (the frame index is in each frame's header, so the sheet has no labels).
+    Used as a context manager: the video is closed either way, the sheet written only when the
+    block finished without an error.
+    """
+
+    def __init__(self, video_path: str | os.PathLike | None, sheet_path: str | os.PathLike | None,
+                 num_frames: int, sheet_frames: int = 6, fps: float = 30.0) -> None:
+        self.writer = VideoWriter(video_path, fps=fps) if video_path is not None else None
+        self.sheet_path = sheet_path
+        self.pick = set(np.linspace(0, num_frames - 1, min(sheet_frames, num_frames)).round().astype(int).tolist())
+        self.shots: list[np.ndarray] = []
+
+    @property
+    def video_path(self) -> Path | None:
+        return self.writer.path if self.writer is not None else None
+
+    def add(self, t: int, img: np.ndarray) -> None:
+        if self.writer is not None:
+            self.writer.write(img)
+        if self.sheet_path is not None and t in self.pick:
+            self.shots.append(img)
+
+    def __enter__(self) -> "OverlayOutput":
+        return self
+
+    def __exit__(self, exc_type, *exc: object) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if exc_type is None and self.sheet_path is not None:
+            save_contact_sheet(self.shots, self.sheet_path, cols=3 if len(self.shots) > 4 else 2)

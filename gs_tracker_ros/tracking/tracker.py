@@ -9,19 +9,24 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from ..motion.base import MotionSource
-from .clip_buffer import ClipBuffer
+from ..core.clip_buffer import ClipBuffer
+from ..core.errors import InputError
+from ..core.geometry import inside_image, validate_query_points
+from ..core.hidden_motion import LastVisibleMotion, last_visible_motion, move_hidden_points, stays_in_view
+from ..core.integration import Observation, chain, integrate
+from ..core.median import nanmedian
+from ..core.types import TrackState, track_status
+from ..core.uncertainty import grow_drift, published_variance
 from .config import TrackerConfig
-from .errors import InputError
-from .geometry import inside_image
-from .hidden_motion import LastVisibleMotion, last_visible_motion, move_hidden_points, stays_in_view
-from .integration import Observation, chain, integrate
-from .median import nanmedian
-from .types import TrackState, track_status
-from .uncertainty import grow_drift, published_variance
 
 
 class ChainFilter(Protocol):
-    """Optional step 2 filter: may invalidate chains whose landing point looks wrong."""
+    """Optional step 2 filter: may invalidate chains whose landing point looks wrong.
+
+    A pure function of its arguments and of state its owner keeps (e.g. the query descriptors of
+    the observer's bank, read-only here): it stores nothing, so replacing or removing it changes
+    only which chains stay valid.
+    """
 
     def filter(self, buffer: ClipBuffer, frame: int, query_ids: np.ndarray, landing: np.ndarray,
                valid: np.ndarray) -> np.ndarray:
@@ -29,37 +34,24 @@ class ChainFilter(Protocol):
 
 
 class Observer(Protocol):
-    """Optional step 5 observer: an absolute position observation per point (long-term keypoints)."""
+    """Optional step 5 observer: an absolute position observation per point (long-term keypoints).
+
+    Per frame the tracker calls :meth:`record` (every frame, after the chain filter) and then,
+    every ``relocalize.every`` frames, :meth:`observe`.
+    """
 
     def add(self, buffer: ClipBuffer, frame: int, ids: np.ndarray, xy: np.ndarray) -> None: ...
     def remove(self, ids: np.ndarray) -> None: ...
     def reset(self) -> None: ...
+
+    def record(self, frame: int, ids: np.ndarray, has_chain: np.ndarray) -> None:
+        """Which points kept a valid chain on ``frame`` after the filter (``has_chain (N,)``), so the
+        observer can count how long each point has gone without one."""
+
     def observe(self, buffer: ClipBuffer, frame: int, ids: np.ndarray, prior_xy: np.ndarray,
                 prior_visible: np.ndarray) -> Observation:
         """Observations on ``frame`` near ``prior_xy (N, 2)`` px, the points' predicted positions
         (:func:`predicted_positions`); ``prior_visible (N,)``: a valid chain supports the prediction."""
-
-
-def validate_query_points(xy: np.ndarray, shape_hw: tuple[int, int] | None) -> np.ndarray:
-    """Check query points ``(N, 2)`` px: finite and inside the image. Raises ``InputError``."""
-    arr = np.asarray(xy, dtype=np.float64)
-    if arr.ndim == 1 and arr.shape[0] == 2:
-        arr = arr[None]
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        raise InputError(f"query points must have shape (N, 2) as (x, y) pixels, got {arr.shape}")
-    bad = ~np.isfinite(arr).all(axis=1)
-    if bad.any():
-        raise InputError(f"query point(s) {np.flatnonzero(bad)[:10].tolist()} are NaN or infinite")
-    if shape_hw is not None:
-        h, w = shape_hw
-        out = ~inside_image(arr, shape_hw)
-        if out.any():
-            i = int(np.flatnonzero(out)[0])
-            raise InputError(
-                f"{int(out.sum())} query point(s) outside the {w}x{h} image, e.g. #{i} at "
-                f"({arr[i, 0]:.1f}, {arr[i, 1]:.1f}); valid x in [-0.5, {w - 0.5}], y in [-0.5, {h - 0.5}]"
-            )
-    return arr
 
 
 def predicted_positions(mu_k: np.ndarray, valid: np.ndarray, previous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,17 +81,18 @@ class ProbabilisticTracker:
 
     def __init__(
         self,
-        config: TrackerConfig | None = None,
-        sources: Sequence[MotionSource] | None = None,
+        config: TrackerConfig,
+        sources: Sequence[MotionSource],
         chain_filter: ChainFilter | None = None,
         observer: Observer | None = None,
         name: str = "protrack",
     ) -> None:
-        self.config = (config or TrackerConfig()).validate()
-        if sources is None:
-            from ..motion.registry import build_sources
-
-            sources = build_sources(self.config)
+        """``sources``: the motion sources ``config.sources`` names, in order (built by
+        :func:`gs_tracker_ros.methods.build_sources`; use
+        :func:`~gs_tracker_ros.methods.build_probabilistic_tracker` to build a whole tracker)."""
+        self.config = config.validate()
+        if not sources:
+            raise ValueError("ProbabilisticTracker needs at least one motion source")
         self.sources = list(sources)
         self.chain_filter = chain_filter
         self.observer = observer
@@ -244,9 +237,11 @@ class ProbabilisticTracker:
         if self.chain_filter is not None:
             valid = self.chain_filter.filter(self.buffer, t, self.ids, mu_k, valid)
         observation = None
-        if self.observer is not None and t % self.config.relocalize.every == 0:
-            predicted, has_chain = predicted_positions(mu_k, valid, self.cur_mu)
-            observation = self.observer.observe(self.buffer, t, self.ids, predicted, has_chain)
+        if self.observer is not None:
+            self.observer.record(t, self.ids, valid.any(axis=1))
+            if t % self.config.relocalize.every == 0:
+                predicted, has_chain = predicted_positions(mu_k, valid, self.cur_mu)
+                observation = self.observer.observe(self.buffer, t, self.ids, predicted, has_chain)
         icfg = self.config.integration
         mu, v, vis = integrate(
             mu_k, v_k, valid, computed, self.cur_mu, self.cur_v,

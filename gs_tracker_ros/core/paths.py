@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 """The checkout: the folder that holds ``gs_tracker_ros/``, ``configs/`` and ``checkpoints/``."""
 
 DAVIS_UNLABELED = "../shared/data/davis_unlabeled"

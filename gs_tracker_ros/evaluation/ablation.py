@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from ..core.config import TrackerConfig
+from ..tracking.config import TrackerConfig
 
 # (label, dotted-key overrides applied on top of the configuration under test)
 ABLATIONS: tuple[tuple[str, dict[str, Any]], ...] = (

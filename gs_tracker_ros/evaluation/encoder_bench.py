@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..core.errors import TrackerError
-from .settings import BACKENDS
+from ..engines.settings import BACKENDS
 
 
 def _median_ms(fn: Callable[[], Any], runs: int, warmup: int) -> dict[str, float]:
@@ -40,7 +40,8 @@ def time_encoder(engine, runs: int = 20, warmup: int = 3, seed: int = 0) -> dict
 def bench_model(model_path: str | Path | None = None):
     """``(GMAE, description)``: the checkpoint if there is one, else a randomly initialised default model."""
     from ..model.gmae import GMAE, ModelConfig
-    from .base import default_checkpoint, load_checkpoint_model
+    from ..engines.base import load_checkpoint_model
+    from ..model.checkpoint import default_checkpoint
 
     path = Path(model_path) if model_path else default_checkpoint()
     if path.is_file():
@@ -56,8 +57,8 @@ def bench_model(model_path: str | Path | None = None):
 def build_bench_engines(model, backends: Sequence[str] = BACKENDS, threads: int | None = None,
                         workdir: str | Path | None = None) -> dict[str, Any]:
     """``{backend: engine or skip reason (str)}`` for one model, all on the same static clip shape."""
-    from .export import export_onnx
-    from .torch_engine import TorchEngine
+    from ..engines.export import export_onnx
+    from ..engines.torch_engine import TorchEngine
 
     out: dict[str, Any] = {}
     onnx_path = None
@@ -70,11 +71,11 @@ def build_bench_engines(model, backends: Sequence[str] = BACKENDS, threads: int 
                 onnx_path = Path(workdir or tempfile.mkdtemp(prefix="gs_tracker_bench_")) / "encoder.onnx"
                 export_onnx(model, onnx_path)
             if backend == "onnxruntime":
-                from .onnxruntime_engine import OnnxRuntimeEngine
+                from ..engines.onnxruntime_engine import OnnxRuntimeEngine
 
                 out[backend] = OnnxRuntimeEngine(onnx_path, threads=threads)
             elif backend == "tensorrt":
-                from .tensorrt_engine import TensorRTEngine
+                from ..engines.tensorrt_engine import TensorRTEngine
 
                 out[backend] = TensorRTEngine(onnx_path=onnx_path, precision="fp16",
                                               cache_dir=Path(onnx_path).parent / "trt")
@@ -154,11 +155,10 @@ def bench_gaussian_tracking(engine, frames: Sequence[np.ndarray], num_points: in
     inside the Gaussian source (encoder passes, splat weights, motion) over the frames ``time_tracker``
     times (after its warm-up); a mean, not a median, because the encoder runs on every hop-th frame.
     """
-    from ..core.config import TrackerConfig
-    from ..core.tracker import ProbabilisticTracker
-    from ..evaluation.timing import time_tracker
-    from ..motion.registry import build_sources
-    from ..relocalize import build_relocalizer
+    from ..methods import build_relocalizer, build_sources
+    from ..tracking.config import TrackerConfig
+    from ..tracking.tracker import ProbabilisticTracker
+    from .timing import time_tracker
 
     base = config or TrackerConfig()
     out: dict[str, dict[str, float]] = {}

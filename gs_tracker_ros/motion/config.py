@@ -1,0 +1,85 @@
+"""Settings of the classical motion sources: dense DIS flow and sparse pyramidal Lucas-Kanade.
+
+Distances in pixels of the input frame. Validation raises :class:`ConfigError` naming the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..core.errors import check_range as _check
+
+DIS_PRESETS = ("ultrafast", "fast", "medium")
+
+
+@dataclass
+class FlowConfig:
+    """Dense DIS optical flow (OpenCV) with a forward-backward consistency check.
+
+    Attributes:
+        preset: DIS preset, one of ``ultrafast``, ``fast``, ``medium`` (slower, more accurate).
+            Default ``medium``: the best single flow chain measured on real footage.
+        scale: flow is computed on frames resized by this factor (0 < scale <= 1) for speed;
+            displacements are returned in full-resolution pixels. Default 1 (full resolution).
+        sigma0: base standard deviation of a flow estimate in px (``s2 = sigma0^2 + e_fb^2``).
+        fb_threshold: a chain is invalid when the forward-backward error exceeds this (px).
+        intervals: the chain intervals the ``dis`` source is used for when it is fused with others
+            (a dense field in both directions per frame pair is costly: default the
+            frame-to-frame chain only).
+    """
+
+    preset: str = "medium"
+    scale: float = 1.0
+    sigma0: float = 0.5
+    fb_threshold: float = 2.0
+    intervals: tuple[int, ...] = (1,)
+
+    def validate(self) -> None:
+        _check(self.preset in DIS_PRESETS, "flow.preset", self.preset, f"one of {DIS_PRESETS}")
+        _check(0.05 <= self.scale <= 1.0, "flow.scale", self.scale, "in [0.05, 1]")
+        _check(0.0 < self.sigma0 <= 50.0, "flow.sigma0", self.sigma0, "in (0, 50] px")
+        _check(0.0 < self.fb_threshold <= 1000.0, "flow.fb_threshold", self.fb_threshold, "in (0, 1000] px")
+        _check(len(self.intervals) >= 1 and all(1 <= int(k) <= 256 for k in self.intervals), "flow.intervals",
+               self.intervals, "non-empty, each in [1, 256]")
+
+
+@dataclass
+class LKConfig:
+    """Sparse pyramidal Lucas-Kanade at the point positions, forward-backward checked.
+
+    Attributes:
+        window: LK window side in px (odd).
+        levels: pyramid levels above the full-resolution image (3, as the klt baseline and
+            OpenCV's samples: 5 levels scored lower on both badja_dev videos).
+        max_iterations: LK iterations per pyramid level (stops earlier at ``epsilon`` px updates).
+        epsilon: LK stops iterating on a level once an update is smaller than this (px).
+        min_eig_threshold: OpenCV's minimum-eigenvalue test: texture-less windows fail.
+        sigma0: base standard deviation of an LK estimate in px.
+        fb_threshold: a chain is invalid when the forward-backward error exceeds this (px).
+    """
+
+    window: int = 21
+    levels: int = 3
+    max_iterations: int = 20
+    epsilon: float = 0.03
+    min_eig_threshold: float = 1.0e-4
+    sigma0: float = 0.5
+    fb_threshold: float = 16.0
+
+    def validate(self, section: str = "lk") -> None:
+        """Raise :class:`ConfigError` naming ``section.field`` for a value out of range."""
+        p = section + "."
+        _check(3 <= self.window <= 101 and self.window % 2 == 1, p + "window", self.window, "odd, in [3, 101]")
+        _check(0 <= self.levels <= 6, p + "levels", self.levels, "in [0, 6]")
+        _check(1 <= self.max_iterations <= 100, p + "max_iterations", self.max_iterations, "in [1, 100]")
+        _check(0.0 < self.epsilon <= 1.0, p + "epsilon", self.epsilon, "in (0, 1] px")
+        _check(0.0 <= self.min_eig_threshold <= 1.0, p + "min_eig_threshold", self.min_eig_threshold, "in [0, 1]")
+        _check(0.0 < self.sigma0 <= 50.0, p + "sigma0", self.sigma0, "in (0, 50] px")
+        _check(0.0 < self.fb_threshold <= 1000.0, p + "fb_threshold", self.fb_threshold, "in (0, 1000] px")
+
+
+def klt_baseline_lk() -> LKConfig:
+    """LK settings of the ``klt`` baseline, as OpenCV's own samples and most users run it:
+    21 px window, 3 pyramid levels, 30 iterations / 0.01 px, and the customary 1 px
+    forward-backward check (a point failing it is reported occluded for that frame only)."""
+    return LKConfig(window=21, levels=3, max_iterations=30, epsilon=0.01, fb_threshold=1.0)
