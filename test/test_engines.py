@@ -30,7 +30,7 @@ from gs_tracker_ros.engines.onnxruntime_engine import OnnxRuntimeEngine
 from gs_tracker_ros.engines.settings import EngineSettings
 from gs_tracker_ros.engines.tensorrt_engine import _cuda_problem, _tensorrt_problem, build_plan
 from gs_tracker_ros.engines.torch_engine import TorchEngine
-from gs_tracker_ros.model.checkpoint import save_checkpoint
+from gs_tracker_ros.model.checkpoint import load_model, save_checkpoint
 from gs_tracker_ros.model.gaussians import FIELDS, GaussianClip
 from gs_tracker_ros.motion.gaussian import GaussianMotionSource
 from gs_tracker_ros.methods import build_sources
@@ -71,6 +71,12 @@ def _max_rel_diffs(a: GaussianClip, b: GaussianClip) -> dict[str, tuple[float, f
 
 
 # ---------------------------------------------------------------------------------------------- interface
+def test_the_backend_table_names_every_configurable_backend():
+    from gs_tracker_ros.engines.settings import BACKENDS
+
+    assert tuple(engines_base.ENGINE_BUILDERS) == BACKENDS
+
+
 def test_one_interface_for_every_backend(engines, files):
     t, s = SMALL["num_frames"], SMALL["img_size"]
     for name, eng in engines.items():
@@ -489,7 +495,7 @@ def test_non_square_model_exports_and_onnxruntime_matches_torch(wide):
     for name, (d, scale) in _max_rel_diffs(got, ref).items():
         assert d <= FP32_REL_TOL * scale, (name, d, scale)
     # the checkpoint's config round-trips with its [H, W] size
-    assert engines_base.load_checkpoint_model(wide.ckpt).cfg.input_hw == (h, w)
+    assert load_model(wide.ckpt).cfg.input_hw == (h, w)
 
 
 def test_non_square_gaussian_source_same_on_ort_and_torch(wide):

@@ -181,12 +181,13 @@ def test_bad_mode_rejected():
 
 
 def test_runs_on_a_real_tiny_model():
-    from gs_tracker_ros.model.gmae import GMAE, ModelConfig, TorchGaussianEncoder
+    from gs_tracker_ros.engines.torch_engine import TorchEngine
+    from gs_tracker_ros.model.gmae import GMAE, ModelConfig
 
     torch.manual_seed(0)
     model = GMAE(ModelConfig(img_size=32, num_frames=4, enc_dim=32, enc_depth=1, enc_heads=2, dec_dim=32,
                              dec_depth=1, dec_heads=2, gaussian_grid=4))
-    src = GaussianMotionSource(TorchGaussianEncoder(model))
+    src = GaussianMotionSource(TorchEngine(model))
     buf = ClipBuffer(8)
     rng = np.random.default_rng(0)
     for _ in range(5):
@@ -212,15 +213,15 @@ class CountingEngine:
 
 
 def _tiny_encoder(img_size=32, num_frames=8):
-    from gs_tracker_ros.model.gmae import GMAE, ModelConfig, TorchGaussianEncoder
+    from gs_tracker_ros.engines.torch_engine import TorchEngine
+    from gs_tracker_ros.model.gmae import GMAE, ModelConfig
 
     torch.manual_seed(0)
     model = GMAE(ModelConfig(img_size=img_size, num_frames=num_frames, enc_dim=32, enc_depth=1, enc_heads=2,
                              dec_dim=32, dec_depth=1, dec_heads=2, gaussian_grid=4))
     with torch.no_grad():  # an untrained model predicts no motion: give the Gaussians some
         model.head_delta.weight.normal_(0.0, 0.05)
-    model.eval()
-    return TorchGaussianEncoder(model)
+    return TorchEngine(model)
 
 
 def _scene_frames(n=24, w=96, h=64):

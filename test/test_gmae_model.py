@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from gs_tracker_ros.core.errors import ConfigError, InputError
-from gs_tracker_ros.model.checkpoint import load_checkpoint_blob, load_encoder, load_model, save_checkpoint
+from gs_tracker_ros.engines.torch_engine import TorchEngine
+from gs_tracker_ros.model.checkpoint import load_checkpoint_blob, load_model, save_checkpoint
 from gs_tracker_ros.model.gaussians import FIELDS, GaussianClip
 from gs_tracker_ros.model.gmae import GMAE, ModelConfig
 from gs_tracker_ros.model.masking import (
@@ -111,7 +112,7 @@ def test_checkpoint_roundtrip_fp16(model, tmp_path):
     model.train()
     for f in FIELDS:
         torch.testing.assert_close(getattr(a, f), getattr(b, f), rtol=2e-2, atol=2e-2)
-    enc = load_encoder(path)
+    enc = TorchEngine.from_checkpoint(path)
     assert enc.num_frames == 4 and enc.input_size == (32, 32)
     with pytest.raises(InputError):
         load_model(tmp_path / "missing.pt")

@@ -33,13 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engines.base import load_checkpoint_model
+    from ..model.checkpoint import load_model
     from ..engines.export import compare_with_torch, export_onnx, parse_size, sha256_file
 
     if args.fp16 and args.engine is None:
         raise ConfigError("--fp16 applies to the TensorRT engine; add --engine OUT.plan")
     size = parse_size(args.size) if args.size else None
-    model = load_checkpoint_model(args.checkpoint)  # InputError naming the file when missing / unreadable
+    model = load_model(args.checkpoint)  # InputError naming the file when missing / unreadable
     info = export_onnx(model, args.onnx, frames=args.frames, size=size, opset=args.opset,
                        checkpoint=args.checkpoint.name, checkpoint_sha=sha256_file(args.checkpoint))
     t, h, w, _ = info.clip_shape

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -116,20 +116,6 @@ def _checkpoint_path(model_path: str | Path | None) -> Path:
     return path
 
 
-def load_checkpoint_model(path: str | Path):
-    """:func:`~gs_tracker_ros.model.checkpoint.load_model` on the CPU, every failure an :class:`InputError` naming the file."""
-    from ..model.checkpoint import load_model
-
-    try:
-        return load_model(path, "cpu")
-    except TrackerError:
-        raise
-    except (RuntimeError, KeyError, ValueError, TypeError) as err:
-        first = str(err).strip().splitlines()
-        raise InputError(f"checkpoint {path} does not fit the current Video-GMAE model: "
-                         f"{' '.join(s.strip() for s in first[:2]) if first else type(err).__name__}") from None
-
-
 def resolve_onnx(model_path: str | Path | None, onnx_path: str | Path | None,
                  cache_dir: str | Path | None) -> tuple[Path, bool]:
     """The ONNX file to run: ``(path, managed)``.
@@ -189,26 +175,38 @@ def build_engine(backend: str, model_path: str | Path | None = None, onnx_path: 
         raise ConfigError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     if threads is not None and (int(threads) < 0 or int(threads) > 256):
         raise ConfigError(f"threads must be in [0, 256], got {threads}")
-    if backend == "torch":
-        from .torch_engine import TorchEngine
+    return ENGINE_BUILDERS[backend](model_path=model_path, onnx_path=onnx_path, engine_path=engine_path,
+                                    precision=precision, cache_dir=cache_dir, threads=threads, device=device)
 
-        return TorchEngine.from_checkpoint(_checkpoint_path(model_path), device=device or "cpu",
-                                           precision=precision, threads=threads)
-    if backend == "onnxruntime":
-        from .onnxruntime_engine import OnnxRuntimeEngine
 
-        if precision != "fp32":
-            raise ConfigError("the onnxruntime backend runs fp32 on the CPU; fp16 is for tensorrt")
-        path, managed = resolve_onnx(model_path, onnx_path, cache_dir)
-        try:
-            return OnnxRuntimeEngine(path, threads=threads)
-        except InputError:
-            if not managed:
-                raise
-            log.warning("cached ONNX %s is unreadable; exporting it again", path)
-            path.unlink(missing_ok=True)
-            path, _ = resolve_onnx(model_path, None, cache_dir)
-            return OnnxRuntimeEngine(path, threads=threads)
+# ---------------------------------------------------------------------------------------------- backends
+# One builder per backend, same keyword arguments as build_engine. The backend modules are imported
+# when chosen: onnxruntime and tensorrt are optional installs.
+def _build_torch(model_path, onnx_path, engine_path, precision, cache_dir, threads, device) -> EncoderEngine:
+    from .torch_engine import TorchEngine
+
+    return TorchEngine.from_checkpoint(_checkpoint_path(model_path), device=device or "cpu", precision=precision,
+                                       threads=threads)
+
+
+def _build_onnxruntime(model_path, onnx_path, engine_path, precision, cache_dir, threads, device) -> EncoderEngine:
+    from .onnxruntime_engine import OnnxRuntimeEngine
+
+    if precision != "fp32":
+        raise ConfigError("the onnxruntime backend runs fp32 on the CPU; fp16 is for tensorrt")
+    path, managed = resolve_onnx(model_path, onnx_path, cache_dir)
+    try:
+        return OnnxRuntimeEngine(path, threads=threads)
+    except InputError:
+        if not managed:
+            raise
+        log.warning("cached ONNX %s is unreadable; exporting it again", path)
+        path.unlink(missing_ok=True)
+        path, _ = resolve_onnx(model_path, None, cache_dir)
+        return OnnxRuntimeEngine(path, threads=threads)
+
+
+def _build_tensorrt(model_path, onnx_path, engine_path, precision, cache_dir, threads, device) -> EncoderEngine:
     from .tensorrt_engine import TensorRTEngine, require_tensorrt_and_gpu
 
     require_tensorrt_and_gpu(device)  # fail before exporting anything on a machine that cannot run it
@@ -218,3 +216,11 @@ def build_engine(backend: str, model_path: str | Path | None = None, onnx_path: 
     path, _ = resolve_onnx(model_path, onnx_path, cache_dir)
     return TensorRTEngine(onnx_path=path, engine_path=engine_path, precision=precision, cache_dir=cache_dir,
                           device=device)
+
+
+ENGINE_BUILDERS: dict[str, Callable[..., EncoderEngine]] = {
+    "torch": _build_torch,
+    "onnxruntime": _build_onnxruntime,
+    "tensorrt": _build_tensorrt,
+}
+"""The backends, by name (the same names as :data:`~.settings.BACKENDS`, which has no torch import)."""

@@ -202,10 +202,10 @@ def export_checkpoint(checkpoint: str | Path, out_path: str | Path, frames: int 
                       size: tuple[int, int] | None = None, opset: int = DEFAULT_OPSET,
                       checkpoint_sha: str | None = None) -> OnnxEncoderInfo:
     """Load a checkpoint (:func:`~gs_tracker_ros.model.checkpoint.load_model`) and :func:`export_onnx` it."""
-    from .base import load_checkpoint_model
+    from ..model.checkpoint import load_model
 
     checkpoint = Path(checkpoint)
-    model = load_checkpoint_model(checkpoint)  # InputError naming the file when missing / unreadable
+    model = load_model(checkpoint)  # InputError naming the file when missing / unreadable
     sha = checkpoint_sha or sha256_file(checkpoint)
     return export_onnx(model, out_path, frames=frames, size=size, opset=opset, checkpoint=checkpoint.name,
                        checkpoint_sha=sha)

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from ..core.errors import ConfigError
-from .base import EncoderEngine
+from ..model.checkpoint import load_model
+from .base import EncoderEngine, EngineUnavailableError
 
 
 class TorchEngine(EncoderEngine):
@@ -30,8 +31,6 @@ class TorchEngine(EncoderEngine):
                  size: tuple[int, int] | None = None) -> None:
         dev = torch.device(device)
         if dev.type == "cuda" and not torch.cuda.is_available():
-            from .base import EngineUnavailableError
-
             raise EngineUnavailableError(f"torch backend on {device}: torch {torch.__version__} sees no CUDA GPU")
         if precision == "fp16" and dev.type != "cuda":
             raise ConfigError("the torch backend runs fp16 only on CUDA (autocast); use fp32 on the CPU")
@@ -50,9 +49,7 @@ class TorchEngine(EncoderEngine):
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", precision: str = "fp32",
                         threads: int | None = None) -> "TorchEngine":
-        from .base import load_checkpoint_model
-
-        eng = cls(load_checkpoint_model(path), device=device, precision=precision, threads=threads)
+        eng = cls(load_model(path), device=device, precision=precision, threads=threads)
         eng.source = str(path)
         return eng
 

@@ -40,14 +40,13 @@ def time_encoder(engine, runs: int = 20, warmup: int = 3, seed: int = 0) -> dict
 def bench_model(model_path: str | Path | None = None):
     """``(GMAE, description)``: the checkpoint if there is one, else a randomly initialised default model."""
     from ..model.gmae import GMAE, ModelConfig
-    from ..engines.base import load_checkpoint_model
-    from ..model.checkpoint import default_checkpoint
+    from ..model.checkpoint import default_checkpoint, load_model
 
     path = Path(model_path) if model_path else default_checkpoint()
     if path.is_file():
-        return load_checkpoint_model(path), str(path)
+        return load_model(path), str(path)
     if model_path:
-        load_checkpoint_model(path)  # raises the InputError naming the missing file
+        load_model(path)  # raises the InputError naming the missing file
     import torch
 
     torch.manual_seed(0)

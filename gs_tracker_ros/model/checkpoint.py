@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from ..core.errors import InputError
+from ..core.errors import InputError, TrackerError
 from ..core.paths import REPO_ROOT
-from .gmae import GMAE, ModelConfig, TorchGaussianEncoder
+from .gmae import GMAE, ModelConfig
 
 DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "gmae_tiny.pt"
 """The shipped Video-GMAE checkpoint (a few MB, fp16; its command, config and log beside it)."""
@@ -60,14 +60,20 @@ def _load_problem(err: Exception) -> str:
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> GMAE:
-    """Build a :class:`GMAE` from a checkpoint (weights cast to float32), in eval mode."""
+    """Build a :class:`GMAE` from a checkpoint (weights cast to float32), in eval mode.
+
+    Raises :class:`InputError` naming the file when it is missing, unreadable or does not fit the
+    current model (e.g. a checkpoint of an older architecture).
+    """
     blob = load_checkpoint_blob(path, map_location="cpu")
-    model = GMAE(ModelConfig.from_dict(blob["model_config"]))
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in blob["model"].items()}
-    model.load_state_dict(state)
+    try:
+        model = GMAE(ModelConfig.from_dict(blob["model_config"]))
+        state = {k: (v.float() if v.is_floating_point() else v) for k, v in blob["model"].items()}
+        model.load_state_dict(state)
+    except TrackerError:
+        raise
+    except (RuntimeError, KeyError, ValueError, TypeError) as err:
+        first = str(err).strip().splitlines()
+        raise InputError(f"checkpoint {path} does not fit the current Video-GMAE model: "
+                         f"{' '.join(s.strip() for s in first[:2]) if first else type(err).__name__}") from None
     return model.to(device).eval()
-
-
-def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> TorchGaussianEncoder:
-    """Checkpoint -> callable ``encoder(clip uint8 (T, H, W, 3)) -> GaussianClip``."""
-    return TorchGaussianEncoder(load_model(path, device))

@@ -303,19 +303,3 @@ class GMAE(nn.Module):
             return self.forward(self.prepare(clip).to(param.device))
         finally:
             self.train(was_training)
-
-
-class TorchGaussianEncoder:
-    """Callable ``encoder(clip uint8 (T, H, W, 3)) -> GaussianClip`` around a torch :class:`GMAE`.
-
-    The interface the motion source uses; ONNX Runtime / TensorRT engines implement the same call.
-    ``input_size`` is ``(height, width)`` the frames must be resized to before the call.
-    """
-
-    def __init__(self, model: GMAE) -> None:
-        self.model = model.eval()
-        self.num_frames = model.cfg.num_frames
-        self.input_size = model.cfg.input_hw
-
-    def __call__(self, clip: np.ndarray) -> GaussianClip:
-        return self.model.encode(clip).to("cpu")
