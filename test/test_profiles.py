@@ -52,8 +52,8 @@ def test_tracker_publishes_fusion_variance_plus_drift():
     for t in range(1, 5):
         state = tracker.step(translated(base, 2.0 * t, 0))
     expected_drift = 4 * (0.5 * 2.0 + 1.0)
-    assert abs(float(tracker.drift[0]) - expected_drift) < 0.2
-    assert state.variance[0] == pytest.approx(tracker.cur_v[0] + tracker.drift[0] ** 2, rel=1e-5)
+    assert abs(float(tracker.points.drift[0]) - expected_drift) < 0.2
+    assert state.variance[0] == pytest.approx(tracker.points.cur_v[0] + tracker.points.drift[0] ** 2, rel=1e-5)
 
 
 def test_chains_from_occluded_states_keep_following_a_point():

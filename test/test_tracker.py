@@ -109,7 +109,7 @@ def test_memory_is_bounded_by_buffer_and_query_frames():
         if t % 5 == 0:
             tracker.add_queries(np.array([[64.0, 48.0]]))
         assert len(tracker.buffer) <= cfg.buffer_capacity + 3
-    assert tracker.ring_mu.shape[1] == cfg.buffer_capacity
+    assert tracker.points.ring_mu.shape[1] == cfg.buffer_capacity
 
 
 def test_fusion_beats_single_chains_on_a_generated_scene():

@@ -18,6 +18,7 @@ from ..core.median import nanmedian
 from ..core.types import TrackState, track_status
 from ..core.uncertainty import grow_drift, published_variance
 from .config import TrackerConfig
+from .state import PointStates
 
 
 class ChainFilter(Protocol):
@@ -107,34 +108,11 @@ class ProbabilisticTracker:
         self._ring = self.config.buffer_capacity
         self._next_id = 0
         self._query_frames: "OrderedDict[int, int]" = OrderedDict()  # pinned frame -> live points
-        self._alloc(0)
-
-    # ------------------------------------------------------------------ state arrays
-    def _alloc(self, n: int) -> None:
-        r = self._ring
-        self.ids = np.zeros(n, np.int64)
-        self.q_frame = np.zeros(n, np.int64)
-        self.q_xy = np.zeros((n, 2), np.float64)
-        self.ring_mu = np.zeros((n, r, 2), np.float64)
-        self.ring_v = np.zeros((n, r), np.float64)
-        self.ring_vis = np.zeros((n, r), bool)
-        self.ring_stamp = np.full((n, r), -1, np.int64)
-        self.cur_mu = np.zeros((n, 2), np.float64)
-        self.pub_mu = np.zeros((n, 2), np.float64)  # published position (hidden points: see _place_hidden_points)
-        self.pub_v = np.zeros(n, np.float64)  # its variance (px^2, without the drift term)
-        self.own_vel = np.zeros((n, 2), np.float64)  # px/frame, measured while last visible
-        self.own_known = np.zeros(n, bool)
-        self.last_seen = np.zeros(n, np.int64)  # last frame the point was visible on
-        self.cur_v = np.zeros(n, np.float64)
-        self.cur_vis = np.zeros(n, bool)
-        self.drift = np.zeros(n, np.float64)
-
-    _STATE = ("ids", "q_frame", "q_xy", "ring_mu", "ring_v", "ring_vis", "ring_stamp", "cur_mu", "cur_v", "cur_vis",
-              "pub_mu", "pub_v", "own_vel", "own_known", "last_seen", "drift")
+        self.points = PointStates.empty(self._ring)  # one row per live point
 
     @property
     def num_tracks(self) -> int:
-        return int(self.ids.shape[0])
+        return int(self.points.ids.shape[0])
 
     @property
     def frame_index(self) -> int:
@@ -155,20 +133,7 @@ class ProbabilisticTracker:
                              f"({self.num_tracks} live)")
         new_ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
         self._next_id += n
-        r = self._ring
-        ring_mu = np.zeros((n, r, 2))
-        ring_mu[:, t % r] = pts
-        ring_stamp = np.full((n, r), -1, np.int64)
-        ring_stamp[:, t % r] = t
-        ring_vis = np.zeros((n, r), bool)
-        ring_vis[:, t % r] = True
-        new = dict(ids=new_ids, q_frame=np.full(n, t, np.int64), q_xy=pts, ring_mu=ring_mu,
-                   ring_v=np.zeros((n, r)), ring_vis=ring_vis, ring_stamp=ring_stamp, cur_mu=pts.copy(),
-                   cur_v=np.zeros(n), cur_vis=np.ones(n, bool), pub_mu=pts.copy(), pub_v=np.zeros(n),
-                   own_vel=np.zeros((n, 2)), own_known=np.zeros(n, bool), last_seen=np.full(n, t, np.int64),
-                   drift=np.zeros(n))
-        for key in self._STATE:
-            setattr(self, key, np.concatenate([getattr(self, key), new[key]]))
+        self.points = self.points.concat(PointStates.queries(new_ids, t, pts, self._ring))
         self._pin_query_frame(t, n)
         if self.observer is not None:
             self.observer.add(self.buffer, t, new_ids, pts)
@@ -188,27 +153,25 @@ class ProbabilisticTracker:
 
     def remove_queries(self, ids: np.ndarray) -> None:
         ids = np.atleast_1d(np.asarray(ids, np.int64))
-        missing = np.setdiff1d(ids, self.ids)
+        missing = np.setdiff1d(ids, self.points.ids)
         if missing.size:
             raise KeyError(f"unknown track id(s): {missing[:10].tolist()}")
-        drop = np.isin(self.ids, ids)
-        for frame in self.q_frame[drop]:
+        drop = np.isin(self.points.ids, ids)
+        for frame in self.points.q_frame[drop]:
             frame = int(frame)
             if frame in self._query_frames:
                 self._query_frames[frame] -= 1
                 if self._query_frames[frame] <= 0:
                     del self._query_frames[frame]
                     self.buffer.unpin(frame)
-        keep = ~drop
-        for key in self._STATE:
-            setattr(self, key, getattr(self, key)[keep])
+        self.points = self.points.select(~drop)
         if self.observer is not None:
             self.observer.remove(ids)
 
     def reset(self) -> None:
         self.buffer.clear()
         self._query_frames.clear()
-        self._alloc(0)
+        self.points = PointStates.empty(self._ring)
         for src in self.sources:
             src.reset()
         if self.observer is not None:
@@ -217,10 +180,10 @@ class ProbabilisticTracker:
     # ------------------------------------------------------------------ tracking
     def state(self) -> TrackState:
         """Positions, visibility and the published variance (fusion variance + drift^2, px^2)."""
-        variance = published_variance(self.pub_v, self.drift)
-        return TrackState(self.buffer.latest, self.ids.copy(), self.pub_mu.astype(np.float32),
-                          variance.astype(np.float32), self.cur_vis.copy(),
-                          track_status(self.pub_mu, self.cur_vis, self.buffer.shape))
+        p = self.points
+        variance = published_variance(p.pub_v, p.drift)
+        return TrackState(self.buffer.latest, p.ids.copy(), p.pub_mu.astype(np.float32), variance.astype(np.float32),
+                          p.cur_vis.copy(), track_status(p.pub_mu, p.cur_vis, self.buffer.shape))
 
     def step(self, frame: np.ndarray) -> TrackState:
         t = self.buffer.push(frame)
@@ -232,42 +195,46 @@ class ProbabilisticTracker:
         mu_k, v_k, valid, computed = self._chains(t)
         own = self._own_motion(t)
         # out of view, or leaving the image: only the re-localisation brings it back (hidden_motion)
-        valid &= stays_in_view(self.cur_mu, self.cur_vis, own, self.buffer.shape,
+        valid &= stays_in_view(self.points.cur_mu, self.points.cur_vis, own, self.buffer.shape,
                                self.config.hidden.leaving_ends_chains)[:, None]
         if self.chain_filter is not None:
-            valid = self.chain_filter.filter(self.buffer, t, self.ids, mu_k, valid)
+            valid = self.chain_filter.filter(self.buffer, t, self.points.ids, mu_k, valid)
         observation = None
         if self.observer is not None:
-            self.observer.record(t, self.ids, valid.any(axis=1))
+            self.observer.record(t, self.points.ids, valid.any(axis=1))
             if t % self.config.relocalize.every == 0:
-                predicted, has_chain = predicted_positions(mu_k, valid, self.cur_mu)
-                observation = self.observer.observe(self.buffer, t, self.ids, predicted, has_chain)
+                predicted, has_chain = predicted_positions(mu_k, valid, self.points.cur_mu)
+                observation = self.observer.observe(self.buffer, t, self.points.ids, predicted, has_chain)
         icfg = self.config.integration
         mu, v, vis = integrate(
-            mu_k, v_k, valid, computed, self.cur_mu, self.cur_v,
+            mu_k, v_k, valid, computed, self.points.cur_mu, self.points.cur_v,
             outlier_px=icfg.outlier_px, rho=icfg.rho,
             occluded_variance_growth=icfg.occluded_variance_growth,
             probabilistic=icfg.probabilistic, observation=observation, outlier_reference=icfg.outlier_reference,
         )
         mu, v, vis, pub_mu, pub_v = self._place_hidden_points(own, mu, v, vis)
-        slot = t % self._ring
-        self.ring_mu[:, slot] = mu
-        self.ring_v[:, slot] = v
-        self.ring_vis[:, slot] = vis
-        self.ring_stamp[:, slot] = t
-        self.drift = grow_drift(self.drift, self.pub_mu, pub_mu, self.config.uncertainty)
-        self.cur_mu, self.pub_mu, self.cur_v, self.pub_v, self.cur_vis = mu, pub_mu, v, pub_v, vis
+        self._store(t, mu, v, vis, pub_mu, pub_v)
         return self.state()
+
+    def _store(self, t: int, mu: np.ndarray, v: np.ndarray, vis: np.ndarray, pub_mu: np.ndarray,
+               pub_v: np.ndarray) -> None:
+        """Frame ``t``'s fused and published states into the points' ring and current state."""
+        p = self.points
+        slot = t % self._ring
+        p.ring_mu[:, slot], p.ring_v[:, slot], p.ring_vis[:, slot], p.ring_stamp[:, slot] = mu, v, vis, t
+        p.drift = grow_drift(p.drift, p.pub_mu, pub_mu, self.config.uncertainty)
+        p.cur_mu, p.pub_mu, p.cur_v, p.pub_v, p.cur_vis = mu, pub_mu, v, pub_v, vis
 
     def _own_motion(self, t: int) -> LastVisibleMotion:
         """Each point's own velocity, measured from its ring while it is visible and kept as it was
         while it is hidden (the ring is short: its visible steps would roll out of it)."""
-        own = last_visible_motion(self.ring_mu, self.ring_vis, self.ring_stamp, t, self.config.hidden.velocity_frames)
-        seen = self.cur_vis  # visible on frame t - 1
-        self.own_vel = np.where(seen[:, None], own.velocity, self.own_vel)
-        self.own_known = np.where(seen, own.known, self.own_known)
-        self.last_seen = np.where(seen, t - 1, self.last_seen)
-        return LastVisibleMotion(self.own_vel.copy(), self.own_known.copy(), t - self.last_seen)
+        p = self.points
+        own = last_visible_motion(p.ring_mu, p.ring_vis, p.ring_stamp, t, self.config.hidden.velocity_frames)
+        seen = p.cur_vis  # visible on frame t - 1
+        p.own_vel = np.where(seen[:, None], own.velocity, p.own_vel)
+        p.own_known = np.where(seen, own.known, p.own_known)
+        p.last_seen = np.where(seen, t - 1, p.last_seen)
+        return LastVisibleMotion(p.own_vel.copy(), p.own_known.copy(), t - p.last_seen)
 
     def _place_hidden_points(self, own: LastVisibleMotion, mu: np.ndarray, v: np.ndarray, vis: np.ndarray):
         """Hidden-point step: a point without a measurement is published where the median motion
@@ -283,7 +250,8 @@ class ProbabilisticTracker:
         """
         cfg = self.config.hidden
         growth = self.config.integration.occluded_variance_growth
-        pub_mu, pub_v = move_hidden_points(self.pub_mu, self.pub_v, self.cur_vis, mu, v, vis, cfg, growth, own)
+        p = self.points
+        pub_mu, pub_v = move_hidden_points(p.pub_mu, p.pub_v, p.cur_vis, mu, v, vis, cfg, growth, own)
         # A point taken out of the image is out of view, not occluded: its state follows it
         # there so that no chain measures it until the re-localisation finds it again.
         follow = ~vis if cfg.moves_state else ~vis & ~inside_image(pub_mu, self.buffer.shape)
@@ -293,6 +261,7 @@ class ProbabilisticTracker:
     def _chain_sources(self, t: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """Per chain column: (source frame (N,), mu_s (N,2), v_s (N,), eligible (N,))."""
         icfg = self.config.integration
+        p = self.points
         r = self._ring
         n = self.num_tracks
         cols = []
@@ -303,17 +272,17 @@ class ProbabilisticTracker:
                 cols.append((src, np.zeros((n, 2)), np.zeros(n), np.zeros(n, bool)))
                 continue
             slot = s % r
-            ok = (self.q_frame <= s) & (self.ring_stamp[:, slot] == s)
+            ok = (p.q_frame <= s) & (p.ring_stamp[:, slot] == s)
             if icfg.chain_from_occluded:  # occluded states, but never from outside the image
-                ok &= self.ring_vis[:, slot] | inside_image(self.ring_mu[:, slot], self.buffer.shape)
+                ok &= p.ring_vis[:, slot] | inside_image(p.ring_mu[:, slot], self.buffer.shape)
             else:
-                ok &= self.ring_vis[:, slot]
-            cols.append((src, self.ring_mu[:, slot], self.ring_v[:, slot], ok))
+                ok &= p.ring_vis[:, slot]
+            cols.append((src, p.ring_mu[:, slot], p.ring_v[:, slot], ok))
         if icfg.query_chain:
-            in_buf = np.array([int(q) in self.buffer for q in self.q_frame], bool) if n else np.zeros(0, bool)
-            dup = np.isin(t - self.q_frame, np.asarray(icfg.intervals))
-            ok = in_buf & ~dup & (self.q_frame < t)
-            cols.append((self.q_frame.copy(), self.q_xy, np.zeros(n), ok))
+            in_buf = np.array([int(q) in self.buffer for q in p.q_frame], bool) if n else np.zeros(0, bool)
+            dup = np.isin(t - p.q_frame, np.asarray(icfg.intervals))
+            ok = in_buf & ~dup & (p.q_frame < t)
+            cols.append((p.q_frame.copy(), p.q_xy, np.zeros(n), ok))
         return cols
 
     def _chains(self, t: int):
