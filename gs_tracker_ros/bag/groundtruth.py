@@ -34,9 +34,20 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.types import track_status
 from ..evaluation.badja import TrackingSequence
-from .io import GT_METADATA_KEY, BagError, deserialize, image_cdr_to_rgb, iter_messages, make_header, \
-    read_custom_data, serialize, stamp_to_ns
+from .io import (
+    BagError,
+    GT_METADATA_KEY,
+    bag_info,
+    deserialize,
+    image_cdr_to_rgb,
+    iter_messages,
+    make_header,
+    read_custom_data,
+    serialize,
+    stamp_to_ns,
+)
 from .typestore import IMAGE_TYPE, TRACK_TYPE, TRACKS_TYPE, get_typestore
+from ..core.frames import open_frames
 
 IMAGE_TOPIC = "/camera/image_raw"
 GT_TRACKS_TOPIC = "/ground_truth/tracks"
@@ -150,7 +161,6 @@ def load_bag_sequence(path: str | Path, image_topic: str | None = None, with_fra
         BagError: unreadable bag, no image topic, or (``require_gt``) no ground truth / queries,
             or ground truth on a stamp that matches no image.
     """
-    from .io import bag_info
 
     path = Path(path).expanduser()
     meta = read_gt_metadata(path) if path.is_dir() else {}
@@ -254,8 +264,6 @@ def load_bag_sequence(path: str | Path, image_topic: str | None = None, with_fra
         if len(areas) != t_all:
             raise BagError(f"bag {path}: metadata has {len(areas)} mask areas for {t_all} images")
         mask_area = np.array([np.nan if a is None else float(a) for a in areas], np.float64)
-
-    from ..core.frames import open_frames
 
     seq = TrackingSequence(
         name=str(meta.get("sequence") or path.name), frames=open_frames(frames) if with_frames else None,

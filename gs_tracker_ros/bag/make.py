@@ -22,6 +22,9 @@ from ..core.geometry import grid_points
 from .groundtruth import GT_QUERIES_TOPIC, GT_TRACKS_TOPIC, IMAGE_TOPIC, gt_metadata_json, tracks_cdr
 from .io import GT_METADATA_KEY, STORAGE_FORMATS, BagWriter, rgb_to_image_cdr
 from .typestore import IMAGE_TYPE, TRACKS_TYPE
+from ..evaluation.synthetic_gt import scene_sequence
+from ..synthetic import SceneConfig, make_scene
+from ..evaluation.badja import TrackingSequence, load_badja_dataset, load_badja_sequence
 
 DEFAULT_FPS = 30.0
 DEFAULT_FRAME_ID = "camera"
@@ -104,16 +107,11 @@ def make_synthetic_sequence(opts: SyntheticOptions):
     """The generated scene and its :class:`TrackingSequence` (exact ground truth, all frames labelled)."""
     import dataclasses
 
-    from ..evaluation.synthetic_gt import scene_sequence
-    from ..synthetic import SceneConfig, make_scene
-
     base = SceneConfig(seed=opts.scene_seed)
     changes = {k: v for k, v in (("width", opts.width), ("height", opts.height), ("num_frames", opts.frames))
                if v is not None}
     scene = make_scene(dataclasses.replace(base, **changes))
     if opts.grid:
-        from ..evaluation.badja import TrackingSequence
-
         if not 1 <= opts.grid <= 200:
             raise InputError(f"--grid must be in [1, 200], got {opts.grid}")
         q = grid_points(scene.width, scene.height, opts.grid)
@@ -161,7 +159,6 @@ def make_bags(source: str | Path, out: str | Path, storage: str = "sqlite3", top
     ``out/<sequence>``; every other input gives the single bag ``out``. ``fps`` None means the
     video's own frame rate (when known) or 30.
     """
-    from ..evaluation.badja import load_badja_dataset, load_badja_sequence
 
     if storage not in STORAGE_FORMATS:
         raise InputError(f"unknown bag format '{storage}' (choose {' or '.join(STORAGE_FORMATS)})")

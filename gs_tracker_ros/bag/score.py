@@ -18,7 +18,9 @@ import numpy as np
 
 from ..evaluation.metrics import SCORE_KEYS
 from ..evaluation.runner import pool_scores, score_sequence, summarize_scores
-from .groundtruth import BagSequence, parse_tracks
+from .groundtruth import BagSequence, load_bag_sequence, parse_tracks
+from .io import BagError, iter_messages, read_custom_data
+from .typestore import TRACKS_TYPE
 
 REPLAY_METADATA_KEY = "gs_tracker_ros.replay"
 
@@ -132,9 +134,6 @@ def score_recording(gt_bags: Iterable[str | Path], records: Iterable[str | Path]
     """Score recorded bags (``bag replay-eval --record``) against their ground-truth bags again.
 
     ``records[i]`` belongs to ``gt_bags[i]``."""
-    from .groundtruth import load_bag_sequence
-    from .io import BagError, iter_messages, read_custom_data
-    from .typestore import TRACKS_TYPE
 
     replays = []
     method = ""

@@ -14,6 +14,8 @@ import importlib
 import sys
 import warnings
 
+from ..core.errors import InputWarning, TrackerError
+
 # Subcommand modules, in the order they appear in ``--help``.
 SUBCOMMANDS = ("demo", "track", "eval", "bench", "train", "export", "bag")
 
@@ -38,7 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
 def _one_line_warnings(command: str) -> None:
     """Show :class:`InputWarning` as ``gs-tracker CMD: warning: ...`` (one line, no source line);
     other warnings keep Python's format."""
-    from ..core.errors import InputWarning
 
     default = warnings.showwarning
 
@@ -52,8 +53,6 @@ def _one_line_warnings(command: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..core.errors import TrackerError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     _one_line_warnings(args.command)

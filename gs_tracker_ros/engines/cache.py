@@ -23,6 +23,7 @@ from typing import Any, Callable
 from .base import EngineBuildError
 from .export import atomic_write
 from .settings import default_cache_dir
+from ..core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,6 @@ class EngineCache:
         ``key.onnx_sha256`` is not compared (there is no ONNX to hash); there is also nothing to
         rebuild from, so every problem is an error naming the plan.
         """
-        from ..core.errors import InputError
 
         if not plan.is_file():
             raise InputError(f"TensorRT plan not found: {plan}")

@@ -27,6 +27,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from ..core.geometry import first_grid_points
+from ..tracking import tracker as tracker_module
+from ..motion.lucas_kanade import lk_forward_backward
 
 
 @dataclass
@@ -133,7 +135,6 @@ def _stage_order(name: str) -> tuple[int, int]:
 def profile_tracker(tracker: Any, frames: list[np.ndarray], num_points: int, warmup: int = 3) -> StageProfile:
     """Step ``tracker`` (a fresh ProbabilisticTracker) over ``frames`` with a grid of ``num_points``
     placed on ``frames[0]``; time every stage of the frames after ``warmup``."""
-    from ..tracking import tracker as tracker_module
 
     h, w = frames[0].shape[:2]
     tracker.step(frames[0])
@@ -165,8 +166,6 @@ def lk_pyramid_share(frames: list[np.ndarray], num_points: int, params: dict, re
     """ms of one forward + backward LK pass between two frames with ``num_points`` points and
     with one point (the latter is about the pyramids built inside the two OpenCV calls)."""
     import cv2
-
-    from ..motion.lucas_kanade import lk_forward_backward
 
     a = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)
     b = cv2.cvtColor(frames[1], cv2.COLOR_RGB2GRAY)

@@ -28,9 +28,12 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from ..tracking.config import TrackerConfig
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, yaml_error_text
 from ..methods import DEFAULT_METHOD, method_names
 from .qos import QOS_PROFILES
+from ..motion.config import DIS_PRESETS
+from ..engines.settings import BACKENDS, PRECISIONS
+from ..relocalize.config import DESCRIPTOR_CHANNELS
 
 TRACKER_PREFIX = "tracker."
 IMAGE_QOS_CHOICES = QOS_PROFILES  # one vocabulary: gs_tracker_ros.ros.qos
@@ -160,10 +163,6 @@ TRACKER_RANGES: dict[str, tuple[float, float]] = {
 # Allowed values of string keys (the sets TrackerConfig validation checks against), shown by
 # `ros2 param describe` and the docs table.
 def _tracker_choices() -> dict[str, tuple[str, ...]]:
-    from ..motion.config import DIS_PRESETS
-    from ..engines.settings import BACKENDS, PRECISIONS
-    from ..relocalize.config import DESCRIPTOR_CHANNELS
-
     return {
         "flow.preset": tuple(DIS_PRESETS),
         "relocalize.descriptor.channels": tuple(DESCRIPTOR_CHANNELS),
@@ -455,8 +454,6 @@ def check_params_files(argv: Iterable[str]) -> None:
     """Refuse a missing, unreadable or malformed ``--params-file`` with one line naming the file
     (and the line / column), before rcl's multi-line parser error. Raises :class:`ConfigError`."""
     import yaml
-
-    from ..core.errors import yaml_error_text
 
     for name in params_files(argv):
         try:

@@ -13,6 +13,7 @@ from ..model.gmae import GMAE
 from ..model.masking import random_tube_mask
 from ..model.gaussians import render_clip
 from .data import Sequence, center_clip, load_sequences
+from ..core.clip_buffer import ClipBuffer
 
 DEFAULT_HOLDOUT = ("blackswan", "car-shadow", "goat")
 
@@ -138,8 +139,6 @@ def motion_pair_errors(make_source, seq_dir: str | Path, max_gap: int = 7, capac
     and the share of points the source called valid.
     """
     import cv2
-
-    from ..core.clip_buffer import ClipBuffer
 
     seq_dir = Path(seq_dir)
     gt = np.load(seq_dir / "gt.npz")
