@@ -183,7 +183,7 @@ class TrackerClient:
 
         try:
             self.executor.spin()
-        except (ExternalShutdownException, Exception):  # noqa: BLE001 - context shut down
+        except (ExternalShutdownException, Exception):  # any exception: context shut down
             pass
 
     def close(self) -> None:

@@ -16,10 +16,10 @@ import pytest
 
 pytest.importorskip("rosbags", reason="rosbags not installed (make setup)")
 
-from gs_tracker_ros.bag.groundtruth import GT_QUERIES_TOPIC, GT_TRACKS_TOPIC, load_bag_sequence  # noqa: E402
-from gs_tracker_ros.bag.io import BagError, bag_info, image_cdr_to_rgb, iter_messages  # noqa: E402
-from gs_tracker_ros.bag.make import SyntheticOptions, make_bags  # noqa: E402
-from gs_tracker_ros.cli.main import main as cli_main  # noqa: E402
+from gs_tracker_ros.bag.groundtruth import GT_QUERIES_TOPIC, GT_TRACKS_TOPIC, load_bag_sequence
+from gs_tracker_ros.bag.io import BagError, bag_info, image_cdr_to_rgb, iter_messages
+from gs_tracker_ros.bag.make import SyntheticOptions, make_bags
+from gs_tracker_ros.cli.main import main as cli_main
 
 FORMATS = ("sqlite3", "mcap")
 

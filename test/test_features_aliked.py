@@ -246,7 +246,7 @@ def test_trained_descriptors_survive_rotation_zoom_and_lighting_and_random_weigh
     match within 1 map px for >= 80 % of points (measured: 98 %); the same network with random
     weights (the control that shows the test measures the learned features) stays far below."""
     frame_b, affine = _rotated_darker_noisy(blackswan_rgb)
-    a_to_b = lambda xy: xy @ affine[:, :2].T + affine[:, 2]  # noqa: E731
+    a_to_b = lambda xy: xy @ affine[:, :2].T + affine[:, 2]
     ex = DenseDescriptorExtractor(DenseDescriptorConfig(model_name=name, scale=0.5))
     trained = float(np.mean(_match_errors(ex, blackswan_rgb, frame_b, a_to_b) <= 1.0))
     torch.manual_seed(0)

@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("sensor_msgs.msg", reason="ROS 2 wheels not installed (make setup)")
 
-from sensor_msgs.msg import Image  # noqa: E402
-from std_msgs.msg import Header  # noqa: E402
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 
-from gs_tracker_ros.core.errors import InputError  # noqa: E402
-from gs_tracker_ros.ros.image_conversion import (  # noqa: E402
+from gs_tracker_ros.core.errors import InputError
+from gs_tracker_ros.ros.image_conversion import (
     SUPPORTED_ENCODINGS,
     ImageLayoutError,
     UnsupportedEncodingError,

@@ -14,8 +14,8 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (make setup)")
 
-import gs_tracker_ros  # noqa: E402
-from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
+import gs_tracker_ros
+from rclpy.serialization import deserialize_message, serialize_message
 
 try:
     from gs_tracker_ros.msg import PointTrack, PointTrackArray

@@ -116,7 +116,7 @@ def test_hidden_uncertainty_circle_only_on_request():
     img = np.zeros((200, 200, 3), np.uint8)
     h = TrackHistory()
     h.update(_status_state(0, [[100.0, 100.0]], [TrackStatus.OCCLUDED], variance=[100.0]))  # 2 sigma = 20 px
-    r_of = lambda out: np.hypot(*(np.array(np.nonzero(_changed(out, img)))[::-1] - 100.0)).max()  # noqa: E731
+    r_of = lambda out: np.hypot(*(np.array(np.nonzero(_changed(out, img)))[::-1] - 100.0)).max()
     assert r_of(draw_tracks(img, h, header=False)) <= 4
     assert 19 <= r_of(draw_tracks(img, h, header=False, style=OverlayStyle(show_hidden_uncertainty=True))) <= 22
 

@@ -14,11 +14,11 @@ import pytest
 pytest.importorskip("rosbags", reason="rosbags not installed (make setup)")
 rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (make setup)")
 
-from gs_tracker_ros.bag.groundtruth import load_bag_sequence  # noqa: E402
-from gs_tracker_ros.bag.make import SyntheticOptions, make_bags  # noqa: E402
-from gs_tracker_ros.evaluation.metrics import SCORE_KEYS  # noqa: E402
-from gs_tracker_ros.evaluation.runner import evaluate_badja  # noqa: E402
-from gs_tracker_ros.methods import make_tracker  # noqa: E402
+from gs_tracker_ros.bag.groundtruth import load_bag_sequence
+from gs_tracker_ros.bag.make import SyntheticOptions, make_bags
+from gs_tracker_ros.evaluation.metrics import SCORE_KEYS
+from gs_tracker_ros.evaluation.runner import evaluate_badja
+from gs_tracker_ros.methods import make_tracker
 
 pytestmark = pytest.mark.ros
 TOL = 0.01

@@ -20,10 +20,10 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (make setup)")
 
-from conftest import ros_subprocess_env  # noqa: E402
+from conftest import ros_subprocess_env
 
-from gs_tracker_ros.msg import PointTrack  # noqa: E402
-from ros_testing import MovingTexture, NodeProcess, TrackerClient, tracks_arrays  # noqa: E402
+from gs_tracker_ros.msg import PointTrack
+from ros_testing import MovingTexture, NodeProcess, TrackerClient, tracks_arrays
 
 pytestmark = [
     pytest.mark.ros,

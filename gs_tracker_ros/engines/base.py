@@ -100,7 +100,7 @@ class EncoderEngine(ABC):
         return {"backend": self.backend, "input_shape": list(self.input_shape), "precision": self.precision,
                 "focal": self.focal}
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:  # optional hook
         """Release backend resources (sessions, GPU buffers)."""
 
     def __repr__(self) -> str:

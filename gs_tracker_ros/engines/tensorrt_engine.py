@@ -44,7 +44,7 @@ DEFAULT_WORKSPACE_MB = 1024
 # ---------------------------------------------------------------------------------------------- availability
 def _tensorrt_problem() -> str | None:
     try:
-        import tensorrt  # noqa: F401
+        import tensorrt  # noqa: F401 - imported only to see whether it is installed
     except ImportError as err:
         return f"the 'tensorrt' Python package is not installed ({err})"
     return None

@@ -39,7 +39,7 @@ def load_checkpoint_blob(path: str | Path, map_location: str | torch.device = "c
         raise InputError(f"checkpoint not found: {path}")
     try:
         blob = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - report any unpickling problem as a user error
+    except Exception as err:  # any exception: report any unpickling problem as a user error
         raise InputError(f"cannot read checkpoint {path}: {_load_problem(err)}") from None
     if not isinstance(blob, dict) or "model" not in blob or "model_config" not in blob:
         raise InputError(f"{path} is not a gs_tracker_ros GMAE checkpoint")

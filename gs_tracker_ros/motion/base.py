@@ -47,12 +47,12 @@ class MotionSource(ABC):
     #: query chain. A dense source can limit itself to the short chains, whose fields it can afford.
     intervals: tuple[int, ...] | None = None
 
-    def on_frame(self, buffer: ClipBuffer, index: int) -> None:  # noqa: B027 - optional hook
+    def on_frame(self, buffer: ClipBuffer, index: int) -> None:  # optional hook
         """Called once after frame ``index`` was pushed; may precompute per-frame data."""
 
     @abstractmethod
     def estimate(self, buffer: ClipBuffer, a: int, b: int, points: np.ndarray) -> MotionEstimate:
         """Motion from frame ``a`` to frame ``b`` of ``points`` ``(N, 2)`` px given in frame a."""
 
-    def reset(self) -> None:  # noqa: B027 - optional hook
+    def reset(self) -> None:  # optional hook
         """Drop any cached state (called when the tracker resets)."""
