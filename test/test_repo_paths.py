@@ -12,7 +12,7 @@ import pytest
 from gs_tracker_ros.core.paths import DAVIS_UNLABELED, REPO_ROOT, resolve_path
 from gs_tracker_ros.training.config import TrainConfig, load_config
 
-SCANNED = ("configs", "checkpoints", "gs_tracker_ros", "docs", "config", "README.md")
+SCANNED = ("training", "checkpoints", "gs_tracker_ros", "docs", "config", "README.md")
 MACHINE_PATH = re.compile(rb"(?<![\w.])/(?:work|home)/")
 
 
@@ -30,7 +30,7 @@ def _tracked_files() -> list[Path]:
 
 def test_the_scan_sees_the_files_it_guards():
     names = {f.relative_to(REPO_ROOT).as_posix() for f in _tracked_files()}
-    assert {"configs/train_cpu_small.yaml", "checkpoints/README.md", "gs_tracker_ros/training/config.py"} <= names
+    assert {"training/configs/train_cpu_small.yaml", "checkpoints/README.md", "gs_tracker_ros/training/config.py"} <= names
     assert MACHINE_PATH.search(b"paths: [/work/shared/data/x]") and MACHINE_PATH.search(b"'/home/me/x'")
     assert not MACHINE_PATH.search(b"../shared/data/davis_unlabeled and out/work/x")
 
@@ -54,9 +54,9 @@ def test_relative_data_paths_resolve_from_any_directory(tmp_path, monkeypatch):
     assert resolve_path(tmp_path) == tmp_path
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (REPO_ROOT / "configs").glob("*.yaml")))
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO_ROOT / "training" / "configs").glob("*.yaml")))
 def test_config_data_paths_are_repository_relative(name):
-    cfg = load_config(REPO_ROOT / "configs" / name)
+    cfg = load_config(REPO_ROOT / "training" / "configs" / name)
     for p in cfg.data.paths:
         assert not os.path.isabs(p), p
         assert p.startswith("../shared/data/"), p

@@ -57,12 +57,12 @@ def _tiny_config(dataset: Path, tmp_path: Path, **run) -> Path:
 
 
 def test_shipped_configs_parse():
-    cfg = load_config(ROOT / "configs" / "train_cpu_small.yaml")
+    cfg = load_config(ROOT / "training" / "configs" / "train_cpu_small.yaml")
     assert cfg.run.num_threads == 1 and cfg.model.num_gaussians >= 100
     assert set(cfg.data.holdout) == {"blackswan", "car-shadow", "goat"}
-    gpu = load_config(ROOT / "configs" / "train_gpu.yaml")
+    gpu = load_config(ROOT / "training" / "configs" / "train_gpu.yaml")
     assert gpu.run.device in ("auto", "cuda")
-    wide = load_config(ROOT / "configs" / "train_cpu_wide.yaml")
+    wide = load_config(ROOT / "training" / "configs" / "train_cpu_wide.yaml")
     assert wide.model.input_hw == (64, 112) and wide.model.num_gaussians == 16 * 28
     assert wide.model.scale_max * wide.model.width <= 5.1  # the size cap: sigma <= ~5 model px
     assert (ROOT / wide.run.init_from).is_file()  # fine-tunes the shipped checkpoint (same weight shapes)

@@ -14,7 +14,7 @@ def register(subparsers) -> None:
         "Writes last.pt, model_fp16.pt, log.jsonl and config.yaml to --out. "
         "Launch with torchrun for multi-GPU data parallel.",
     )
-    p.add_argument("config", help="YAML config (see configs/train_cpu_small.yaml)")
+    p.add_argument("config", help="YAML config (see training/configs/train_cpu_small.yaml)")
     p.add_argument("--out", default=None, help="output directory (default: out/train/<config name>, git-ignored)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--steps", type=int, default=None, help="override optim.steps")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-"""The checkout: the folder that holds ``gs_tracker_ros/``, ``configs/`` and ``checkpoints/``."""
+"""The checkout: the folder that holds ``gs_tracker_ros/``, ``training/configs/`` and ``checkpoints/``."""
 
 DAVIS_UNLABELED = "../shared/data/davis_unlabeled"
 """Default self-supervised training data (relative to :data:`REPO_ROOT`)."""
