@@ -6,18 +6,14 @@ diagnostics and calls the services, every wait bounded by a timeout.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
 
+from gs_tracker_ros.ros.process import NodeProcess  # noqa: F401 - re-exported for the tests
 from gs_tracker_ros.ros.service_calls import RESEND_S, ServiceLink, call_service
 
 DEFAULT_TIMEOUT_S = 15.0
@@ -65,68 +61,6 @@ def stamp_of(msg: Any) -> tuple[int, int]:
 
 
 # --------------------------------------------------------------------------------------------- process
-class NodeProcess:
-    """``gs_tracker_node`` (or any command) as a subprocess with its output in a log file."""
-
-    def __init__(self, cmd: Sequence[str], env: dict[str, str], log_path: Path, cwd: Path | None = None) -> None:
-        self.cmd = list(cmd)
-        self.log_path = Path(log_path)
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                     cwd=str(cwd) if cwd else None, start_new_session=True)
-
-    @classmethod
-    def node(cls, ros_args: Sequence[str], env: dict[str, str], log_path: Path, cwd: Path | None = None,
-             executable: str | None = None) -> "NodeProcess":
-        exe = [executable] if executable else [sys.executable, "-m", "gs_tracker_ros.ros.run_node"]
-        return cls([*exe, "--ros-args", *ros_args], env, log_path, cwd)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log_text(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def rss_mb(self) -> float:
-        """Resident set size of the process in MiB (from /proc/PID/status)."""
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-        raise RuntimeError("VmRSS not found")
-
-    def stop(self, timeout_s: float = 10.0) -> int | None:
-        """SIGINT, then SIGKILL after ``timeout_s``; the exit code (None if it had to be killed)."""
-        rc = None
-        try:
-            if self.alive():
-                self.proc.send_signal(signal.SIGINT)
-                try:
-                    rc = self.proc.wait(timeout_s)
-                except subprocess.TimeoutExpired:
-                    rc = None
-            else:
-                rc = self.proc.returncode
-        finally:
-            if self.proc.poll() is None:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    self.proc.kill()
-                self.proc.wait(5)
-            self._log.close()
-        return rc
-
-
 # --------------------------------------------------------------------------------------------- client
 class TrackerClient:
     """An rclpy node (spun in a background thread) that talks to a gs_tracker_node.

@@ -30,7 +30,6 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,6 +45,7 @@ from ..core.errors import InputError, TrackerError
 from .groundtruth import GT_QUERIES_TOPIC, GT_TRACKS_TOPIC, BagSequence, find_bags, load_bag_sequence
 from .io import GT_METADATA_KEY, BagWriter, iter_messages, read_custom_data
 from .score import REPLAY_METADATA_KEY, SequenceReplay, format_line, replay_metadata, score_replays
+from ..ros.process import NodeProcess
 from .typestore import TRACKS_TYPE
 
 MODES = ("timed", "lockstep")
@@ -108,60 +108,24 @@ def _domain_id(opts: ReplayOptions) -> int:
 
 
 # ------------------------------------------------------------------------------------ the node
-class NodeProcess:
-    """The tracker node as a child process; its output goes to a log file."""
-
-    def __init__(self, opts: ReplayOptions, image_topic: str, log_path: Path) -> None:
-        cmd = list(opts.node_cmd) if opts.node_cmd else [sys.executable, "-m", "gs_tracker_ros.ros.run_node"]
-        ros_args = ["--ros-args", "-r", f"__node:={opts.node_name}", "-r", f"image:={image_topic}",
-                    "-r", f"tracks:={opts.tracks_topic}"]
-        if opts.params_file is not None:
-            ros_args += ["--params-file", str(Path(opts.params_file).resolve())]
-        ros_args += ["-p", f"image_qos:={opts.image_qos}", "-p", "publish_overlay:=false"]
-        if opts.method:
-            ros_args += ["-p", f"method:={opts.method}"]
-        for item in opts.node_params:
-            ros_args += ["-p", item]
-        self.cmd = cmd + ros_args
-        env = dict(os.environ)
-        if opts.domain_id is not None:
-            env["ROS_DOMAIN_ID"] = str(opts.domain_id)
-        env.setdefault("ROS_LOG_DIR", str(log_path.parent / "ros_log"))
-        env["PYTHONUNBUFFERED"] = "1"
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return ""
-        return "\n".join(text[-lines:])
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """SIGINT (clean shutdown), then SIGTERM, then SIGKILL; always reaps the child."""
-        try:
-            for sig, wait in ((signal.SIGINT, timeout_s), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
-                if self.proc.poll() is not None:
-                    break
-                try:
-                    self.proc.send_signal(sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    self.proc.wait(wait)
-                except subprocess.TimeoutExpired:
-                    continue
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self._log.close()
+def start_node(opts: ReplayOptions, image_topic: str, log_path: Path) -> NodeProcess:
+    """The tracker node for a replay, in a child process (overlay off, tracks on ``opts.tracks_topic``)."""
+    ros_args = ["-r", f"__node:={opts.node_name}", "-r", f"image:={image_topic}", "-r", f"tracks:={opts.tracks_topic}"]
+    if opts.params_file is not None:
+        ros_args += ["--params-file", str(Path(opts.params_file).resolve())]
+    ros_args += ["-p", f"image_qos:={opts.image_qos}", "-p", "publish_overlay:=false"]
+    if opts.method:
+        ros_args += ["-p", f"method:={opts.method}"]
+    for item in opts.node_params:
+        ros_args += ["-p", item]
+    env = dict(os.environ)
+    if opts.domain_id is not None:
+        env["ROS_DOMAIN_ID"] = str(opts.domain_id)
+    env.setdefault("ROS_LOG_DIR", str(log_path.parent / "ros_log"))
+    env["PYTHONUNBUFFERED"] = "1"
+    if opts.node_cmd:
+        return NodeProcess([*opts.node_cmd, "--ros-args", *ros_args], env, log_path)
+    return NodeProcess.node(ros_args, env, log_path)
 
 
 # ------------------------------------------------------------------------------------ replay
@@ -396,7 +360,7 @@ def run_replay(bags: Sequence[str | Path], opts: ReplayOptions | None = None,
     method = opts.method or "?"
     with signals_as_keyboard_interrupt():  # SIGTERM too: the node child is always stopped
         try:
-            node = NodeProcess(opts, image_topic, log_dir / "node.log")
+            node = start_node(opts, image_topic, log_dir / "node.log")
             log(f"started the tracker node: {shlex.join(node.cmd)}")
             session = _Session(opts, image_topic, "sensor_msgs/msg/Image")
             _wait_ready(session, node, opts, log)

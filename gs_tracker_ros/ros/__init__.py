@@ -4,7 +4,9 @@
 * :mod:`.image_conversion` — sensor_msgs/Image <-> numpy without cv_bridge.
 * :mod:`.parameters` — the node's parameters, generated from the tracker config.
 * :mod:`.diagnostics` — counters, latency and the /diagnostics status.
-* :mod:`.testing` — drive a running node from another process (tests, smoke checks).
+* :mod:`.process` — the node as a child process with a log file (replay, demo, tests).
+* :mod:`.qos`, :mod:`.service_calls` — the one QoS vocabulary; service calls that survive discovery races.
+* :mod:`.profiling` — the node's per-frame message work, timed for ``bench --profile``.
 * :mod:`.bag_player`, :mod:`.recorder` — rosbag2 playback into, and track recording from, a
   running node (used by ``gs_tracker_ros.bag``).
 
