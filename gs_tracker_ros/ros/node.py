@@ -36,7 +36,6 @@ import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -188,8 +187,7 @@ class TrackerNode(LifecycleNode):
         # QoS: the image_qos profile, then ROS's own per-topic overrides (ros/qos.py)
         self.tracks_pub = self.create_publisher(PointTrackArray, "tracks", qos_profile("reliable", depth=10),
                                                 qos_overriding_options=overriding_options())
-        self.overlay_pub = self.create_publisher(
-            Image, "tracks_image", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        self.overlay_pub = self.create_publisher(Image, "tracks_image", qos_profile("reliable", depth=1))
         qos = qos_profile(self._params["image_qos"])
         if self._params["image_transport"] == "compressed":
             self.image_sub = self.create_subscription(

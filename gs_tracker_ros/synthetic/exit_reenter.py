@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.errors import ConfigError
+from ..core.geometry import inside_image
 from .config import TEXTURE_KINDS
 from .layers import background_layer, shape_layer
 from .motion import PosePath, apply_affines
@@ -89,8 +90,7 @@ def make_exit_reenter_scene(width: int = 320, height: int = 240, num_frames: int
     vv, uu = np.nonzero(patch.alpha >= 0.5)
     xy0 = apply_affines(patch.to_image[0], np.stack([uu, vv], axis=1).astype(np.float64))
     tracks, _ = scene.track(xy0, np.zeros(len(xy0), np.int64))
-    x, y = tracks[..., 0], tracks[..., 1]
-    inside = (x >= -0.5) & (x < w - 0.5) & (y >= -0.5) & (y < h - 0.5)
+    inside = inside_image(tracks.reshape(-1, 2), (h, w)).reshape(tracks.shape[:2])
     all_out = ~inside.any(axis=0)
     all_in = inside.all(axis=0)
     out_frames = np.flatnonzero(all_out)

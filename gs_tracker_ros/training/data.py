@@ -16,7 +16,10 @@ import cv2
 import numpy as np
 
 from ..core.errors import InputError
+from ..core.geometry import grid_points, inside_image
 from ..core.paths import resolve_path
+from ..motion.config import LKConfig
+from ..motion.lucas_kanade import lk_forward_backward, lk_params
 
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -189,6 +192,10 @@ def center_clip(frames: np.ndarray, start: int, num_frames: int, stride: int,
     ])
 
 
+# LK of the pseudo-labels: small window, few levels (64-px-scale training clips)
+PSEUDO_LABEL_LK = LKConfig(window=9, levels=2, max_iterations=20, epsilon=0.03)
+
+
 def lk_grid_tracks(clip: np.ndarray, grid: int = 8, fb_thresh: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Pseudo-label trajectories for a clip: LK from a ``grid x grid`` lattice on frame 1.
 
@@ -197,23 +204,17 @@ def lk_grid_tracks(clip: np.ndarray, grid: int = 8, fb_thresh: float = 1.0) -> t
     """
     t, h, w = clip.shape[:3]
     gray = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in clip]
-    ys, xs = np.meshgrid((np.arange(grid) + 0.5) * h / grid - 0.5, (np.arange(grid) + 0.5) * w / grid - 0.5,
-                         indexing="ij")
-    pts = np.stack([xs.ravel(), ys.ravel()], -1).astype(np.float32)
+    pts = grid_points(w, h, grid, margin=0.5 / grid).astype(np.float32)  # one point per grid cell
     tracks = np.zeros((t, len(pts), 2), np.float32)
     valid = np.zeros((t, len(pts)), bool)
     tracks[0], valid[0] = pts, True
-    lk = dict(winSize=(9, 9), maxLevel=2, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
-    cur = pts.reshape(-1, 1, 2)
+    params = lk_params(PSEUDO_LABEL_LK)
+    cur = pts
     for i in range(1, t):
-        nxt, st, _ = cv2.calcOpticalFlowPyrLK(gray[i - 1], gray[i], cur, None, **lk)
-        back, st2, _ = cv2.calcOpticalFlowPyrLK(gray[i], gray[i - 1], nxt, None, **lk)
-        fb = np.linalg.norm(back - cur, axis=-1).ravel()
-        ok = (st.ravel() == 1) & (st2.ravel() == 1) & (fb < fb_thresh)
-        inside = (nxt[:, 0, 0] >= 0) & (nxt[:, 0, 0] <= w - 1) & (nxt[:, 0, 1] >= 0) & (nxt[:, 0, 1] <= h - 1)
-        valid[i] = valid[i - 1] & ok & inside
-        tracks[i] = nxt.reshape(-1, 2)
-        cur = nxt
+        res = lk_forward_backward(gray[i - 1], gray[i], cur, params)
+        ok = res.converged & (res.fb_error < fb_thresh) & inside_image(res.landing, (h, w), margin=0.5)
+        valid[i] = valid[i - 1] & ok
+        tracks[i] = cur = res.landing
     return tracks, valid
 
 
