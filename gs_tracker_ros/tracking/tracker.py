@@ -186,32 +186,37 @@ class ProbabilisticTracker:
                           p.cur_vis.copy(), track_status(p.pub_mu, p.cur_vis, self.buffer.shape))
 
     def step(self, frame: np.ndarray) -> TrackState:
+        """Track every live point onto ``frame`` (RGB uint8 ``(H, W, 3)``); the points' new state."""
         t = self.buffer.push(frame)
         for src in self.sources:
             src.on_frame(self.buffer, t)
-        n = self.num_tracks
-        if n == 0 or t == 0:
+        if self.num_tracks == 0 or t == 0:
             return self.state()
+        p, icfg = self.points, self.config.integration
+        # 1. chains: every source from every interval's state, (N, C) candidates
         mu_k, v_k, valid, computed = self._chains(t)
         own = self._own_motion(t)
         # out of view, or leaving the image: only the re-localisation brings it back (hidden_motion)
-        valid &= stays_in_view(self.points.cur_mu, self.points.cur_vis, own, self.buffer.shape,
+        valid &= stays_in_view(p.cur_mu, p.cur_vis, own, self.buffer.shape,
                                self.config.hidden.leaving_ends_chains)[:, None]
+        # 2. chain filter (pure): drop chains that land on the wrong texture
         if self.chain_filter is not None:
-            valid = self.chain_filter.filter(self.buffer, t, self.points.ids, mu_k, valid)
+            valid = self.chain_filter.filter(self.buffer, t, p.ids, mu_k, valid)
+        # 5. observer: record which points kept a chain, then observe around the predicted positions
         observation = None
         if self.observer is not None:
-            self.observer.record(t, self.points.ids, valid.any(axis=1))
+            self.observer.record(t, p.ids, valid.any(axis=1))
             if t % self.config.relocalize.every == 0:
-                predicted, has_chain = predicted_positions(mu_k, valid, self.points.cur_mu)
-                observation = self.observer.observe(self.buffer, t, self.points.ids, predicted, has_chain)
-        icfg = self.config.integration
+                predicted, has_chain = predicted_positions(mu_k, valid, p.cur_mu)
+                observation = self.observer.observe(self.buffer, t, p.ids, predicted, has_chain)
+        # 3, 4, 6. outlier rejection, inverse-variance fusion with the observation, occlusion
         mu, v, vis = integrate(
-            mu_k, v_k, valid, computed, self.points.cur_mu, self.points.cur_v,
+            mu_k, v_k, valid, computed, p.cur_mu, p.cur_v,
             outlier_px=icfg.outlier_px, rho=icfg.rho,
             occluded_variance_growth=icfg.occluded_variance_growth,
             probabilistic=icfg.probabilistic, observation=observation, outlier_reference=icfg.outlier_reference,
         )
+        # hidden points: published where their neighbours take them
         mu, v, vis, pub_mu, pub_v = self._place_hidden_points(own, mu, v, vis)
         self._store(t, mu, v, vis, pub_mu, pub_v)
         return self.state()
@@ -296,7 +301,8 @@ class ProbabilisticTracker:
         tasks = []  # (column, source, source frame, rows, mu_s, v_s), in column order
         col = 0
         # interval of each column: the ladder, then None for the query chain
-        col_interval = list(self.config.integration.intervals) + [None] * (len(cols) - len(self.config.integration.intervals))
+        ladder = list(self.config.integration.intervals)
+        col_interval = ladder + [None] * (len(cols) - len(ladder))
         for source in self.sources:
             allowed = getattr(source, "intervals", None)  # None: every chain
             for (src_frame, mu_s, v_s, eligible), k in zip(cols, col_interval):
