@@ -117,7 +117,7 @@ class TrackerClient:
 
         try:
             self.executor.spin()
-        except (ExternalShutdownException, Exception):  # any exception: context shut down
+        except (ExternalShutdownException, Exception):  # context shut down
             pass
 
     def close(self) -> None:

@@ -194,7 +194,7 @@ def load_bag_sequence(path: str | Path, image_topic: str | None = None, with_fra
                 q_msgs.append(parse_tracks(raw))
         except BagError:
             raise
-        except Exception as err:  # any exception: a message that does not deserialise
+        except Exception as err:  # a message that does not deserialise
             raise BagError(f"bag {path}: cannot decode a {msgtype} message on {topic}: {err}") from None
     if not stamps:
         raise BagError(f"bag {path} has no images on {image_topic}")

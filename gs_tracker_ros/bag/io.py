@@ -86,7 +86,7 @@ def open_bag(path: str | Path):
         reader.open()
     except BagError:
         raise
-    except Exception as err:  # any exception: rosbags/sqlite3/mcap raise many kinds
+    except Exception as err:  # rosbags/sqlite3/mcap raise many kinds
         raise _error(path, err) from None
     try:
         register_bag_types(get_typestore(), reader.connections)
@@ -94,7 +94,7 @@ def open_bag(path: str | Path):
     finally:
         try:
             reader.close()
-        except Exception:  # any exception: already failing: closing is best effort
+        except Exception:  # already failing: closing is best effort
             pass
 
 
@@ -144,7 +144,7 @@ def iter_messages(path: str | Path, topics: Iterable[str] | None = None) -> Iter
             raise
         except BagError:
             raise
-        except Exception as err:  # any exception: rosbags/sqlite3/mcap raise many kinds
+        except Exception as err:  # rosbags/sqlite3/mcap raise many kinds
             raise _error(path, err) from None
 
 
@@ -216,7 +216,7 @@ class BagWriter:
         self.counts: dict[str, int] = {}
         try:
             self._writer.open()
-        except Exception as err:  # any exception: rosbags/sqlite3/mcap raise many kinds
+        except Exception as err:  # rosbags/sqlite3/mcap raise many kinds
             raise _error(self.path, err, "write") from None
 
     def add_topic(self, topic: str, msgtype: str, qos: Any = ()) -> None:
@@ -242,7 +242,7 @@ class BagWriter:
             return
         try:
             self._writer.close()
-        except Exception:  # any exception: the half-written bag is removed anyway
+        except Exception:  # the half-written bag is removed anyway
             pass
         remove_bag(self.path)
 

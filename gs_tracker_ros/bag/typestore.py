@@ -87,5 +87,5 @@ def register_bag_types(store, connections) -> None:
             else:
                 types = get_types_from_msg(data, conn.msgtype)
             store.register(types)
-        except Exception:  # any exception: an unknown type only matters when it is deserialised
+        except Exception:  # an unknown type only matters when it is deserialised
             continue

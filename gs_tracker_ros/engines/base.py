@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..core.errors import ConfigError, InputError, TrackerError
-from ..model.checkpoint import default_checkpoint
+from ..model.checkpoint import DEFAULT_CHECKPOINT
 from ..model.gaussians import FIELDS, GaussianClip
 from .settings import BACKENDS, PRECISIONS, default_cache_dir
 
@@ -109,7 +109,7 @@ class EncoderEngine(ABC):
 
 # ---------------------------------------------------------------------------------------------- files
 def _checkpoint_path(model_path: str | Path | None) -> Path:
-    path = Path(model_path) if model_path else default_checkpoint()
+    path = Path(model_path) if model_path else DEFAULT_CHECKPOINT
     if not path.is_file():
         what = "checkpoint" if model_path else "shipped default checkpoint"
         raise InputError(f"{what} not found: {path}")

@@ -147,7 +147,7 @@ class EngineCache:
         if data is not None:
             try:
                 engine = deserialize(data)
-            except Exception as err:  # any exception: any runtime failure means: rebuild
+            except Exception as err:  # any runtime failure means: rebuild
                 engine, reason = None, f"corrupt plan (deserialize raised {type(err).__name__}: {err})"
             if engine is not None:
                 log.info("TensorRT plan cache hit: %s", plan)

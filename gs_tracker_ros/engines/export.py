@@ -122,7 +122,7 @@ def read_onnx_info(path: str | Path) -> OnnxEncoderInfo:
     data = path.read_bytes()
     try:
         proto = onnx.load_from_string(data)
-    except Exception as err:  # any exception: protobuf DecodeError and friends
+    except Exception as err:  # protobuf DecodeError and friends
         raise InputError(f"cannot read ONNX encoder {path}: {err}") from None
     if not len(proto.graph.node):
         raise InputError(f"cannot read ONNX encoder {path}: the graph is empty (truncated file?)")

@@ -42,7 +42,7 @@ class OnnxRuntimeEngine(EncoderEngine):
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(data, sess_options=opts, providers=list(providers))
-        except Exception as err:  # any exception: ORT raises its own exception types for bad files
+        except Exception as err:  # ORT raises its own exception types for bad files
             raise InputError(f"cannot load ONNX encoder {path}: {str(err).splitlines()[0]}") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         self.info: OnnxEncoderInfo = OnnxEncoderInfo.from_metadata(meta, path, sha256_bytes(data))

@@ -16,6 +16,9 @@ import numpy as np
 
 from ..core.errors import TrackerError
 from ..engines.settings import BACKENDS
+from ..methods import build_probabilistic_tracker
+from ..tracking.config import TrackerConfig
+from .timing import time_tracker
 
 
 def _median_ms(fn: Callable[[], Any], runs: int, warmup: int) -> dict[str, float]:
@@ -26,6 +29,11 @@ def _median_ms(fn: Callable[[], Any], runs: int, warmup: int) -> dict[str, float
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
+    return _clip_ms_summary(times, runs, warmup)
+
+
+def _clip_ms_summary(times: Sequence[float], runs: int, warmup: int) -> dict[str, float]:
+    """Median, p90 and minimum of per-clip wall times ``times`` (ms)."""
     ms = np.asarray(times)
     return {"ms_per_clip_median": float(np.median(ms)), "ms_per_clip_p90": float(np.percentile(ms, 90)),
             "ms_per_clip_min": float(ms.min()), "runs": int(runs), "warmup": int(warmup)}
@@ -40,9 +48,9 @@ def time_encoder(engine, runs: int = 20, warmup: int = 3, seed: int = 0) -> dict
 def bench_model(model_path: str | Path | None = None):
     """``(GMAE, description)``: the checkpoint if there is one, else a randomly initialised default model."""
     from ..model.gmae import GMAE, ModelConfig
-    from ..model.checkpoint import default_checkpoint, load_model
+    from ..model.checkpoint import DEFAULT_CHECKPOINT, load_model
 
-    path = Path(model_path) if model_path else default_checkpoint()
+    path = Path(model_path) if model_path else DEFAULT_CHECKPOINT
     if path.is_file():
         return load_model(path), str(path)
     if model_path:
@@ -106,11 +114,8 @@ def bench_encoders(engines: dict[str, Any], runs: int = 20, warmup: int = 3,
         if isinstance(eng, str):
             res[backend] = {"skipped": eng}
             continue
-        ms = np.asarray(times[backend])
-        res[backend] = {"ms_per_clip_median": float(np.median(ms)), "ms_per_clip_p90": float(np.percentile(ms, 90)),
-                        "ms_per_clip_min": float(ms.min()), "runs": int(runs), "warmup": int(warmup),
-                        "input_shape": list(eng.input_shape), "precision": eng.precision,
-                        "threads": getattr(eng, "threads", None) or "default"}
+        res[backend] = {**_clip_ms_summary(times[backend], runs, warmup), "input_shape": list(eng.input_shape),
+                        "precision": eng.precision, "threads": getattr(eng, "threads", None) or "default"}
     base = res.get("torch", {}).get("ms_per_clip_median")
     if base:
         for r in res.values():
@@ -154,22 +159,14 @@ def bench_gaussian_tracking(engine, frames: Sequence[np.ndarray], num_points: in
     inside the Gaussian source (encoder passes, splat weights, motion) over the frames ``time_tracker``
     times (after its warm-up); a mean, not a median, because the encoder runs on every hop-th frame.
     """
-    from ..methods import build_relocalizer, build_sources
-    from ..tracking.config import TrackerConfig
-    from ..tracking.tracker import ProbabilisticTracker
-    from .timing import time_tracker
-
     base = config or TrackerConfig()
     out: dict[str, dict[str, float]] = {}
     for variant in ("alone", "fused"):
         cfg = base.replace(sources=["gmae"] if variant == "alone" else
                            [s for s in base.sources if s != "gmae"] + ["gmae"])
-        sources = build_sources(cfg, engine=engine)
-        timed = _TimedSource(sources[-1])
-        sources[-1] = timed
-        chain_filter, observer = build_relocalizer(cfg.relocalize) if variant == "fused" else (None, None)
-        tracker = ProbabilisticTracker(cfg, sources=sources, chain_filter=chain_filter, observer=observer,
-                                       name=f"gmae-{variant}")
+        tracker = build_probabilistic_tracker(cfg, name=f"gmae-{variant}", relocalize=variant == "fused",
+                                              engine=engine)
+        timed = tracker.sources[-1] = _TimedSource(tracker.sources[-1])  # the gmae source, timed
         result = time_tracker(tracker, frames, num_points, warmup)
         timed_ms = [timed.ms.get(t, 0.0) for t in range(1 + warmup, len(frames))]  # frames time_tracker timed
         out[variant] = {**result, "points": int(num_points), "encoder_calls": int(timed.source.encoder_calls),

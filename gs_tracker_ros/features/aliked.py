@@ -209,7 +209,7 @@ class AlikedDense(nn.Module):
         path = locate_weights(model_name)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # any exception: torch raises several types for unreadable files
+        except Exception as err:  # torch raises several types for unreadable files
             raise AlikedWeightsError(f"cannot read ALIKED weights {path}: {str(err).splitlines()[0]}") from None
         kept, _ = dense_state_dict(state)
         model.load_state_dict(kept, strict=True)  # every dense weight present, none left unused

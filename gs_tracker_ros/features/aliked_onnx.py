@@ -102,7 +102,7 @@ class AlikedOnnxRuntime:
             try:
                 sess = self._session_from(path.read_bytes())
                 log.info("ALIKED ONNX cache hit: %s", path)
-            except Exception as err:  # any exception: ORT raises its own types for corrupt files
+            except Exception as err:  # ORT raises its own types for corrupt files
                 log.warning("re-exporting ALIKED ONNX %s: cannot load it (%s)", path, str(err).splitlines()[0])
         if sess is None:
             if self._model is None:

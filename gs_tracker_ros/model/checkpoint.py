@@ -13,12 +13,6 @@ from .gmae import GMAE, ModelConfig
 DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "gmae_tiny.pt"
 """The shipped Video-GMAE checkpoint (a few MB, fp16; its command, config and log beside it)."""
 
-
-def default_checkpoint() -> Path:
-    """The shipped checkpoint's path (:data:`DEFAULT_CHECKPOINT`)."""
-    return DEFAULT_CHECKPOINT
-
-
 def save_checkpoint(path: str | Path, model: GMAE, extra: dict | None = None, half: bool = False) -> Path:
     """Write ``{"format", "model_config", "model", **extra}``; ``half`` stores float weights as fp16."""
     path = Path(path)
@@ -39,7 +33,7 @@ def load_checkpoint_blob(path: str | Path, map_location: str | torch.device = "c
         raise InputError(f"checkpoint not found: {path}")
     try:
         blob = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # any exception: report any unpickling problem as a user error
+    except Exception as err:  # report any unpickling problem as a user error
         raise InputError(f"cannot read checkpoint {path}: {_load_problem(err)}") from None
     if not isinstance(blob, dict) or "model" not in blob or "model_config" not in blob:
         raise InputError(f"{path} is not a gs_tracker_ros GMAE checkpoint")

@@ -81,7 +81,7 @@ def splat_weights(points: torch.Tensor, mean2d: torch.Tensor, conic: torch.Tenso
     dy = points[:, None, 1] - mu[None, :, 1]
     alpha = splat_alpha(dx, dy, cn[:, 0], cn[:, 1], cn[:, 2], op, alpha_min, alpha_max)
     alpha = torch.where(ok[None], alpha, torch.zeros_like(alpha))
-    w, _ = composite_weights(alpha, dim=1, t_min=t_min)
+    w = composite_weights(alpha, dim=1, t_min=t_min)
     out = torch.zeros_like(w)
     out[:, order] = w
     return out

@@ -23,7 +23,7 @@ def gsplat_available() -> bool:
         return False
     try:
         import gsplat  # noqa: F401 - imported only to see whether it is importable
-    except Exception:  # any exception: any import failure (missing, ABI mismatch) means unavailable
+    except Exception:  # any import failure (missing, ABI mismatch) means unavailable
         return False
     return True
 
@@ -46,7 +46,7 @@ def rasterize_gsplat(
         raise ConfigError("the gsplat backend needs CUDA tensors; use backend='torch' on the CPU")
     try:
         from gsplat import rasterization
-    except Exception as err:  # any exception: any import failure (missing, ABI mismatch)
+    except Exception as err:  # any import failure (missing, ABI mismatch)
         raise ConfigError(f"gsplat is not importable: {err}") from err
     m, n = splats.opacities.shape
     dev, dtype = colors.device, colors.dtype

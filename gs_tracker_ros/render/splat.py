@@ -169,12 +169,12 @@ def splat_alpha(dx: torch.Tensor, dy: torch.Tensor, conic_a: torch.Tensor, conic
     return alpha
 
 
-def composite_weights(alpha: torch.Tensor, dim: int, t_min: float = T_MIN) -> tuple[torch.Tensor, torch.Tensor]:
-    """Front-to-back compositing along ``dim`` (Gaussians sorted nearest first):
+def composite_weights(alpha: torch.Tensor, dim: int, t_min: float = T_MIN) -> torch.Tensor:
+    """Front-to-back compositing weights along ``dim`` (Gaussians sorted nearest first):
     ``w_i = alpha_i prod_{j<i} (1 - alpha_j)``, 0 from where the transmittance would fall to
-    ``t_min`` (0: never cut). Returns ``(w, log_t)`` with ``log_t`` the inclusive log-transmittance."""
+    ``t_min`` (0: never cut)."""
     log_t = torch.cumsum(torch.log1p(-alpha), dim=dim)
     w = alpha * torch.exp(log_t - torch.log1p(-alpha))
     if t_min > 0:
         w = torch.where(log_t > torch.log(torch.tensor(t_min, dtype=alpha.dtype)), w, torch.zeros_like(w))
-    return w, log_t
+    return w

@@ -112,7 +112,7 @@ def rasterize_torch(
     dy = pix_y[None, :, None, :] - g_mean[..., 1:2]
     alpha = splat_alpha(dx, dy, g_conic[..., 0:1], g_conic[..., 1:2], g_conic[..., 2:3], g_opac[..., None],
                         alpha_min, alpha_max)
-    w, _ = composite_weights(alpha, dim=2, t_min=t_min)  # (M, tiles, K, P)
+    w = composite_weights(alpha, dim=2, t_min=t_min)  # (M, tiles, K, P)
     # (M*tiles, P, K) @ (M*tiles, K, C)
     img = torch.bmm(w.transpose(2, 3).reshape(-1, tile_size * tile_size, k), g_col.reshape(-1, k, c_dim))
     acc = w.sum(dim=2)  # (M, tiles, P)

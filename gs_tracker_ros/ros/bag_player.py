@@ -130,7 +130,7 @@ class Spinner:
         while not self._stop.is_set():
             try:
                 self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # any exception: context shut down under us
+            except Exception:  # context shut down under us
                 if self._stop.is_set():
                     return
                 raise
@@ -140,7 +140,7 @@ class Spinner:
         self._thread.join(timeout=2.0)
         try:
             self.executor.shutdown(timeout_sec=1.0)
-        except Exception:  # any exception: shutting down: best effort
+        except Exception:  # shutting down: best effort
             pass
 
 
@@ -183,7 +183,7 @@ class BagPublishers:
         for pub in self.publishers.values():
             try:
                 pub.wait_for_all_acked(Duration(nanoseconds=int(timeout_s * 1e9)))
-            except Exception:  # any exception: best effort (e.g. best-effort QoS)
+            except Exception:  # best effort (e.g. best-effort QoS)
                 pass
 
     def subscriber_counts(self) -> dict[str, int]:

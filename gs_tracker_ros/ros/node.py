@@ -318,7 +318,7 @@ class TrackerNode(LifecycleNode):
                 continue
             try:
                 self._process(*item)
-            except Exception as err:  # any exception: the worker must survive anything
+            except Exception as err:  # the worker must survive anything
                 if self._stop.is_set() or not self.context.ok():
                     return
                 text = f"tracking failed: {type(err).__name__}: {err}"
