@@ -543,6 +543,7 @@ def test_diagnostics_report_rates_latency_and_counts(rig):
     p50, p95 = float(d["latency_p50_ms"]), float(d["latency_p95_ms"])
     assert 0 < p50 <= p95 < 5000
     assert d["live_tracks"] == "3" and d["image_size"] == "160x120" and d["method"] == "probfuse"
+    assert d["heavy_stage_stride"] == "1" and "step_ms_mean" not in d  # no time budget by default
 
 
 def test_a_camera_stall_turns_diagnostics_warn_then_error(rig):

@@ -207,6 +207,9 @@ def test_runtime_parameters_reach_the_running_tracker(make_node):
     assert tracker.sources[0].config.fb_threshold == 4.0  # the LK source reads the same object
     assert _set(node, "reseed_when_below", 0.25).successful and node._seeder.reseed_when_below == 0.25
     assert _set(node, "seed_grid_size", 6).successful and node._seeder.grid_size == 6
+    assert _set(node, "tracker.schedule.frame_budget_ms", 25.0).successful
+    assert tracker.schedule.config.frame_budget_ms == 25.0  # the schedule reads the same object
+    assert not _set(node, "tracker.schedule.stride", 0).successful
     assert node._tracker is tracker  # not rebuilt: tracks survive
 
 

@@ -624,6 +624,11 @@ class TrackerNode(LifecycleNode):
         extra["image_size"] = f"{hw[1]}x{hw[0]}" if hw else "none"
         info = self._camera_info
         extra["camera_info"] = f"{info.width}x{info.height}" if info is not None else "none"
+        schedule = getattr(self._tracker, "schedule", None)  # the long chains' / observer's period
+        if schedule is not None:
+            extra["heavy_stage_stride"] = str(schedule.stride)
+            if schedule.config.frame_budget_ms > 0:
+                extra["step_ms_mean"] = f"{schedule.mean_ms:.1f} (budget {schedule.config.frame_budget_ms:g})"
         header = self._latest_header
         name = f"{self.get_fully_qualified_name()}: tracker"
         self.diag_pub.publish(diagnostic_array(snap, self.get_clock().now().to_msg(), name,

@@ -158,6 +158,12 @@ TRACKER_RANGES: dict[str, tuple[float, float]] = {
     "hidden.max_neighbour_px": (0.0, math.inf),
     "hidden.velocity_decay": (0.0, 1.0),
     "hidden.velocity_frames": (1, 16),
+    "schedule.frame_budget_ms": (0.0, 10000.0),
+    "schedule.stride": (1, 64),
+    "schedule.max_stride": (1, 64),
+    "schedule.scheduled_from": (1, 256),
+    "schedule.relax": (0.05, 1.0),
+    "schedule.ema_frames": (1, 1000),
 }
 
 # Allowed values of string keys (the sets TrackerConfig validation checks against), shown by
@@ -195,6 +201,11 @@ RUNTIME_TRACKER_KEYS: frozenset[str] = frozenset({
     "hidden.velocity_decay",
     "hidden.velocity_frames",
     "hidden.leaving_ends_chains",
+    "schedule.frame_budget_ms",
+    "schedule.stride",
+    "schedule.max_stride",
+    "schedule.scheduled_from",
+    "schedule.relax",
 })
 
 # TrackerConfig keys that a node parameter provides instead of a ``tracker.*`` parameter.

@@ -19,6 +19,7 @@ from ..core.uncertainty import UncertaintyConfig
 from ..engines.settings import EngineSettings
 from ..motion.config import FlowConfig, LKConfig, klt_baseline_lk
 from ..relocalize.config import RelocalizeConfig
+from .schedule import ScheduleConfig
 
 
 @dataclass
@@ -37,6 +38,9 @@ class TrackerConfig:
             (:mod:`~gs_tracker_ros.core.hidden_motion`), e.g. ``hidden.neighbours``.
         relocalize: long-term keypoints and the feature-similarity chain filter (steps 2 and 5,
             :mod:`gs_tracker_ros.relocalize`), e.g. ``relocalize.keypoints.enabled``.
+        schedule: when the long chains and the observer run: every frame (default), every k-th
+            frame, or as a per-frame time budget allows (:mod:`~gs_tracker_ros.tracking.schedule`),
+            e.g. ``schedule.frame_budget_ms``.
         engine: how the ``gmae`` source runs its encoder (backend torch / onnxruntime / tensorrt,
             model, ONNX and engine paths, precision, cache directory, threads).
         max_tracks: upper bound on live queries (further ``add_queries`` raise).
@@ -50,6 +54,7 @@ class TrackerConfig:
     uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
     hidden: HiddenMotionConfig = field(default_factory=HiddenMotionConfig)
     relocalize: RelocalizeConfig = field(default_factory=RelocalizeConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     engine: EngineSettings = field(default_factory=EngineSettings)
     max_tracks: int = 4096
 
@@ -63,6 +68,7 @@ class TrackerConfig:
         self.uncertainty.validate()
         self.hidden.validate()
         self.relocalize.validate()
+        self.schedule.validate()
         self.engine.validate()
         return self
 

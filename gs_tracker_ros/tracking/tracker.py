@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, Sequence
@@ -18,6 +19,7 @@ from ..core.median import nanmedian
 from ..core.types import TrackState, track_status
 from ..core.uncertainty import grow_drift, published_variance
 from .config import TrackerConfig
+from .schedule import StageSchedule
 from .state import PointStates
 
 
@@ -109,6 +111,7 @@ class ProbabilisticTracker:
         self._next_id = 0
         self._query_frames: "OrderedDict[int, int]" = OrderedDict()  # pinned frame -> live points
         self.points = PointStates.empty(self._ring)  # one row per live point
+        self.schedule = StageSchedule(self.config.schedule)  # when the long chains and the observer run
 
     @property
     def num_tracks(self) -> int:
@@ -176,6 +179,7 @@ class ProbabilisticTracker:
             src.reset()
         if self.observer is not None:
             self.observer.reset()
+        self.schedule.reset()
 
     # ------------------------------------------------------------------ tracking
     def state(self) -> TrackState:
@@ -187,13 +191,14 @@ class ProbabilisticTracker:
 
     def step(self, frame: np.ndarray) -> TrackState:
         """Track every live point onto ``frame`` (RGB uint8 ``(H, W, 3)``); the points' new state."""
+        t_start = time.perf_counter()
         t = self.buffer.push(frame)
         for src in self.sources:
             src.on_frame(self.buffer, t)
         if self.num_tracks == 0 or t == 0:
             return self.state()
         p, icfg = self.points, self.config.integration
-        # 1. chains: every source from every interval's state, (N, C) candidates
+        # 1. chains: every source from every interval's state (the long ones as scheduled), (N, C)
         mu_k, v_k, valid, computed = self._chains(t)
         own = self._own_motion(t)
         # out of view, or leaving the image: only the re-localisation brings it back (hidden_motion)
@@ -206,7 +211,7 @@ class ProbabilisticTracker:
         observation = None
         if self.observer is not None:
             self.observer.record(t, p.ids, valid.any(axis=1))
-            if t % self.config.relocalize.every == 0:
+            if self.schedule.due(t, self.config.relocalize.every):
                 predicted, has_chain = predicted_positions(mu_k, valid, p.cur_mu)
                 observation = self.observer.observe(self.buffer, t, p.ids, predicted, has_chain)
         # 3, 4, 6. outlier rejection, inverse-variance fusion with the observation, occlusion
@@ -219,6 +224,7 @@ class ProbabilisticTracker:
         # hidden points: published where their neighbours take them
         mu, v, vis, pub_mu, pub_v = self._place_hidden_points(own, mu, v, vis)
         self._store(t, mu, v, vis, pub_mu, pub_v)
+        self.schedule.update((time.perf_counter() - t_start) * 1e3)
         return self.state()
 
     def _store(self, t: int, mu: np.ndarray, v: np.ndarray, vis: np.ndarray, pub_mu: np.ndarray,
@@ -264,7 +270,8 @@ class ProbabilisticTracker:
         return mu, v, vis & inside_image(mu, self.buffer.shape), pub_mu, pub_v
 
     def _chain_sources(self, t: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-        """Per chain column: (source frame (N,), mu_s (N,2), v_s (N,), eligible (N,))."""
+        """Per chain column: (source frame (N,), mu_s (N,2), v_s (N,), eligible (N,)); a chain the
+        schedule skips on frame ``t`` has no eligible point, as one whose source frame is gone."""
         icfg = self.config.integration
         p = self.points
         r = self._ring
@@ -273,7 +280,7 @@ class ProbabilisticTracker:
         for k in icfg.intervals:
             s = t - k
             src = np.full(n, s, np.int64)
-            if s < 0 or s not in self.buffer:
+            if s < 0 or s not in self.buffer or not self.schedule.runs_chain(t, k):
                 cols.append((src, np.zeros((n, 2)), np.zeros(n), np.zeros(n, bool)))
                 continue
             slot = s % r
