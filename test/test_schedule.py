@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from gs_tracker_ros.core.errors import ConfigError
-from gs_tracker_ros.core.geometry import first_grid_points
 from gs_tracker_ros.evaluation.runner import evaluate_badja
 from gs_tracker_ros.evaluation.synthetic_gt import scene_sequence
 from gs_tracker_ros.methods import make_tracker
