@@ -129,3 +129,23 @@ def test_eval_cli_cycle_and_per_video_table(shared_data, tmp_path) -> None:
     bad = subprocess.run([sys.executable, "-m", "gs_tracker_ros", "eval", "--dataset", "cycle", str(tmp_path)],
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "no image folders" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_eval_cli_badja_writes_the_error_vs_sigma_curve_and_figure(shared_data, tmp_path) -> None:
+    out, fig = tmp_path / "badja.json", tmp_path / "calibration.png"
+    proc = subprocess.run([sys.executable, "-m", "gs_tracker_ros", "eval", "--dataset", "badja",
+                           str(shared_data / "badja_dev"), "--method", "probfuse", "--json", str(out),
+                           "--plot", str(fig)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    curve = json.loads(out.read_text())["overall"]["error_vs_sigma"]
+    assert len(curve) == 8 and sum(b["n"] for b in curve) > 300  # every visible scored pair, 8 bins
+    sig = [b["sigma_px"] for b in curve]
+    assert sig == sorted(sig) and all(b["median_error_px"] <= b["p86_error_px"] for b in curve)
+    import cv2
+
+    img = cv2.imread(str(fig))
+    assert img is not None and img.shape[:2] == (480, 640) and img.std() > 10  # a drawn figure, not blank
+    bad = subprocess.run([sys.executable, "-m", "gs_tracker_ros", "eval", "--dataset", "cycle",
+                          str(shared_data / "davis_unlabeled"), "--plot", str(fig)],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--plot" in bad.stderr and "Traceback" not in bad.stderr

@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="dataset kind (badja or cycle) and directory, e.g. --dataset badja "
                         "../shared/data/badja_dev or --dataset cycle ../shared/data/davis_unlabeled")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the scores as JSON")
+    p.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                   help="badja: write the error-vs-sigma figure of every method (pooled) to PNG")
     p.add_argument("--frames", type=int, default=48, metavar="T",
                    help="cycle: frames per clip tracked forward then back (default 48)")
     p.add_argument("--grid", type=int, default=8, metavar="G", help="cycle: G x G grid of points (default 8)")
@@ -69,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"unknown dataset kind '{kind}' (supported: {', '.join(DATASET_KINDS)})")
     if args.frames < 2 or args.grid < 1:
         raise InputError(f"--frames must be >= 2 and --grid >= 1, got {args.frames} and {args.grid}")
+    if args.plot is not None and (kind != "badja" or args.ablation):
+        raise InputError("--plot draws the error-vs-sigma figure of labelled videos: use --dataset badja "
+                         "without --ablation")
     config = load_config(args.config, args.overrides)
     methods = args.method or [DEFAULT_METHOD]
     verdicts = None
@@ -103,6 +108,12 @@ def run(args: argparse.Namespace) -> int:
         columns = BADJA_COLUMNS
         note = ("(scores in %; pooled = all scored (point, frame) pairs of all videos; coverage = fraction of "
                 "visible labelled points within 1 / 2 sigma of the published variance, 39.3 / 86.5 if calibrated)")
+    if args.plot is not None:
+        from ..viz.calibration_plot import plot_error_vs_sigma
+
+        curves = {r["method"]: r["overall"]["error_vs_sigma"] for r in results}
+        figure = plot_error_vs_sigma(curves, args.plot, title=f"{Path(directory).name}: published sigma vs error")
+        print(f"error-vs-sigma figure -> {figure}")
     table = format_table(results, columns, verdicts)
     print(table)
     print(note)

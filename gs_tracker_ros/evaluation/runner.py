@@ -17,7 +17,8 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.types import PointTracker, TrackState, TrackStatus
 from .badja import TrackingSequence
-from .calibration import calibration_counts, coverage_from_counts, scored_errors, sum_calibration_counts
+from .calibration import (calibration_counts, coverage_from_counts, error_vs_sigma, scored_errors,
+                          sum_calibration_counts)
 from .metrics import SCORE_KEYS, aggregate, badja_scores, scored_pairs
 
 
@@ -227,12 +228,14 @@ def pool_scores(per_sequence: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def summarize_scores(scores: Mapping[str, Any], ms: float) -> dict[str, Any]:
     """The JSON-ready row of one sequence (or the pool): the five scores, the calibration
-    fractions, ``ms_per_frame`` and the counts behind them."""
+    fractions and error-vs-sigma curve (``error_vs_sigma``), ``ms_per_frame`` and the counts
+    behind them."""
     out: dict[str, Any] = {k: float(scores[k]) for k in SCORE_KEYS}
     out.update(coverage_from_counts(scores["calibration"]))
     out["ms_per_frame"] = float(ms)
     out["counts"] = scores["counts"]
     out["calibration"] = scores["calibration"]
+    out["error_vs_sigma"] = error_vs_sigma(scores["calibration"]["pairs"])
     return out
 
 
