@@ -143,3 +143,44 @@ def test_config_round_trip_and_unknown_keys():
         TrackerConfig.from_dict({"integration": {"rhoo": 0.1}})
     with pytest.raises(ConfigError, match="unknown motion source"):
         build_probabilistic_tracker(TrackerConfig(sources=("magic",)), relocalize=False)
+
+
+class _RejectAll:
+    """A chain filter that drops every chain it is shown and remembers what it saw."""
+
+    def __init__(self):
+        self.shown: list[np.ndarray] = []
+
+    def filter(self, buffer, frame, query_ids, landing, valid):
+        self.shown.append(valid.copy())
+        return np.zeros_like(valid)
+
+
+def test_unfiltered_short_chains_of_visible_points_skip_the_chain_filter():
+    from gs_tracker_ros.methods import build_sources
+    from gs_tracker_ros.tracking.tracker import ProbabilisticTracker
+
+    rng = np.random.default_rng(0)
+    tex = cv2.GaussianBlur(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8), (0, 0), 1.5)
+    frames = [np.roll(tex, k, axis=1) for k in range(10)]  # +1 px per frame in x
+    queries = np.array([[60.0, 50.0], [80.0, 70.0]])
+
+    def run(max_interval):
+        cfg = TrackerConfig().replace(**{"integration.unfiltered_max_interval": max_interval})
+        filt = _RejectAll()
+        tracker = ProbabilisticTracker(cfg, build_sources(cfg), chain_filter=filt)
+        tracker.step(frames[0])
+        tracker.add_queries(queries)
+        states = [tracker.step(f) for f in frames[1:]]
+        return states, filt
+
+    states, filt = run(0)
+    assert not states[-1].visible.any()  # every chain filtered away: occluded
+    states, filt = run(2)
+    assert states[-1].visible.all()  # the t-1 / t-2 chains survive on their LK check alone
+    np.testing.assert_allclose(states[-1].xy, queries + [9.0, 0.0], atol=0.2)
+    # the filter was never shown the exempt chains of visible points (columns t-1, t-2), only the others
+    assert not any(shown[:, :2].any() for shown in filt.shown[1:])
+    assert any(shown[:, 2:].any() for shown in filt.shown)
+    with pytest.raises(ConfigError, match=r"integration\.unfiltered_max_interval"):
+        TrackerConfig().replace(**{"integration.unfiltered_max_interval": -1})

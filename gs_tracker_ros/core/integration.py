@@ -47,6 +47,11 @@ class IntegrationConfig:
             35 -> 47 on horsejump-high when set to 0).
         max_query_frames: at most this many distinct query frames are kept for query chains;
             older ones are released (their points keep the interval chains). Bounds memory.
+        unfiltered_max_interval: chains of at most this interval that start from a visible state
+            of a point visible on the previous frame skip the chain filter (step 2): their
+            forward-backward check is their only test, as in plain KLT. Default 0 (none): 2 (the
+            t-1 and t-2 chains) helped dog and the cycle check on the protocol but cost
+            horsejump-high 1.9 delta_seg (docs/accuracy.md), so it is not the default.
     """
 
     intervals: tuple[int, ...] = (1, 2, 4, 8)
@@ -59,6 +64,7 @@ class IntegrationConfig:
     occluded_variance_growth: float = 4.0
     motion_std_ratio: float = 0.0
     max_query_frames: int = 16
+    unfiltered_max_interval: int = 0
 
     def validate(self) -> None:
         ks = tuple(int(k) for k in self.intervals)
@@ -75,6 +81,8 @@ class IntegrationConfig:
                "in [0, 10]")
         _check(1 <= self.max_query_frames <= 1024, "integration.max_query_frames", self.max_query_frames,
                "in [1, 1024]")
+        _check(0 <= self.unfiltered_max_interval <= 256, "integration.unfiltered_max_interval",
+               self.unfiltered_max_interval, "in [0, 256] frames (0 = every chain is filtered)")
         self.intervals = tuple(sorted(ks))
 
 

@@ -204,9 +204,11 @@ class ProbabilisticTracker:
         # out of view, or leaving the image: only the re-localisation brings it back (hidden_motion)
         valid &= stays_in_view(p.cur_mu, p.cur_vis, own, self.buffer.shape,
                                self.config.hidden.leaving_ends_chains)[:, None]
-        # 2. chain filter (pure): drop chains that land on the wrong texture
+        # 2. chain filter (pure): drop chains that land on the wrong texture (the unfiltered
+        #    short chains of visible points keep their forward-backward verdict)
         if self.chain_filter is not None:
-            valid = self.chain_filter.filter(self.buffer, t, p.ids, mu_k, valid)
+            kept = valid & self._unfiltered(t, valid.shape[1])
+            valid = self.chain_filter.filter(self.buffer, t, p.ids, mu_k, valid & ~kept) | kept
         # 5. observer: record which points kept a chain, then observe around the predicted positions
         observation = None
         if self.observer is not None:
@@ -268,6 +270,22 @@ class ProbabilisticTracker:
         follow = ~vis if cfg.moves_state else ~vis & ~inside_image(pub_mu, self.buffer.shape)
         mu, v = np.where(follow[:, None], pub_mu, mu), np.where(follow, pub_v, v)
         return mu, v, vis & inside_image(mu, self.buffer.shape), pub_mu, pub_v
+
+    def _unfiltered(self, t: int, num_columns: int) -> np.ndarray:
+        """``(N, C)`` chains exempt from the chain filter: intervals up to
+        ``integration.unfiltered_max_interval``, from a visible state, of points visible on frame t - 1."""
+        icfg = self.config.integration
+        p = self.points
+        out = np.zeros((self.num_tracks, num_columns), bool)
+        if icfg.unfiltered_max_interval <= 0:
+            return out
+        per_source = num_columns // len(self.sources)  # columns: the ladder (+ query chain) per source
+        for i, k in enumerate(icfg.intervals):
+            if k <= icfg.unfiltered_max_interval:
+                slot = (t - k) % self._ring
+                from_visible = p.cur_vis & p.ring_vis[:, slot] & (p.ring_stamp[:, slot] == t - k)
+                out[:, i::per_source] = from_visible[:, None]
+        return out
 
     def _chain_sources(self, t: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """Per chain column: (source frame (N,), mu_s (N,2), v_s (N,), eligible (N,)); a chain the
