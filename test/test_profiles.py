@@ -86,6 +86,19 @@ def test_profiles_are_methods_and_differ_only_by_the_accurate_keys():
     assert accurate.config.replace(**{k: getattr_dotted(live.config, k) for k in ACCURATE_PROFILE}) == live.config
 
 
+def test_fast_profile_is_the_live_one_with_its_schedule_keys():
+    from gs_tracker_ros.methods import FAST_PROFILE
+
+    live = make_tracker("probfuse")
+    fast = make_tracker("probfuse-fast")
+    assert fast.name == "probfuse-fast" and "probfuse-fast" in method_names()
+    assert fast.config.schedule.stride == 2 and fast.config.integration.unfiltered_max_interval == 2
+    assert fast.config.replace(**{k: getattr_dotted(live.config, k) for k in FAST_PROFILE}) == live.config
+    # user settings on top keep the profile's keys
+    tuned = make_tracker("probfuse-fast", TrackerConfig().replace(**{"integration.outlier_px": 8.0}))
+    assert tuned.config.integration.outlier_px == 8.0 and tuned.config.schedule.stride == 2
+
+
 def getattr_dotted(obj, key):
     for part in key.split("."):
         obj = getattr(obj, part)
