@@ -391,3 +391,24 @@ def test_one_qos_vocabulary_for_node_player_and_replay(capsys):
         parser.parse_args(["bag", "play", "b", "--qos", "sensor-data"])  # the old second spelling
     with pytest.raises(Exception, match="choose sensor_data, reliable, system_default"):
         qos_profile("sensor-data")
+
+
+def test_runtime_parameters_reach_a_profile_tracker(make_node):
+    """A profile (here probfuse-fast) builds its tracker from a copy of the node's config with the
+    profile's keys set; run-time changes must reach that copy too, not only the node's config."""
+    node = make_node(method="probfuse-fast")
+    tracker = node._tracker
+    assert tracker.config.schedule.stride == 2  # the profile's value, not the parameter's default 1
+    assert _set(node, "tracker.integration.outlier_px", 7.0).successful
+    assert tracker.config.integration.outlier_px == 7.0
+    assert _set(node, "tracker.lk.fb_threshold", 5.0).successful
+    assert tracker.sources[0].config.fb_threshold == 5.0
+    assert _set(node, "tracker.schedule.frame_budget_ms", 14.0).successful
+    assert tracker.schedule.config.frame_budget_ms == 14.0
+    assert node._tracker is tracker
+
+
+def test_runtime_changes_on_a_baseline_node_do_not_touch_its_own_config(make_node):
+    node = make_node(method="klt")  # its .config is an LKConfig (the node's klt section), not a TrackerConfig
+    assert _set(node, "tracker.integration.outlier_px", 7.0).successful  # unused by klt: accepted
+    assert node._config.integration.outlier_px == 7.0 and node._tracker.config is node._config.klt

@@ -51,6 +51,7 @@ from ..core.seeding import GridSeeder
 from ..core.geometry import validate_query_points
 from ..core.types import PointTracker, TrackState
 from ..methods import make_tracker
+from ..tracking.config import TrackerConfig
 from ..viz.overlay import TrackHistory, draw_tracks
 from . import parameters as P
 from .diagnostics import NodeStats, diagnostic_array
@@ -611,6 +612,12 @@ class TrackerNode(LifecycleNode):
             self._params.update(changes)
             keys = [P.SPECS[n].config_key for n in changes if P.SPECS[n].config_key]
             P.apply_runtime_config(self._config, new_config, keys)
+            # A profile (probfuse-fast, probfuse-accurate) tracks with its own copy of the config
+            # (the node's values plus the profile's keys): a run-time change goes there too, and an
+            # explicit change of one of the profile's keys wins over the profile.
+            running = getattr(self._tracker, "config", None)
+            if isinstance(running, TrackerConfig) and running is not self._config:
+                P.apply_runtime_config(running, new_config, keys)
             self._seeder.grid_size = int(self._params["seed_grid_size"])
             self._seeder.reseed_when_below = float(self._params["reseed_when_below"])
         self.get_logger().info("parameters changed: " + ", ".join(f"{k}={v!r}" for k, v in changes.items()))
