@@ -126,8 +126,8 @@ ACCURATE_PROFILE: dict[str, Any] = {
 
 # The fast profile: the live profile for 60 Hz cameras and 1024 points. The t-1 / t-2 chains of
 # visible points skip the descriptor filter, and the long chains (t-4, t-8) and the observer run
-# on every 2nd frame (tracking/schedule.py). Measured 2026-12-02 (docs/performance.md): 1.6-1.8x
-# the live profile's frame rate; badja_dev pooled better on all three scores, but lower on
+# on every 2nd frame (tracking/schedule.py). Measured 2026-12-02 (docs/performance.md): about 1.55x
+# the live profile's frame rate (82.8 vs 53.6 fps at 256 points, 30.4 vs 19.6 at 1024); badja_dev pooled better on all three scores, but lower on
 # horsejump-high's delta_seg and on the cycle check, which is why it is not the default.
 FAST_PROFILE: dict[str, Any] = {
     "integration.unfiltered_max_interval": 2,

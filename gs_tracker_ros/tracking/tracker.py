@@ -271,20 +271,24 @@ class ProbabilisticTracker:
         mu, v = np.where(follow[:, None], pub_mu, mu), np.where(follow, pub_v, v)
         return mu, v, vis & inside_image(mu, self.buffer.shape), pub_mu, pub_v
 
+    def _column_intervals(self) -> list[int | None]:
+        """The interval of each chain column of one source, in column order: the ladder, then
+        None for the query chain (every source has these columns, one source after the other)."""
+        icfg = self.config.integration
+        return list(icfg.intervals) + ([None] if icfg.query_chain else [])
+
     def _unfiltered(self, t: int, num_columns: int) -> np.ndarray:
         """``(N, C)`` chains exempt from the chain filter: intervals up to
-        ``integration.unfiltered_max_interval``, from a visible state, of points visible on frame t - 1."""
-        icfg = self.config.integration
+        ``integration.unfiltered_max_interval``, from a visible state, of points visible on frame t - 1
+        (only meaningful where the chain is valid, i.e. its source state is frame t - k's)."""
+        limit = self.config.integration.unfiltered_max_interval
         p = self.points
         out = np.zeros((self.num_tracks, num_columns), bool)
-        if icfg.unfiltered_max_interval <= 0:
+        if limit <= 0:
             return out
-        per_source = num_columns // len(self.sources)  # columns: the ladder (+ query chain) per source
-        for i, k in enumerate(icfg.intervals):
-            if k <= icfg.unfiltered_max_interval:
-                slot = (t - k) % self._ring
-                from_visible = p.cur_vis & p.ring_vis[:, slot] & (p.ring_stamp[:, slot] == t - k)
-                out[:, i::per_source] = from_visible[:, None]
+        for col, k in enumerate(self._column_intervals() * len(self.sources)):
+            if k is not None and k <= limit:
+                out[:, col] = p.cur_vis & p.ring_vis[:, (t - k) % self._ring]
         return out
 
     def _chain_sources(self, t: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
@@ -325,9 +329,7 @@ class ProbabilisticTracker:
         computed = np.zeros((n, c), bool)
         tasks = []  # (column, source, source frame, rows, mu_s, v_s), in column order
         col = 0
-        # interval of each column: the ladder, then None for the query chain
-        ladder = list(self.config.integration.intervals)
-        col_interval = ladder + [None] * (len(cols) - len(ladder))
+        col_interval = self._column_intervals()
         for source in self.sources:
             allowed = getattr(source, "intervals", None)  # None: every chain
             for (src_frame, mu_s, v_s, eligible), k in zip(cols, col_interval):

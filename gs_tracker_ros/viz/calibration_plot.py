@@ -25,6 +25,7 @@ def plot_error_vs_sigma(curves: Mapping[str, Sequence[Mapping[str, float]]], pat
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,8 +47,6 @@ def plot_error_vs_sigma(curves: Mapping[str, Sequence[Mapping[str, float]]], pat
         ax.plot(ref, [2.0 * x for x in ref], "k:", lw=1, label="calibrated: 86.5 % at 2 sigma")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
-
         for axis in (ax.xaxis, ax.yaxis):  # plain numbers at 1-2-5 steps instead of 2x10^1
             axis.set_major_locator(FixedLocator([m * 10.0**e for e in range(-2, 5) for m in (1, 2, 5)]))
             axis.set_major_formatter(ScalarFormatter())
