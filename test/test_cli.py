@@ -121,6 +121,18 @@ def test_eval_on_badja_default_beats_classical_baselines(tmp_path):
         for key in ("delta_seg", "delta_3px", "delta_avg", "OA", "AJ"):
             assert 0.0 <= r["overall"][key] <= 1.0
         assert r["overall"]["ms_per_frame"] > 0
+    # paired differences against the first method, per video and pooled, printed and in the JSON
+    diffs = {d["method"]: d for d in json.loads(out.read_text())["differences"]}
+    assert set(diffs) == {"klt", "dis-chain"} and "Paired differences" in res.stdout
+    for name, d in diffs.items():
+        assert d["against"] == "probfuse"
+        for video in ("dog", "horsejump-high", "pooled"):
+            scores = results[name]["overall" if video == "pooled" else "sequences"]
+            scores = scores if video == "pooled" else scores[video]
+            ref = results["probfuse"]["overall"] if video == "pooled" else results["probfuse"]["sequences"][video]
+            got = d["differences"][video]["delta_seg"]
+            assert got["diff"] == pytest.approx(scores["delta_seg"] - ref["delta_seg"])
+            assert got["low"] <= got["diff"] <= got["high"]
     ours = results["probfuse"]["overall"]
     for base in ("klt", "dis-chain"):
         for key in ("delta_seg", "delta_avg", "AJ"):

@@ -65,6 +65,28 @@ def format_table(results: list[dict], columns=BADJA_COLUMNS, verdicts: dict | No
     return "\n".join(lines)
 
 
+def difference_table(results: list[dict], reference: dict, sign: int = 1) -> tuple[str, list[dict]]:
+    """Markdown table of paired-bootstrap score differences (``evaluation/significance.py``) of
+    every result against ``reference`` (``sign=-1``: reference minus result, what an ablated part
+    adds), per video and pooled; and the JSON rows."""
+    from ..evaluation.significance import DIFF_KEYS, format_difference, paired_difference
+
+    lines = ["| method | video | " + " | ".join(f"diff {k} [90% CI]" for k in DIFF_KEYS) + " |",
+             "|---" * (len(DIFF_KEYS) + 2) + "|"]
+    rows = []
+    for res in results:
+        if res is reference:
+            continue
+        a, b = (res, reference) if sign > 0 else (reference, res)
+        diffs = paired_difference(a, b)
+        rows.append({"method": res["method"], "against": reference["method"], "differences": diffs})
+        for video, per_key in diffs.items():
+            label = f"**{video}**" if video == "pooled" else video
+            lines.append(f"| {res['method']} | {label} | " + " | ".join(format_difference(per_key[k]) for k in DIFF_KEYS)
+                         + " |")
+    return "\n".join(lines), rows
+
+
 def run(args: argparse.Namespace) -> int:
     kind, directory = args.dataset
     if kind not in DATASET_KINDS:
@@ -117,9 +139,18 @@ def run(args: argparse.Namespace) -> int:
     table = format_table(results, columns, verdicts)
     print(table)
     print(note)
+    differences: list[dict] = []
+    if kind == "badja" and len(results) > 1:
+        reference = results[-1] if args.ablation else results[0]
+        diff_table, differences = difference_table(results, reference, sign=-1 if args.ablation else 1)
+        what = ("what each part adds: full minus the variant" if args.ablation
+                else f"each method minus {reference['method']}")
+        print(f"\nPaired differences ({what}), score points, with the 90 % interval of a bootstrap over "
+              "the labelled points (same points drawn for both; * = the interval excludes 0):")
+        print(diff_table)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = results[0] if len(results) == 1 else {"results": results}
+        payload = results[0] if len(results) == 1 else {"results": results, "differences": differences}
         args.json.write_text(json.dumps(payload, indent=2))
         print(f"scores -> {args.json}")
     return 0

@@ -62,6 +62,7 @@ def count_matches(
     evaluate: np.ndarray,
     image_hw: tuple[int, int],
     mask_area: np.ndarray | None = None,
+    per_point: bool = False,
 ) -> dict[str, Any]:
     """Integer counts behind every score (see the module docstring), JSON-ready.
 
@@ -71,6 +72,9 @@ def count_matches(
         evaluate: ``(N, T) bool`` the scored pairs S.
         image_hw: native ``(H, W)`` px, for the 256x256 rescale.
         mask_area: ``(T,)`` px^2 object area per frame for delta_seg (NaN / None = unknown).
+        per_point: count each point (row) separately: every count becomes a list of N counts
+            (``within``, ``tp``, ``fp``: one such list per threshold), for resampling points
+            (:mod:`~gs_tracker_ros.evaluation.significance`).
 
     Returns:
         dict with ``n_pairs`` (|S|), ``n_visible`` (|V|), ``n_visible_seg``, ``occ_correct``,
@@ -94,46 +98,56 @@ def count_matches(
     with np.errstate(invalid="ignore"):
         seg_ok = dist < np.where(np.isfinite(seg_thr), seg_thr, -1.0)[None, :]
         px_ok = dist < PX_THRESHOLD
+
+    def count(mask: np.ndarray):
+        per_row = np.count_nonzero(mask.reshape(mask.shape[0], -1), axis=1)
+        return per_row.tolist() if per_point else int(per_row.sum())
+
     within, tp, fp = [], [], []
     pred_vis = pred_visible & evaluate
     for k in TAPVID_THRESHOLDS:
         with np.errstate(invalid="ignore"):
             near = dist256 < k
-        within.append(int(np.count_nonzero(vis & near)))
-        tp.append(int(np.count_nonzero(vis & near & pred_vis)))
-        fp.append(int(np.count_nonzero(pred_vis & (~gt_visible | ~near))))
+        within.append(count(vis & near))
+        tp.append(count(vis & near & pred_vis))
+        fp.append(count(pred_vis & (~gt_visible | ~near)))
     return {
-        "n_pairs": int(np.count_nonzero(evaluate)),
-        "n_visible": int(np.count_nonzero(vis)),
-        "n_visible_seg": int(np.count_nonzero(vis & seg_known)),
-        "occ_correct": int(np.count_nonzero(evaluate & (pred_visible == gt_visible))),
-        "correct_seg": int(np.count_nonzero(vis & seg_known & seg_ok)),
-        "correct_3px": int(np.count_nonzero(vis & px_ok)),
+        "n_pairs": count(evaluate),
+        "n_visible": count(vis),
+        "n_visible_seg": count(vis & seg_known),
+        "occ_correct": count(evaluate & (pred_visible == gt_visible)),
+        "correct_seg": count(vis & seg_known & seg_ok),
+        "correct_3px": count(vis & px_ok),
         "within": within,
         "tp": tp,
         "fp": fp,
     }
 
 
-def _ratio(num: float, den: float) -> float:
-    return float(num) / float(den) if den > 0 else float("nan")
+def _ratio(num, den):
+    """``num / den`` elementwise, NaN where ``den`` is 0."""
+    num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
-def scores_from_counts(counts: Mapping[str, Any]) -> dict[str, float]:
-    """The five scores (fractions in [0, 1], NaN if undefined) from :func:`count_matches` counts."""
-    nv = counts["n_visible"]
-    if nv > 0:
-        delta_avg = float(np.mean([_ratio(c, nv) for c in counts["within"]]))
-        aj = float(np.mean([_ratio(tp, nv + fp) for tp, fp in zip(counts["tp"], counts["fp"])]))
-    else:
-        delta_avg = aj = float("nan")
-    return {
+def scores_from_counts(counts: Mapping[str, Any]) -> dict[str, Any]:
+    """The five scores (fractions in [0, 1], NaN if undefined) from :func:`count_matches` counts.
+
+    Counts are numbers (one sequence or a pool: float scores) or arrays of B resampled counts
+    (``within``, ``tp``, ``fp``: ``(K, B)``; then every score is a ``(B,)`` array)."""
+    nv = np.asarray(counts["n_visible"], np.float64)
+    within, tp, fp = (np.asarray(counts[k], np.float64) for k in ("within", "tp", "fp"))
+    delta_avg = np.where(nv > 0, np.mean(_ratio(within, nv), axis=0), np.nan)
+    aj = np.where(nv > 0, np.mean(_ratio(tp, nv + fp), axis=0), np.nan)
+    scores = {
         "delta_seg": _ratio(counts["correct_seg"], counts["n_visible_seg"]),
         "delta_3px": _ratio(counts["correct_3px"], nv),
         "delta_avg": delta_avg,
         "OA": _ratio(counts["occ_correct"], counts["n_pairs"]),
         "AJ": aj,
     }
+    return {k: float(v) if np.ndim(v) == 0 else v for k, v in scores.items()}
 
 
 def badja_scores(pred_xy: np.ndarray, pred_visible: np.ndarray, seq: TrackingSequence) -> dict[str, Any]:
@@ -147,7 +161,8 @@ def badja_scores(pred_xy: np.ndarray, pred_visible: np.ndarray, seq: TrackingSeq
 
     Returns:
         ``{"delta_seg", "delta_3px", "delta_avg", "OA", "AJ"}`` fractions in [0, 1] plus
-        ``"counts"`` (see :func:`count_matches`) for pooling with :func:`aggregate`.
+        ``"counts"`` (see :func:`count_matches`) for pooling with :func:`aggregate` and
+        ``"point_counts"`` (the same per point) for resampling points.
     """
     pred_xy = np.asarray(pred_xy)
     pred_visible = np.asarray(pred_visible)
@@ -158,16 +173,10 @@ def badja_scores(pred_xy: np.ndarray, pred_visible: np.ndarray, seq: TrackingSeq
         raise InputError(
             f"pred_visible must have shape {(n, t)} for sequence {seq.name}, got {pred_visible.shape}"
         )
-    counts = count_matches(
-        pred_xy,
-        pred_visible.astype(bool),
-        seq.tracks_xy,
-        seq.visible,
-        scored_pairs(seq.annotated, seq.query_frame),
-        seq.image_hw,
-        seq.mask_area,
-    )
-    return {**scores_from_counts(counts), "counts": counts}
+    args = (pred_xy, pred_visible.astype(bool), seq.tracks_xy, seq.visible,
+            scored_pairs(seq.annotated, seq.query_frame), seq.image_hw, seq.mask_area)
+    counts = count_matches(*args)
+    return {**scores_from_counts(counts), "counts": counts, "point_counts": count_matches(*args, per_point=True)}
 
 
 def _sum_counts(all_counts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -236,6 +236,8 @@ def summarize_scores(scores: Mapping[str, Any], ms: float) -> dict[str, Any]:
     out["counts"] = scores["counts"]
     out["calibration"] = scores["calibration"]
     out["error_vs_sigma"] = error_vs_sigma(scores["calibration"]["pairs"])
+    if "point_counts" in scores:  # one sequence (the pool has none): for paired resampling of points
+        out["point_counts"] = scores["point_counts"]
     return out
 
 

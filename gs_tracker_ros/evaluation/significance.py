@@ -1,0 +1,102 @@
+"""How much of a score difference between two methods is noise: a paired bootstrap over points.
+
+badja_dev has about 20 labelled points per video, and the (point, frame) pairs of one point are
+strongly correlated (a point lost on frame t stays lost), so the unit to resample is the point,
+not the pair. Both methods ran on the same points; for each of ``n_boot`` resamples the same
+points are drawn (with replacement) for both, their per-point counts
+(:func:`~gs_tracker_ros.evaluation.metrics.count_matches` with ``per_point=True``) are summed and
+scored, and the difference of the scores is kept. The pool draws each video's points from that
+video (stratified), so every resample has the videos' sizes. Reported: the observed difference
+and the central ``level`` interval of the resampled ones, in score units (fractions).
+
+A difference whose interval contains 0 is called ``within noise``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..core.errors import InputError
+from .metrics import scores_from_counts
+
+DIFF_KEYS: tuple[str, ...] = ("delta_seg", "delta_avg", "AJ")
+
+
+def _as_arrays(point_counts: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Per-point counts as int arrays: ``(N,)`` per count, ``(K, N)`` for the per-threshold ones."""
+    return {k: np.asarray(v, np.int64) for k, v in point_counts.items()}
+
+
+def _resampled_scores(per_video: Sequence[dict[str, np.ndarray]], draws: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """Scores ``(B,)`` of the pooled counts of ``draws[i] (B, N_i)`` point indices into video i."""
+    total: dict[str, np.ndarray] = {}
+    for counts, idx in zip(per_video, draws):
+        for key, arr in counts.items():
+            summed = arr[..., idx].sum(axis=-1)  # (B,) or (K, B)
+            total[key] = total[key] + summed if key in total else summed
+    return scores_from_counts(total)
+
+
+def _point_counts(result: Mapping[str, Any], video: str) -> dict[str, np.ndarray]:
+    row = result["sequences"][video]
+    if "point_counts" not in row:
+        raise InputError(f"{result.get('method', '?')}: no per-point counts for {video} (re-run the evaluation)")
+    return _as_arrays(row["point_counts"])
+
+
+def paired_difference(with_choice: Mapping[str, Any], without_choice: Mapping[str, Any],
+                      keys: Sequence[str] = DIFF_KEYS, n_boot: int = 2000, level: float = 0.9,
+                      seed: int = 0) -> dict[str, dict[str, dict[str, float]]]:
+    """Score differences ``with_choice - without_choice`` per video and pooled, with intervals.
+
+    Both are :func:`~gs_tracker_ros.evaluation.runner.evaluate_badja` results on the same videos.
+    Returns ``{video or "pooled": {key: {"diff", "low", "high"}}}`` (fractions; ``low`` / ``high``
+    bound the central ``level`` share of the ``n_boot`` paired resamples).
+    """
+    if not 0.0 < level < 1.0:
+        raise InputError(f"level must be in (0, 1), got {level}")
+    if n_boot < 1:
+        raise InputError(f"n_boot must be >= 1, got {n_boot}")
+    videos = list(with_choice["sequences"])
+    if sorted(videos) != sorted(without_choice["sequences"]):
+        raise InputError("paired_difference needs results on the same videos")
+    rng = np.random.default_rng(seed)
+    a = {v: _point_counts(with_choice, v) for v in videos}
+    b = {v: _point_counts(without_choice, v) for v in videos}
+    draws = {}
+    for v in videos:
+        n = a[v]["n_visible"].shape[0]
+        if b[v]["n_visible"].shape[0] != n:
+            raise InputError(f"{v}: the two results have different points ({n} and {b[v]['n_visible'].shape[0]})")
+        draws[v] = rng.integers(0, n, size=(n_boot, n)) if n else np.zeros((n_boot, 0), np.int64)
+    tail = 100.0 * (1.0 - level) / 2.0
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    groups = [(v, [v]) for v in videos] + [("pooled", videos)]
+    for name, members in groups:
+        observed = [np.arange(a[v]["n_visible"].shape[0])[None] for v in members]  # every point once
+        obs_a = _resampled_scores([a[v] for v in members], observed)
+        obs_b = _resampled_scores([b[v] for v in members], observed)
+        res_a = _resampled_scores([a[v] for v in members], [draws[v] for v in members])
+        res_b = _resampled_scores([b[v] for v in members], [draws[v] for v in members])
+        out[name] = {}
+        for key in keys:
+            diff = np.asarray(res_a[key] - res_b[key], np.float64)
+            diff = diff[np.isfinite(diff)]
+            low, high = (np.percentile(diff, [tail, 100.0 - tail]) if diff.size else (np.nan, np.nan))
+            out[name][key] = {"diff": float(obs_a[key][0] - obs_b[key][0]),
+                              "low": float(low), "high": float(high)}
+    return out
+
+
+def beyond_noise(interval: Mapping[str, float]) -> bool:
+    """Whether a :func:`paired_difference` interval excludes 0."""
+    return bool(interval["low"] > 0 or interval["high"] < 0)
+
+
+def format_difference(interval: Mapping[str, float]) -> str:
+    """``+2.1 [-0.4, +4.6]`` in score points (percent), ``*`` appended when beyond noise."""
+    d, lo, hi = (100.0 * interval[k] for k in ("diff", "low", "high"))
+    star = "*" if beyond_noise(interval) else ""
+    return f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]{star}"
