@@ -241,6 +241,97 @@ def test_filter_needs_more_evidence_to_revive_an_occluded_point(monkeypatch):
     assert bank.lost.tolist() == [3]  # read, not written
 
 
+def _rotated(img: np.ndarray, centre: tuple[float, float], degrees: float) -> np.ndarray:
+    m = cv2.getRotationMatrix2D(centre, degrees, 1.0)
+    return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+
+
+def test_appearance_refresh_keeps_a_slowly_turning_point_similar():
+    # the texture turns about the point, which never moves: by frame 28 (56 degrees) the point's
+    # look is far from the query patch, but close to what it was four frames earlier
+    img = _texture(120, 120, seed=12)
+    q = np.array([[60.0, 60.0]])
+
+    def similarities(degrees_per_frame: float, every: int) -> list[float]:
+        buf = ClipBuffer(32)
+        buf.push(img)
+        bank = QueryBank(DescriptorConfig(), extra_levels=(2,))
+        ids = np.arange(1)
+        bank.add(buf, 0, ids, q)
+        filt = FeatureSimilarityFilter(FeatureFilterConfig(refresh_every=every), bank)
+        out = []
+        for k in range(1, 29):
+            buf.push(_rotated(img, (60.0, 60.0), degrees_per_frame * k))
+            out.append(float(filt.similarity(buf, k, ids, q[:, None], np.ones((1, 1), bool))[0, 0]))
+            filt.refresh(buf, k, ids, q, np.ones(1, bool), np.full(1, 4))
+        return out
+
+    assert similarities(2.0, 0)[-1] < 0.3 < 0.9 < min(similarities(2.0, 4))
+    # faster: once the look is no longer refresh_threshold-similar to the query the refreshes stop
+    # (a drifting point cannot rewrite its appearance), and the similarity decays again
+    fast = similarities(4.0, 4)
+    assert min(fast[:16]) > 0.8 and fast[-1] < 0.3
+
+
+def test_appearance_refresh_only_from_steady_similar_points_on_its_frames():
+    a = _texture(100, 200, seed=8)
+    b = 255 - a  # every patch the negative of the query's: similarity -1
+    q = np.array([[50.0, 50.0], [150.0, 50.0], [50.0, 30.0], [150.0, 30.0]])
+    buf, bank, ids = _bank_on([a, b], q)
+    filt = FeatureSimilarityFilter(FeatureFilterConfig(refresh_every=2, refresh_min_chains=2), bank)
+    before = bank.recent.blocks.copy()
+    np.testing.assert_array_equal(before, bank.query(np.arange(4))[0].blocks)  # starts as the query's
+    steady = np.array([True, True, False, True])
+    chains = np.array([2, 2, 2, 1])
+    filt.refresh(buf, 1, ids, q, steady, chains)  # frame 1 is not a refresh frame
+    np.testing.assert_array_equal(bank.recent.blocks, before)
+    buf.push(a)  # frame 2: the original texture again, described 3 px right of the queries
+    filt.refresh(buf, 2, ids, q + [3.0, 0.0], steady, chains)
+    changed = np.any(bank.recent.blocks != before, axis=(1, 2))
+    assert changed.tolist() == [True, True, False, False]  # not steady / too few chains: kept
+    seen = bank.describe(buf, 2, q[:2] + [3.0, 0.0])
+    np.testing.assert_array_equal(bank.recent.blocks[:2], seen.blocks)
+    # a point that drifted onto another surface does not rewrite its appearance
+    buf.push(b)
+    kept = bank.recent.blocks.copy()
+    buf.push(b)
+    filt.refresh(buf, 4, ids, q, np.ones(4, bool), np.full(4, 3))
+    np.testing.assert_array_equal(bank.recent.blocks, kept)
+    # rows stay aligned with the bank's ids through add and remove
+    bank.add(buf, 4, np.array([7]), np.array([[100.0, 60.0]]))
+    bank.remove(np.array([1]))
+    assert bank.recent.blocks.shape[0] == len(bank) == 4
+    np.testing.assert_array_equal(bank.recent.blocks[[0, 1, 2]], kept[[0, 2, 3]])
+    np.testing.assert_array_equal(bank.recent.blocks[3], bank.query(np.array([3]))[0].blocks[0])
+
+
+def test_tracker_refreshes_its_filter_with_the_fused_positions():
+    calls = []
+
+    class Recording:
+        def filter(self, buffer, frame, query_ids, landing, valid):
+            return valid
+
+        def refresh(self, buffer, frame, query_ids, xy, steady, chains):
+            calls.append((frame, xy.copy(), steady.copy(), chains.copy()))
+
+    from gs_tracker_ros.methods import build_sources
+    from gs_tracker_ros.tracking.tracker import ProbabilisticTracker
+
+    img = _texture(120, 160, seed=4)
+    cfg = TrackerConfig()
+    tracker = ProbabilisticTracker(cfg, build_sources(cfg), chain_filter=Recording())
+    tracker.step(img)
+    tracker.add_queries(np.array([[60.0, 60.0], [100.0, 50.0]]))
+    states = [tracker.step(_shift(img, float(k), 0.0)) for k in range(1, 6)]
+    assert [c[0] for c in calls] == [1, 2, 3, 4, 5]
+    for (frame, xy, steady, chains), state in zip(calls, states):
+        np.testing.assert_allclose(xy, state.xy, atol=1e-4)
+        assert steady.all()
+    # chains from t-1, t-2, t-4 as their source frames exist (t-8 not yet)
+    assert [int(c[3][0]) for c in calls] == [1, 2, 2, 3, 3]
+
+
 # ---------------------------------------------------------------------------------------- full tracker
 @pytest.mark.parametrize("seed", [0, 3])
 def test_occluded_patch_is_flagged_and_refound_after_the_reveal(seed):
@@ -320,6 +411,8 @@ def test_ablation_variants_switch_one_part_each():
     assert variants["w/o keypoints"].relocalize.filter.enabled
     assert not variants["w/o feature filter"].relocalize.filter.enabled
     assert not variants["w/o probabilistic"].integration.probabilistic
+    refresh = variants["w/o appearance refresh"].relocalize.filter
+    assert refresh.enabled and refresh.refresh_every == 0 and TrackerConfig().relocalize.filter.refresh_every > 0
     assert variants["full"].to_dict() == TrackerConfig().to_dict()
 
 
@@ -333,6 +426,11 @@ def test_eval_ablation_cli_prints_the_table(shared_data, tmp_path):
         assert f"| {label} |" in res.stdout
     rows = json.loads(out.read_text())["results"]
     assert [r["method"] for r in rows] == [label for label, _ in ABLATIONS]
+    # what each part adds, against "full", with the bootstrap intervals
+    diffs = json.loads(out.read_text())["differences"]
+    assert [d["method"] for d in diffs] == [label for label, _ in ABLATIONS][:-1]
+    assert all(d["against"] == "full" and set(d["differences"]) == {"dog", "pooled"} for d in diffs)
+    assert "what each part adds" in res.stdout
     bad = subprocess.run([sys.executable, "-m", "gs_tracker_ros", "eval", "--dataset", "badja", str(seq),
                           "--ablation", "--method", "klt"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "--ablation" in bad.stderr

@@ -155,6 +155,9 @@ class _RejectAll:
         self.shown.append(valid.copy())
         return np.zeros_like(valid)
 
+    def refresh(self, buffer, frame, query_ids, xy, steady, chains):
+        pass  # nothing to refresh: it rejects everything
+
 
 def test_unfiltered_short_chains_of_visible_points_skip_the_chain_filter():
     from gs_tracker_ros.methods import build_sources

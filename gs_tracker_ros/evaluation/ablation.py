@@ -12,6 +12,7 @@ ABLATIONS: tuple[tuple[str, dict[str, Any]], ...] = (
      {"relocalize.keypoints.enabled": False, "relocalize.filter.enabled": False}),
     ("w/o keypoints", {"relocalize.keypoints.enabled": False}),
     ("w/o feature filter", {"relocalize.filter.enabled": False}),
+    ("w/o appearance refresh", {"relocalize.filter.refresh_every": 0}),
     ("w/o probabilistic", {"integration.probabilistic": False}),
     ("w/o chains from occluded states", {"integration.chain_from_occluded": False}),
     ("full", {}),

@@ -17,8 +17,10 @@ class QueryBank:
     number of consecutive frames up to now in which the point had neither a valid chain nor a
     valid keypoint (0 = visible), i.e. the tracker's own visibility; the
     :class:`~.observer.LongTermObserver` keeps it (``record`` and ``observe``), the
-    :class:`~.feature_filter.FeatureSimilarityFilter` reads it. Memory: one ``S x k^2 x C``
-    float32 descriptor and one counter per live query.
+    :class:`~.feature_filter.FeatureSimilarityFilter` reads it. Next to the query descriptor
+    each query has a *refreshed* one on the similarity levels (``recent``; the query's own until
+    :meth:`refresh` replaces it), which the filter keeps up to date. Memory: two ``S x k^2 x C``
+    float32 descriptors and one counter per live query.
     """
 
     def __init__(self, config: DescriptorConfig | None = None, extra_levels: tuple[int, ...] = ()) -> None:
@@ -35,6 +37,7 @@ class QueryBank:
         self.ids = np.zeros(0, np.int64)  # ascending
         self.desc = Descriptors(np.zeros((0, s, n), np.float32), np.zeros((0, s), np.float32), self.stored_levels)
         self.lost = np.zeros(0, np.int64)
+        self.recent = self.desc.subset(self.levels)  # refreshed descriptors, similarity levels
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -63,8 +66,8 @@ class QueryBank:
         all_ids = np.concatenate([self.ids, ids])
         order = np.argsort(all_ids, kind="stable")
         self.ids = all_ids[order]
-        self.desc = Descriptors(np.concatenate([self.desc.blocks, d.blocks])[order],
-                                np.concatenate([self.desc.contrast, d.contrast])[order], self.stored_levels)
+        self.desc = _concat(self.desc, d, order)
+        self.recent = _concat(self.recent, d.subset(self.levels), order)
         self.lost = np.concatenate([self.lost, np.zeros(ids.size, np.int64)])[order]
 
     def remove(self, ids: np.ndarray) -> np.ndarray:
@@ -72,8 +75,14 @@ class QueryBank:
         keep = ~np.isin(self.ids, np.asarray(ids, np.int64))
         self.ids = self.ids[keep]
         self.desc = self.desc.rows(keep)
+        self.recent = self.recent.rows(keep)
         self.lost = self.lost[keep]
         return keep
+
+    def refresh(self, rows: np.ndarray, descriptors: Descriptors) -> None:
+        """Replace the refreshed descriptors of ``rows`` with ``descriptors`` (similarity levels)."""
+        self.recent.blocks[rows] = descriptors.blocks
+        self.recent.contrast[rows] = descriptors.contrast
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """Row of each id ``(N,) int64``; raises ``KeyError`` for ids that were never added."""
@@ -90,3 +99,14 @@ class QueryBank:
         """Query descriptors of ``rows`` on ``levels`` (default: similarity levels) and their weights."""
         d = self.desc.rows(rows).subset(self.levels if levels is None else tuple(levels))
         return d, level_weights(d.contrast, self.config.min_contrast)
+
+    def refreshed(self, rows: np.ndarray) -> tuple[Descriptors, np.ndarray]:
+        """Refreshed descriptors of ``rows`` (similarity levels) and their weights."""
+        d = self.recent.rows(rows)
+        return d, level_weights(d.contrast, self.config.min_contrast)
+
+
+def _concat(old: Descriptors, new: Descriptors, order: np.ndarray) -> Descriptors:
+    """Rows of ``old`` then ``new``, permuted by ``order``."""
+    return Descriptors(np.concatenate([old.blocks, new.blocks])[order],
+                       np.concatenate([old.contrast, new.contrast])[order], old.levels)

@@ -166,21 +166,47 @@ class FeatureFilterConfig:
     strict profile: much better occlusion flags on sharp textures (generated scenes), worse on
     badja_dev.
 
+    Appearance refresh: a point's look changes while it is tracked (a leg turns, the light
+    changes), so after a while the correct chain lands on something unlike the query patch and is
+    dropped. Every ``refresh_every`` frames the descriptor of each point tracked with confidence
+    (visible on this frame and the previous one, at least ``refresh_min_chains`` valid chains
+    after the filter) is taken at its fused position and kept as its *refreshed* descriptor,
+    provided it is still similar to the query (``refresh_threshold``: a point that drifted onto
+    the background does not rewrite its appearance). A chain's similarity is then the larger of
+    its similarity to the query and to the refreshed descriptor. Chosen on the whole protocol
+    (docs/accuracy.md): better on both badja_dev videos on every score and on the cycle check,
+    over a plateau of settings (every 2-8 frames, 0.2-0.5); refreshing on every frame lets the
+    template drift and loses. Its cost: on generated scenes (rigid layers, sharp occluders) a
+    point half covered when refreshed keeps more chains on its occluder (AJ ~1.6 lower there).
+
     Attributes:
         enabled: apply the filter (False = "w/o feature filter" ablation).
         threshold: minimum cosine similarity of a chain's landing point to the query.
         revive_threshold: minimum similarity of a chain that brings back a point which was
             occluded on the previous frame (the larger of the two thresholds applies).
+        refresh_every: frames between appearance refreshes (0 = compare with the query only).
+        refresh_threshold: minimum similarity to the query of a refreshed descriptor.
+        refresh_min_chains: valid chains (after the filter) a point needs on the frame to be
+            refreshed.
     """
 
     enabled: bool = True
     threshold: float = 0.1
     revive_threshold: float = 0.3
+    refresh_every: int = 8
+    refresh_threshold: float = 0.3
+    refresh_min_chains: int = 2
 
     def validate(self) -> None:
         _check(-1.0 <= self.threshold < 1.0, "relocalize.filter.threshold", self.threshold, "in [-1, 1)")
         _check(-1.0 <= self.revive_threshold < 1.0, "relocalize.filter.revive_threshold", self.revive_threshold,
                "in [-1, 1)")
+        _check(0 <= self.refresh_every <= 10_000, "relocalize.filter.refresh_every", self.refresh_every,
+               "in [0, 10000] frames (0 = off)")
+        _check(-1.0 <= self.refresh_threshold <= 1.0, "relocalize.filter.refresh_threshold", self.refresh_threshold,
+               "in [-1, 1]")
+        _check(1 <= self.refresh_min_chains <= 64, "relocalize.filter.refresh_min_chains", self.refresh_min_chains,
+               "in [1, 64]")
 
 
 @dataclass

@@ -23,9 +23,13 @@ class FeatureSimilarityFilter:
     informative descriptor level are never filtered. With ``config.enabled = False`` nothing is
     dropped.
 
-    The filter only reads the :class:`QueryBank` (query descriptors, and ``lost``, which the
-    :class:`~.observer.LongTermObserver` keeps); it stores nothing but ``last_similarity``, a
-    debugging copy of its last result.
+    A chain's similarity is the larger of its similarity to the query descriptor and to the
+    query's refreshed descriptor, which :meth:`refresh` updates every ``config.refresh_every``
+    frames from the points tracked with confidence (see :class:`~.config.FeatureFilterConfig`).
+
+    The filter reads the :class:`QueryBank` (query descriptors, and ``lost``, which the
+    :class:`~.observer.LongTermObserver` keeps) and writes only the bank's refreshed descriptors;
+    :meth:`filter` itself stores nothing but ``last_similarity``, a debugging copy of its result.
     """
 
     def __init__(self, config: FeatureFilterConfig, bank: QueryBank) -> None:
@@ -57,10 +61,30 @@ class FeatureSimilarityFilter:
         # chains of a point usually agree: describe each distinct landing (0.25 px grid) once
         pts = landing[n_idx, c_idx]
         first, inverse = unique_rows(np.stack([n_idx, *np.rint(pts.T * 4).astype(np.int64)], axis=1))
-        q, w = self.bank.query(self.bank.rows(query_ids)[n_idx[first]])
-        uniq = cosine_similarity(q, w, self.bank.describe(buffer, frame, pts[first]))
+        rows = self.bank.rows(query_ids)[n_idx[first]]
+        seen = self.bank.describe(buffer, frame, pts[first])
+        uniq = cosine_similarity(*self.bank.query(rows), seen)
+        if self.config.refresh_every > 0:  # NaN only where neither has an informative level
+            uniq = np.fmax(uniq, cosine_similarity(*self.bank.refreshed(rows), seen))
         sim[n_idx, c_idx] = uniq[inverse]
         return sim
+
+    def refresh(self, buffer: ClipBuffer, frame: int, query_ids: np.ndarray, xy: np.ndarray,
+                steady: np.ndarray, chains: np.ndarray) -> None:
+        """After the fusion of ``frame``: on every ``refresh_every``-th frame, take the descriptor
+        at ``xy (N, 2)`` px of each point that is ``steady (N,)`` (visible on this frame and the
+        previous one) with at least ``refresh_min_chains`` valid ``chains (N,)``, and keep it as
+        its refreshed descriptor where it is still ``refresh_threshold``-similar to the query."""
+        cfg = self.config
+        if not cfg.enabled or cfg.refresh_every <= 0 or frame % cfg.refresh_every != 0:
+            return
+        pick = np.flatnonzero(np.asarray(steady, bool) & (np.asarray(chains) >= cfg.refresh_min_chains))
+        if pick.size == 0:
+            return
+        rows = self.bank.rows(np.asarray(query_ids, np.int64)[pick])
+        now = self.bank.describe(buffer, frame, np.asarray(xy, np.float64)[pick])
+        similar = cosine_similarity(*self.bank.query(rows), now) >= cfg.refresh_threshold  # NaN: not similar
+        self.bank.refresh(rows[similar], now.rows(similar))
 
 
 def unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

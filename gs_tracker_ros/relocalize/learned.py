@@ -134,6 +134,11 @@ class LearnedMatchObserver:
         sim = np.einsum("ncd,nd->nc", desc, self._desc[rows])
         return valid & (sim >= thr)
 
+    def refresh(self, buffer: ClipBuffer, frame: int, query_ids: np.ndarray, xy: np.ndarray,
+                steady: np.ndarray, chains: np.ndarray) -> None:
+        """The learned filter keeps comparing with the query descriptors as they were taken: the
+        appearance refresh was measured with the classical filter only (docs/accuracy.md)."""
+
     def observe(self, buffer: ClipBuffer, frame: int, ids: np.ndarray, prior_xy: np.ndarray,
                 prior_visible: np.ndarray | None = None) -> Observation:
         """Matches on ``frame`` around ``prior_xy (N, 2)`` px (the tracker's predicted positions:

@@ -165,6 +165,9 @@ TRACKER_RANGES: dict[str, tuple[float, float]] = {
     "schedule.scheduled_from": (1, 256),
     "schedule.relax": (0.05, 1.0),
     "schedule.ema_frames": (1, 1000),
+    "relocalize.filter.refresh_every": (0, 10000),
+    "relocalize.filter.refresh_threshold": (-1.0, 1.0),
+    "relocalize.filter.refresh_min_chains": (1, 64),
 }
 
 # Allowed values of string keys (the sets TrackerConfig validation checks against), shown by

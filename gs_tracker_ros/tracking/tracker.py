@@ -26,14 +26,22 @@ from .state import PointStates
 class ChainFilter(Protocol):
     """Optional step 2 filter: may invalidate chains whose landing point looks wrong.
 
-    A pure function of its arguments and of state its owner keeps (e.g. the query descriptors of
-    the observer's bank, read-only here): it stores nothing, so replacing or removing it changes
-    only which chains stay valid.
+    :meth:`filter` is a pure function of its arguments and of state its owner keeps (e.g. the
+    query descriptors of the observer's bank): it stores nothing, so replacing or removing it
+    changes only which chains stay valid. After the fusion the tracker calls :meth:`refresh`,
+    the one place the filter may update what it compares landings with (e.g. the refreshed
+    appearance of points tracked with confidence).
     """
 
     def filter(self, buffer: ClipBuffer, frame: int, query_ids: np.ndarray, landing: np.ndarray,
                valid: np.ndarray) -> np.ndarray:
         """``landing (N, C, 2)`` px and ``valid (N, C)`` -> new ``valid``."""
+
+    def refresh(self, buffer: ClipBuffer, frame: int, query_ids: np.ndarray, xy: np.ndarray,
+                steady: np.ndarray, chains: np.ndarray) -> None:
+        """After the fusion: the points' fused positions ``xy (N, 2)`` px, ``steady (N,)`` visible
+        on this frame and the previous one, ``chains (N,)`` valid chains after the filter; the
+        filter may refresh what it compares landings with (its owner's state)."""
 
 
 class Observer(Protocol):
@@ -209,6 +217,7 @@ class ProbabilisticTracker:
         if self.chain_filter is not None:
             kept = valid & self._unfiltered(t, valid.shape[1])
             valid = self.chain_filter.filter(self.buffer, t, p.ids, mu_k, valid & ~kept) | kept
+        was_visible = p.cur_vis
         # 5. observer: record which points kept a chain, then observe around the predicted positions
         observation = None
         if self.observer is not None:
@@ -226,6 +235,9 @@ class ProbabilisticTracker:
         # hidden points: published where their neighbours take them
         mu, v, vis, pub_mu, pub_v = self._place_hidden_points(own, mu, v, vis)
         self._store(t, mu, v, vis, pub_mu, pub_v)
+        # 2'. the filter's appearance refresh from the points tracked with confidence
+        if self.chain_filter is not None:
+            self.chain_filter.refresh(self.buffer, t, p.ids, mu, vis & was_visible, valid.sum(axis=1))
         self.schedule.update((time.perf_counter() - t_start) * 1e3)
         return self.state()
 
