@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from gs_tracker_ros.core.errors import InputError
 from gs_tracker_ros.core.types import TrackState
 from gs_tracker_ros.evaluation.calibration import (CALIBRATED_COVERAGE, calibration_counts, coverage_from_counts,
                                                    error_vs_sigma)
@@ -77,6 +78,28 @@ def test_evaluate_cycle_pools_clips() -> None:
     assert res["overall"]["within_2px"] >= max(s["within_2px"] for s in res["sequences"].values()) - 0.5
 
 
+def test_cycle_difference_is_paired_over_grid_points() -> None:
+    from gs_tracker_ros.evaluation.significance import beyond_noise, paired_cycle_difference
+
+    def res(**clips):
+        return {"method": "m", "sequences": {k: {"errors": list(v)} for k, v in clips.items()}}
+
+    base = np.array([1.0, 3.0, 5.0, np.inf] * 16)  # 64 points per clip
+    same = paired_cycle_difference(res(a=base, b=base), res(a=base, b=base))
+    assert all(v == {"diff": 0.0, "low": 0.0, "high": 0.0} for v in same.values())
+    better = base.copy()
+    better[3::4] = 1.5  # every lost point of clip a returns within 2 px
+    d = paired_cycle_difference(res(a=better, b=base), res(a=base, b=base))
+    assert d["within_2px"]["diff"] == pytest.approx(16 / 128) and beyond_noise(d["within_2px"])
+    assert d["tracked"]["diff"] == pytest.approx(16 / 128)
+    one = base.copy()
+    one[3] = 1.5  # a single point: within the noise
+    d = paired_cycle_difference(res(a=one, b=base), res(a=base, b=base))
+    assert d["within_4px"]["diff"] == pytest.approx(1 / 128) and not beyond_noise(d["within_4px"])
+    with pytest.raises(InputError, match="different grids"):
+        paired_cycle_difference(res(a=base[:9], b=base), res(a=base, b=base))
+
+
 def test_coverage_of_a_calibrated_gaussian() -> None:
     rng = np.random.default_rng(1)
     sigma = rng.uniform(0.5, 20, 20000)
@@ -121,11 +144,20 @@ def test_eval_cli_cycle_and_per_video_table(shared_data, tmp_path) -> None:
     out = tmp_path / "cycle.json"
     proc = subprocess.run([sys.executable, "-m", "gs_tracker_ros", "eval", "--dataset", "cycle",
                            str(shared_data / "davis_unlabeled"), "--frames", "5", "--grid", "3", "--method", "klt",
-                           "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+                           "--method", "dis-chain-fast", "--json", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
-    assert data["overall"]["points"] == 9 * len(data["sequences"]) and len(data["sequences"]) >= 10
+    klt = data["results"][0]
+    assert klt["overall"]["points"] == 9 * len(klt["sequences"]) and len(klt["sequences"]) >= 10
+    assert all(len(s["errors"]) == 9 for s in klt["sequences"].values())
     assert "| klt | **pooled** |" in proc.stdout
+    # the second method minus the first, with its interval, printed and in the JSON
+    (diff,) = data["differences"]
+    assert diff["method"] == "dis-chain-fast" and diff["against"] == "klt" and "| dis-chain-fast |" in proc.stdout
+    got = diff["differences"]["pooled"]["within_4px"]
+    want = data["results"][1]["overall"]["within_4px"] - klt["overall"]["within_4px"]
+    assert got["diff"] == pytest.approx(want) and got["low"] <= got["diff"] <= got["high"]
     bad = subprocess.run([sys.executable, "-m", "gs_tracker_ros", "eval", "--dataset", "cycle", str(tmp_path)],
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "no image folders" in bad.stderr and "Traceback" not in bad.stderr

@@ -98,7 +98,9 @@ def evaluate_cycle(tracker_factory: Callable[[], PointTracker], clips: Sequence[
     """Cycle scores per clip and pooled over every clip's points; JSON-ready.
 
     Returns ``{"method", "overall": {...}, "sequences": {name: {...}}}`` with the keys of
-    :func:`summarize_cycle` plus ``ms_per_frame`` (median step time of the forward passes).
+    :func:`summarize_cycle` plus ``ms_per_frame`` (median step time of the forward passes); each
+    clip also lists its grid points' round-trip ``errors`` (px, inf = lost), which
+    :func:`~gs_tracker_ros.evaluation.significance.paired_cycle_difference` resamples.
     """
     if not clips:
         raise InputError("no clips to evaluate")
@@ -109,7 +111,8 @@ def evaluate_cycle(tracker_factory: Callable[[], PointTracker], clips: Sequence[
         tracker = tracker_factory()
         method = method or str(getattr(tracker, "name", type(tracker).__name__))
         err, step_ms = cycle_errors(tracker, clip.frames, grid)
-        per_clip[clip.name] = {**summarize_cycle(err), "ms_per_frame": float(np.median(step_ms))}
+        per_clip[clip.name] = {**summarize_cycle(err), "ms_per_frame": float(np.median(step_ms)),
+                               "errors": err.tolist()}  # per grid point, px (inf = lost): for resampling
         pooled.append(err)
         all_ms.append(step_ms)
         if progress:

@@ -90,6 +90,49 @@ def paired_difference(with_choice: Mapping[str, Any], without_choice: Mapping[st
     return out
 
 
+CYCLE_DIFF_KEYS: tuple[str, ...] = ("within_2px", "within_4px", "within_8px", "tracked")
+
+
+def paired_cycle_difference(with_choice: Mapping[str, Any], without_choice: Mapping[str, Any],
+                            n_boot: int = 2000, level: float = 0.9, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Cycle-check differences ``with_choice - without_choice`` (pooled over the clips) with the
+    ``level`` interval of a paired bootstrap over the grid points, each clip's points drawn from
+    that clip. Both are :func:`~gs_tracker_ros.evaluation.cycle.evaluate_cycle` results on the same
+    clips and grid. Returns ``{key: {"diff", "low", "high"}}`` for :data:`CYCLE_DIFF_KEYS` (fractions)."""
+    if not 0.0 < level < 1.0:
+        raise InputError(f"level must be in (0, 1), got {level}")
+    clips = list(with_choice["sequences"])
+    if sorted(clips) != sorted(without_choice["sequences"]):
+        raise InputError("paired_cycle_difference needs results on the same clips")
+    rng = np.random.default_rng(seed)
+    tail = 100.0 * (1.0 - level) / 2.0
+    diffs = {k: np.zeros(n_boot) for k in CYCLE_DIFF_KEYS}
+    observed = {k: 0.0 for k in CYCLE_DIFF_KEYS}
+    total = 0
+    for clip in clips:
+        errs = []
+        for res in (with_choice, without_choice):
+            if "errors" not in res["sequences"][clip]:
+                raise InputError(f"{res.get('method', '?')}: no per-point errors for {clip} (re-run the evaluation)")
+            errs.append(np.asarray(res["sequences"][clip]["errors"], np.float64))
+        if errs[0].shape != errs[1].shape:
+            raise InputError(f"{clip}: the two results have different grids ({errs[0].size} and {errs[1].size} points)")
+        n = errs[0].size
+        total += n
+        idx = rng.integers(0, n, size=(n_boot, n)) if n else np.zeros((n_boot, 0), np.int64)
+        for key in CYCLE_DIFF_KEYS:
+            a, b = (np.isfinite(e) if key == "tracked" else e < float(key[len("within_"):-len("px")]) for e in errs)
+            d = a.astype(np.int64) - b.astype(np.int64)  # per point: +1, 0 or -1
+            observed[key] += float(d.sum())
+            diffs[key] += d[idx].sum(axis=1)
+    out = {}
+    for key in CYCLE_DIFF_KEYS:
+        res = diffs[key] / max(total, 1)
+        low, high = np.percentile(res, [tail, 100.0 - tail])
+        out[key] = {"diff": observed[key] / max(total, 1), "low": float(low), "high": float(high)}
+    return out
+
+
 def beyond_noise(interval: Mapping[str, float]) -> bool:
     """Whether a :func:`paired_difference` interval excludes 0."""
     return bool(interval["low"] > 0 or interval["high"] < 0)
