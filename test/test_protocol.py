@@ -154,7 +154,7 @@ def test_eval_cli_cycle_and_per_video_table(shared_data, tmp_path) -> None:
     assert "| klt | **pooled** |" in proc.stdout
     # the second method minus the first, with its interval, printed and in the JSON
     (diff,) = data["differences"]
-    assert diff["method"] == "dis-chain-fast" and diff["against"] == "klt" and "| dis-chain-fast |" in proc.stdout
+    assert diff["method"] == "dis-chain-fast" and diff["against"] == "klt" and "| dis-chain-fast | **pooled** |" in proc.stdout
     got = diff["differences"]["pooled"]["within_4px"]
     want = data["results"][1]["overall"]["within_4px"] - klt["overall"]["within_4px"]
     assert got["diff"] == pytest.approx(want) and got["low"] <= got["diff"] <= got["high"]

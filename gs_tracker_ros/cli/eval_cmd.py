@@ -65,42 +65,33 @@ def format_table(results: list[dict], columns=BADJA_COLUMNS, verdicts: dict | No
     return "\n".join(lines)
 
 
-def difference_table(results: list[dict], reference: dict, sign: int = 1) -> tuple[str, list[dict]]:
+def difference_table(results: list[dict], reference: dict, kind: str = "badja",
+                     sign: int = 1) -> tuple[str, list[dict]]:
     """Markdown table of paired-bootstrap score differences (``evaluation/significance.py``) of
     every result against ``reference`` (``sign=-1``: reference minus result, what an ablated part
-    adds), per video and pooled; and the JSON rows."""
-    from ..evaluation.significance import DIFF_KEYS, format_difference, paired_difference
+    adds): per video and pooled for ``kind`` badja, pooled over the clips for cycle; and the JSON
+    rows."""
+    from ..evaluation import significance as sig
 
-    lines = ["| method | video | " + " | ".join(f"diff {k} [90% CI]" for k in DIFF_KEYS) + " |",
-             "|---" * (len(DIFF_KEYS) + 2) + "|"]
+    if kind == "cycle":
+        keys = sig.CYCLE_DIFF_KEYS
+
+        def compare(a, b):
+            return {"pooled": sig.paired_cycle_difference(a, b)}
+    else:
+        keys, compare = sig.DIFF_KEYS, sig.paired_difference
+    lines = ["| method | video | " + " | ".join(f"diff {k} [90% CI]" for k in keys) + " |",
+             "|---" * (len(keys) + 2) + "|"]
     rows = []
     for res in results:
         if res is reference:
             continue
-        a, b = (res, reference) if sign > 0 else (reference, res)
-        diffs = paired_difference(a, b)
+        diffs = compare(res, reference) if sign > 0 else compare(reference, res)
         rows.append({"method": res["method"], "against": reference["method"], "differences": diffs})
         for video, per_key in diffs.items():
             label = f"**{video}**" if video == "pooled" else video
-            lines.append(f"| {res['method']} | {label} | " + " | ".join(format_difference(per_key[k]) for k in DIFF_KEYS)
+            lines.append(f"| {res['method']} | {label} | " + " | ".join(sig.format_difference(per_key[k]) for k in keys)
                          + " |")
-    return "\n".join(lines), rows
-
-
-def cycle_difference_table(results: list[dict], reference: dict) -> tuple[str, list[dict]]:
-    """Markdown table of the pooled cycle-check differences of every result minus ``reference``
-    (paired bootstrap over the grid points), and the JSON rows."""
-    from ..evaluation.significance import CYCLE_DIFF_KEYS, format_difference, paired_cycle_difference
-
-    lines = ["| method | " + " | ".join(f"diff {k} [90% CI]" for k in CYCLE_DIFF_KEYS) + " |",
-             "|---" * (len(CYCLE_DIFF_KEYS) + 1) + "|"]
-    rows = []
-    for res in results:
-        if res is reference:
-            continue
-        diffs = paired_cycle_difference(res, reference)
-        rows.append({"method": res["method"], "against": reference["method"], "differences": {"pooled": diffs}})
-        lines.append(f"| {res['method']} | " + " | ".join(format_difference(diffs[k]) for k in CYCLE_DIFF_KEYS) + " |")
     return "\n".join(lines), rows
 
 
@@ -157,18 +148,14 @@ def run(args: argparse.Namespace) -> int:
     print(table)
     print(note)
     differences: list[dict] = []
-    if kind == "cycle" and len(results) > 1:
-        diff_table, differences = cycle_difference_table(results, results[0])
-        print(f"\nPaired differences (each method minus {results[0]['method']}, pooled over the clips), points in %, "
-              "with the 90 % interval of a bootstrap over the grid points (* = the interval excludes 0):")
-        print(diff_table)
-    if kind == "badja" and len(results) > 1:
+    if len(results) > 1:
         reference = results[-1] if args.ablation else results[0]
-        diff_table, differences = difference_table(results, reference, sign=-1 if args.ablation else 1)
+        diff_table, differences = difference_table(results, reference, kind, sign=-1 if args.ablation else 1)
         what = ("what each part adds: full minus the variant" if args.ablation
                 else f"each method minus {reference['method']}")
+        units = "grid points, each clip's from that clip" if kind == "cycle" else "labelled points"
         print(f"\nPaired differences ({what}), score points, with the 90 % interval of a bootstrap over "
-              "the labelled points (same points drawn for both; * = the interval excludes 0):")
+              f"the {units} (same points drawn for both; * = the interval excludes 0):")
         print(diff_table)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
