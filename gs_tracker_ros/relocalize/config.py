@@ -175,9 +175,10 @@ class FeatureFilterConfig:
     the background does not rewrite its appearance). A chain's similarity is then the larger of
     its similarity to the query and to the refreshed descriptor. Chosen on the whole protocol
     (docs/accuracy.md): better on both badja_dev videos on every score and on the cycle check,
-    over a plateau of settings (every 2-8 frames, 0.2-0.5); refreshing on every frame lets the
-    template drift and loses. Its cost: on generated scenes (rigid layers, sharp occluders) a
-    point half covered when refreshed keeps more chains on its occluder (AJ ~1.6 lower there).
+    over a plateau of settings (every 4-16 frames, gates 0.2-0.5); refreshing on every frame or
+    every 2nd lets the template drift and is mixed. Its cost: on generated scenes (rigid
+    textures, where the query patch stays valid) a patch refreshed a little off the true position
+    lets later chains follow that drift (AJ ~1.6 lower there, occlusion accuracy unchanged).
 
     Attributes:
         enabled: apply the filter (False = "w/o feature filter" ablation).
