@@ -83,12 +83,24 @@ def cycle_errors(tracker: PointTracker, frames: np.ndarray, grid: int) -> tuple[
     return err, fwd.step_ms
 
 
+def cycle_successes(errors: np.ndarray) -> dict[str, np.ndarray]:
+    """Per grid point, from its round-trip errors ``(N,)`` px (inf = lost), whether it counts for
+    each fraction the cycle check reports: ``within_{k}px`` (returned within k px, one key per
+    threshold) and ``tracked`` (returned at all). ``(N,) bool`` each, keys in reporting order."""
+    errors = np.asarray(errors, np.float64)
+    out = {f"within_{int(k)}px": errors < k for k in CYCLE_THRESHOLDS_PX}
+    out["tracked"] = np.isfinite(errors)
+    return out
+
+
+CYCLE_FRACTION_KEYS: tuple[str, ...] = tuple(cycle_successes(np.zeros(0)))
+
+
 def summarize_cycle(errors: np.ndarray) -> dict[str, float]:
     """The cycle scores of module doc from pooled per-point errors (px, inf = lost)."""
     errors = np.asarray(errors, np.float64)
-    out = {f"within_{int(k)}px": float(np.mean(errors < k)) for k in CYCLE_THRESHOLDS_PX}
+    out = {key: float(np.mean(ok)) if ok.size else float("nan") for key, ok in cycle_successes(errors).items()}
     out["median_error_px"] = float(np.median(errors))
-    out["tracked"] = float(np.mean(np.isfinite(errors)))
     out["points"] = int(errors.size)
     return out
 

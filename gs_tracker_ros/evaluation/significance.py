@@ -19,9 +19,28 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..core.errors import InputError
+from .cycle import CYCLE_FRACTION_KEYS, cycle_successes
 from .metrics import scores_from_counts
 
 DIFF_KEYS: tuple[str, ...] = ("delta_seg", "delta_avg", "AJ")
+CYCLE_DIFF_KEYS: tuple[str, ...] = CYCLE_FRACTION_KEYS
+
+
+def _check_bootstrap(n_boot: int, level: float) -> None:
+    if not 0.0 < level < 1.0:
+        raise InputError(f"level must be in (0, 1), got {level}")
+    if n_boot < 1:
+        raise InputError(f"n_boot must be >= 1, got {n_boot}")
+
+
+def _interval(diff: np.ndarray, observed: float, level: float) -> dict[str, float]:
+    """``{"diff": observed, "low", "high"}``: the central ``level`` share of the finite resampled
+    differences ``diff`` (NaN bounds when there are none)."""
+    diff = np.asarray(diff, np.float64)
+    diff = diff[np.isfinite(diff)]
+    tail = 100.0 * (1.0 - level) / 2.0
+    low, high = np.percentile(diff, [tail, 100.0 - tail]) if diff.size else (np.nan, np.nan)
+    return {"diff": float(observed), "low": float(low), "high": float(high)}
 
 
 def _as_arrays(point_counts: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -55,10 +74,7 @@ def paired_difference(with_choice: Mapping[str, Any], without_choice: Mapping[st
     Returns ``{video or "pooled": {key: {"diff", "low", "high"}}}`` (fractions; ``low`` / ``high``
     bound the central ``level`` share of the ``n_boot`` paired resamples).
     """
-    if not 0.0 < level < 1.0:
-        raise InputError(f"level must be in (0, 1), got {level}")
-    if n_boot < 1:
-        raise InputError(f"n_boot must be >= 1, got {n_boot}")
+    _check_bootstrap(n_boot, level)
     videos = list(with_choice["sequences"])
     if sorted(videos) != sorted(without_choice["sequences"]):
         raise InputError("paired_difference needs results on the same videos")
@@ -71,7 +87,6 @@ def paired_difference(with_choice: Mapping[str, Any], without_choice: Mapping[st
         if b[v]["n_visible"].shape[0] != n:
             raise InputError(f"{v}: the two results have different points ({n} and {b[v]['n_visible'].shape[0]})")
         draws[v] = rng.integers(0, n, size=(n_boot, n)) if n else np.zeros((n_boot, 0), np.int64)
-    tail = 100.0 * (1.0 - level) / 2.0
     out: dict[str, dict[str, dict[str, float]]] = {}
     groups = [(v, [v]) for v in videos] + [("pooled", videos)]
     for name, members in groups:
@@ -80,17 +95,8 @@ def paired_difference(with_choice: Mapping[str, Any], without_choice: Mapping[st
         obs_b = _resampled_scores([b[v] for v in members], observed)
         res_a = _resampled_scores([a[v] for v in members], [draws[v] for v in members])
         res_b = _resampled_scores([b[v] for v in members], [draws[v] for v in members])
-        out[name] = {}
-        for key in keys:
-            diff = np.asarray(res_a[key] - res_b[key], np.float64)
-            diff = diff[np.isfinite(diff)]
-            low, high = (np.percentile(diff, [tail, 100.0 - tail]) if diff.size else (np.nan, np.nan))
-            out[name][key] = {"diff": float(obs_a[key][0] - obs_b[key][0]),
-                              "low": float(low), "high": float(high)}
+        out[name] = {key: _interval(res_a[key] - res_b[key], obs_a[key][0] - obs_b[key][0], level) for key in keys}
     return out
-
-
-CYCLE_DIFF_KEYS: tuple[str, ...] = ("within_2px", "within_4px", "within_8px", "tracked")
 
 
 def paired_cycle_difference(with_choice: Mapping[str, Any], without_choice: Mapping[str, Any],
@@ -99,13 +105,11 @@ def paired_cycle_difference(with_choice: Mapping[str, Any], without_choice: Mapp
     ``level`` interval of a paired bootstrap over the grid points, each clip's points drawn from
     that clip. Both are :func:`~gs_tracker_ros.evaluation.cycle.evaluate_cycle` results on the same
     clips and grid. Returns ``{key: {"diff", "low", "high"}}`` for :data:`CYCLE_DIFF_KEYS` (fractions)."""
-    if not 0.0 < level < 1.0:
-        raise InputError(f"level must be in (0, 1), got {level}")
+    _check_bootstrap(n_boot, level)
     clips = list(with_choice["sequences"])
     if sorted(clips) != sorted(without_choice["sequences"]):
         raise InputError("paired_cycle_difference needs results on the same clips")
     rng = np.random.default_rng(seed)
-    tail = 100.0 * (1.0 - level) / 2.0
     diffs = {k: np.zeros(n_boot) for k in CYCLE_DIFF_KEYS}
     observed = {k: 0.0 for k in CYCLE_DIFF_KEYS}
     total = 0
@@ -120,17 +124,13 @@ def paired_cycle_difference(with_choice: Mapping[str, Any], without_choice: Mapp
         n = errs[0].size
         total += n
         idx = rng.integers(0, n, size=(n_boot, n)) if n else np.zeros((n_boot, 0), np.int64)
+        ok_a, ok_b = cycle_successes(errs[0]), cycle_successes(errs[1])
         for key in CYCLE_DIFF_KEYS:
-            a, b = (np.isfinite(e) if key == "tracked" else e < float(key[len("within_"):-len("px")]) for e in errs)
-            d = a.astype(np.int64) - b.astype(np.int64)  # per point: +1, 0 or -1
+            d = ok_a[key].astype(np.int64) - ok_b[key].astype(np.int64)  # per point: +1, 0 or -1
             observed[key] += float(d.sum())
             diffs[key] += d[idx].sum(axis=1)
-    out = {}
-    for key in CYCLE_DIFF_KEYS:
-        res = diffs[key] / max(total, 1)
-        low, high = np.percentile(res, [tail, 100.0 - tail])
-        out[key] = {"diff": observed[key] / max(total, 1), "low": float(low), "high": float(high)}
-    return out
+    scale = 1.0 / max(total, 1)
+    return {key: _interval(diffs[key] * scale, observed[key] * scale, level) for key in CYCLE_DIFF_KEYS}
 
 
 def beyond_noise(interval: Mapping[str, float]) -> bool:
