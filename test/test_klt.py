@@ -92,6 +92,29 @@ def test_settings_come_from_the_config() -> None:
     assert tracker._params["winSize"] == (31, 31)
 
 
+def test_low_contrast_texture_followed_by_our_lk_but_not_opencv_default_threshold() -> None:
+    """Our LK's minimum-eigenvalue threshold (1e-5) follows a smooth, low-contrast texture
+    (3 grey levels of contrast, e.g. sky or blurred road) that OpenCV's default (1e-4, which the
+    ``klt`` baseline keeps) rejects for most windows; what it follows, it follows exactly."""
+    from gs_tracker_ros.motion.lucas_kanade import lk_forward_backward, lk_params
+
+    rng = np.random.default_rng(0)
+    blurred = cv2.GaussianBlur(rng.normal(0, 1, (240, 320)).astype(np.float32), (0, 0), 6)
+    img = np.clip(128 + 3 * blurred / blurred.std(), 0, 255).astype(np.uint8)
+    shift = np.float32([2.5, -1.5])
+    moved = cv2.warpAffine(img, np.float32([[1, 0, shift[0]], [0, 1, shift[1]]]), (320, 240),
+                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    pts = np.stack(np.meshgrid(np.arange(60, 260, 20), np.arange(60, 180, 20)), -1).reshape(-1, 2)
+    pts = pts.astype(np.float32)
+    assert LKConfig().min_eig_threshold == 1e-5 and klt_baseline_lk().min_eig_threshold == 1e-4
+    ours = lk_forward_backward(img, moved, pts, lk_params(LKConfig()))
+    opencv = lk_forward_backward(img, moved, pts, lk_params(klt_baseline_lk()))
+    assert ours.converged.mean() > 0.95
+    assert opencv.converged.mean() < 0.5
+    err = np.linalg.norm(ours.landing[ours.converged] - pts[ours.converged] - shift, axis=1)
+    assert np.median(err) < 0.1 and err.max() < 0.5
+
+
 def test_ids_stable_after_removals_and_reset() -> None:
     tex = texture(3)
     tracker = KLTTracker()

@@ -192,8 +192,9 @@ def center_clip(frames: np.ndarray, start: int, num_frames: int, stride: int,
     ])
 
 
-# LK of the pseudo-labels: small window, few levels (64-px-scale training clips)
-PSEUDO_LABEL_LK = LKConfig(window=9, levels=2, max_iterations=20, epsilon=0.03)
+# LK of the pseudo-labels: small window, few levels (64-px-scale training clips); OpenCV's
+# minimum-eigenvalue threshold, as the shipped checkpoints were trained with
+PSEUDO_LABEL_LK = LKConfig(window=9, levels=2, max_iterations=20, epsilon=0.03, min_eig_threshold=1.0e-4)
 
 
 def lk_grid_tracks(clip: np.ndarray, grid: int = 8, fb_thresh: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
