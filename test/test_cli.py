@@ -139,6 +139,24 @@ def test_eval_on_badja_default_beats_classical_baselines(tmp_path):
             assert ours[key] > results[base]["overall"][key], (key, base, ours, results[base]["overall"])
 
 
+def test_eval_query_jitter_on_a_real_video(tmp_path):
+    badja = REPO.parent / "shared" / "data" / "badja_dev"
+    if not badja.is_dir():
+        pytest.skip(f"BADJA data not found at {badja}")
+    out = tmp_path / "jitter.json"
+    res = cli("eval", "--dataset", "badja", badja / "dog", "--method", "klt", "--method", "dis-chain-fast",
+              "--query-jitter", 1, "--jitter-runs", 2, "--json", out)
+    assert res.returncode == 0, res.stderr
+    assert "Query jitter" in res.stdout and "| klt | **pooled** |" in res.stdout.split("Query jitter")[1]
+    for r in json.loads(out.read_text())["results"]:
+        jit = r["query_jitter"]
+        assert (jit["runs"], jit["amplitude_px"], list(jit["sequences"])) == (2, 1.0, ["dog"])
+        for key in ("delta_seg", "delta_avg", "AJ"):
+            stats = jit["overall"][key]
+            assert len(stats["values"]) == 2 and stats["min"] <= stats["mean"] <= stats["max"]
+            assert abs(stats["mean"] - r["overall"][key]) < 0.15  # one px moves a score, not the scale
+
+
 def test_eval_single_method_json_schema(tmp_path):
     badja = REPO.parent / "shared" / "data" / "badja_dev"
     if not badja.is_dir():
@@ -165,6 +183,12 @@ def test_eval_single_method_json_schema(tmp_path):
     (lambda d: ["track", d / "frames", "--grid", "3", "--out", d / "o.npz", "--reseed", "1.5"], "--reseed must be"),
     (lambda d: ["eval", "--dataset", "badja", d / "nowhere"], "nowhere"),
     (lambda d: ["eval", "--dataset", "kitti", d], "unknown dataset"),
+    (lambda d: ["eval", "--dataset", "cycle", d, "--query-jitter", "1"],
+     "--query-jitter moves the queries of labelled videos: use --dataset badja"),
+    (lambda d: ["eval", "--dataset", "badja", d, "--query-jitter", "1", "--jitter-runs", "0"],
+     "--jitter-runs must be in [1, 100], got 0"),
+    (lambda d: ["eval", "--dataset", "badja", d, "--query-jitter", "nan"],
+     "--query-jitter must be a finite number of px >= 0, got nan"),
     # issue 9: each of these was a traceback or a multi-line message, or came only after tracking
     (lambda d: ["track", d / "frames", "--grid", "0", "--out", d / "o.npz"], "--grid must be in [1, 200], got 0"),
     (lambda d: ["eval", "--dataset", "badja", d / "cut_gt"], "gt.npz: File is not a zip file (truncated or corrupt"),

@@ -31,6 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=48, metavar="T",
                    help="cycle: frames per clip tracked forward then back (default 48)")
     p.add_argument("--grid", type=int, default=8, metavar="G", help="cycle: G x G grid of points (default 8)")
+    p.add_argument("--query-jitter", type=float, default=0.0, metavar="PX",
+                   help="badja: also score every method (or ablation variant) on --jitter-runs copies of "
+                        "the videos whose queries moved by uniform offsets in [-PX, PX] px per axis, and "
+                        "report the mean and spread (default 0: off; 1 px shows how much a score rides "
+                        "on the exact query pixels)")
+    p.add_argument("--jitter-runs", type=int, default=6, metavar="K",
+                   help="badja: jittered draws per method with --query-jitter (default 6; the same "
+                        "draws for every method)")
     p.add_argument("--ablation", action="store_true",
                    help=f"run the {DEFAULT_METHOD} ablation in one process instead (badja only): each "
                         "part switched off in turn, with a verdict per part (helps only if it helps on "
@@ -58,6 +66,24 @@ def format_table(results: list[dict], columns=BADJA_COLUMNS, verdicts: dict | No
         for name, scores in rows:
             cells = [f"{scores.get(k, float('nan')):.1f}" if _plain(k) else _pct(scores.get(k, float("nan")))
                      for k in keys]
+            if verdicts:
+                cells.append(verdicts.get(res["method"], "") if name == "pooled" else "")
+            label = f"**{name}**" if name == "pooled" else name
+            lines.append(f"| {res['method']} | {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def jitter_table(results: list[dict], keys=("delta_seg", "delta_avg", "AJ", "OA"),
+                 verdicts: dict | None = None) -> str:
+    """Markdown table of each result's ``query_jitter`` summary: mean and standard deviation over
+    the draws per video and pooled (percent), with an optional verdict on the means."""
+    extra = ["verdict on the means"] if verdicts else []
+    lines = ["| method | video | " + " | ".join(f"{k} mean (sd)" for k in keys) + "".join(f" | {e}" for e in extra)
+             + " |", "|---" * (len(keys) + len(extra) + 2) + "|"]
+    for res in results:
+        jit = res["query_jitter"]
+        for name, per_key in list(jit["sequences"].items()) + [("pooled", jit["overall"])]:
+            cells = [f"{100 * per_key[k]['mean']:.1f} ({100 * per_key[k]['sd']:.1f})" for k in keys]
             if verdicts:
                 cells.append(verdicts.get(res["method"], "") if name == "pooled" else "")
             label = f"**{name}**" if name == "pooled" else name
@@ -101,6 +127,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"unknown dataset kind '{kind}' (supported: {', '.join(DATASET_KINDS)})")
     if args.frames < 2 or args.grid < 1:
         raise InputError(f"--frames must be >= 2 and --grid >= 1, got {args.frames} and {args.grid}")
+    if args.query_jitter != 0.0 and kind != "badja":
+        raise InputError("--query-jitter moves the queries of labelled videos: use --dataset badja")
+    if not (math.isfinite(args.query_jitter) and args.query_jitter >= 0.0):
+        raise InputError(f"--query-jitter must be a finite number of px >= 0, got {args.query_jitter}")
+    if args.jitter_runs < 1 or args.jitter_runs > 100:
+        raise InputError(f"--jitter-runs must be in [1, 100], got {args.jitter_runs}")
     if args.plot is not None and (kind != "badja" or args.ablation):
         raise InputError("--plot draws the error-vs-sigma figure of labelled videos: use --dataset badja "
                          "without --ablation")
@@ -122,19 +154,28 @@ def run(args: argparse.Namespace) -> int:
         from ..evaluation.runner import evaluate_badja
 
         sequences = load_badja_dataset(Path(directory))
+        jitter = args.query_jitter
+
+        def evaluate(factory):
+            """The exact-query result of one method, with its jittered summary when asked."""
+            result = evaluate_badja(factory, sequences, progress=True)
+            if jitter > 0:
+                from ..evaluation.jitter import evaluate_badja_jittered
+
+                result["query_jitter"] = evaluate_badja_jittered(factory, sequences, jitter, args.jitter_runs)
+            return result
+
         if args.ablation:
             from ..evaluation.protocol import verdict
             from ..evaluation.ablation import run_ablation
 
             if methods != [DEFAULT_METHOD]:
                 raise InputError(f"--ablation runs variants of {DEFAULT_METHOD}; drop --method")
-            results = run_ablation(lambda cfg: evaluate_badja(lambda: make_tracker(DEFAULT_METHOD, cfg), sequences,
-                                                              progress=True), config)
+            results = run_ablation(lambda cfg: evaluate(lambda: make_tracker(DEFAULT_METHOD, cfg)), config)
             full = results[-1]
             verdicts = {r["method"]: f"part {verdict(full, r)}" for r in results[:-1]}
         else:
-            results = [evaluate_badja(lambda m=m: make_tracker(m, config), sequences, progress=True)
-                       for m in methods]
+            results = [evaluate(lambda m=m: make_tracker(m, config)) for m in methods]
         columns = BADJA_COLUMNS
         note = ("(scores in %; pooled = all scored (point, frame) pairs of all videos; coverage = fraction of "
                 "visible labelled points within 1 / 2 sigma of the published variance, 39.3 / 86.5 if calibrated)")
@@ -157,6 +198,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nPaired differences ({what}), score points, with the 90 % interval of a bootstrap over "
               f"the {units} (same points drawn for both; * = the interval excludes 0):")
         print(diff_table)
+    if results and "query_jitter" in results[0]:
+        from ..evaluation.jitter import jitter_means
+
+        jitter_verdicts = None
+        if args.ablation:
+            from ..evaluation.protocol import verdict
+
+            full_means = jitter_means(results[-1]["method"], results[-1]["query_jitter"])
+            jitter_verdicts = {r["method"]: "part " + verdict(full_means, jitter_means(r["method"], r["query_jitter"]))
+                               for r in results[:-1]}
+        print(f"\nQuery jitter: each score's mean (standard deviation) over {args.jitter_runs} draws of the "
+              f"queries moved by up to +-{args.query_jitter:g} px per axis (the same draws for every method; "
+              "docs/accuracy.md):")
+        print(jitter_table(results, verdicts=jitter_verdicts))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = results[0] if len(results) == 1 else {"results": results, "differences": differences}
