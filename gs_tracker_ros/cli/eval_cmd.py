@@ -162,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
             if jitter > 0:
                 from ..evaluation.jitter import evaluate_badja_jittered
 
-                result["query_jitter"] = evaluate_badja_jittered(factory, sequences, jitter, args.jitter_runs)
+                result["query_jitter"] = evaluate_badja_jittered(factory, sequences, jitter, args.jitter_runs,
+                                                                   progress=True)
             return result
 
         if args.ablation:

@@ -19,6 +19,7 @@ far apart two methods must be before a single run can tell them apart.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -83,17 +84,25 @@ def jitter_means(method: str, jitter: Mapping[str, Any]) -> dict[str, Any]:
 
 def evaluate_jittered(evaluate: Callable[[Sequence[TrackingSequence]], Mapping[str, Any]],
                       sequences: Sequence[TrackingSequence], amplitude_px: float, runs: int,
-                      seed: int = 0) -> dict[str, Any]:
+                      seed: int = 0, progress: bool = False) -> dict[str, Any]:
     """Run ``evaluate`` (sequences -> an ``evaluate_badja`` result, e.g. a fresh tracker per
-    sequence) on ``runs`` jittered copies of ``sequences`` and :func:`summarize_jitter` them."""
-    draws = jittered_sequences(sequences, amplitude_px, runs, seed)
-    return summarize_jitter([evaluate(draw) for draw in draws], amplitude_px, seed)
+    sequence) on ``runs`` jittered copies of ``sequences`` and :func:`summarize_jitter` them;
+    with ``progress`` one line per draw on stderr."""
+    results = []
+    for k, draw in enumerate(jittered_sequences(sequences, amplitude_px, runs, seed)):
+        results.append(evaluate(draw))
+        if progress:
+            o = results[-1]["overall"]
+            print(f"[{results[-1].get('method', '?')}] query jitter draw {k + 1}/{runs}: "
+                  + " ".join(f"{key}={100 * o[key]:.1f}" for key in ("delta_seg", "delta_avg", "AJ")),
+                  file=sys.stderr, flush=True)
+    return summarize_jitter(results, amplitude_px, seed)
 
 
 def evaluate_badja_jittered(tracker_factory: Callable[[], PointTracker], sequences: Sequence[TrackingSequence],
-                            amplitude_px: float, runs: int, seed: int = 0) -> dict[str, Any]:
+                            amplitude_px: float, runs: int, seed: int = 0, progress: bool = False) -> dict[str, Any]:
     """:func:`evaluate_jittered` with :func:`~gs_tracker_ros.evaluation.runner.evaluate_badja`."""
     from .runner import evaluate_badja
 
     return evaluate_jittered(lambda seqs: evaluate_badja(tracker_factory, seqs, progress=False), sequences,
-                             amplitude_px, runs, seed)
+                             amplitude_px, runs, seed, progress)
