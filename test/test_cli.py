@@ -144,9 +144,12 @@ def test_eval_query_jitter_on_a_real_video(tmp_path):
     if not badja.is_dir():
         pytest.skip(f"BADJA data not found at {badja}")
     out = tmp_path / "jitter.json"
+    figure = tmp_path / "jitter.png"
     res = cli("eval", "--dataset", "badja", badja / "dog", "--method", "klt", "--method", "dis-chain-fast",
-              "--query-jitter", 1, "--jitter-runs", 2, "--json", out)
+              "--query-jitter", 1, "--jitter-runs", 2, "--json", out, "--jitter-plot", figure)
     assert res.returncode == 0, res.stderr
+    image = cv2.imread(str(figure))
+    assert image is not None and image.shape[1] > 500 and image.std() > 10  # a drawn figure, not a blank
     assert "Query jitter" in res.stdout and "| klt | **pooled** |" in res.stdout.split("Query jitter")[1]
     for r in json.loads(out.read_text())["results"]:
         jit = r["query_jitter"]
@@ -187,6 +190,8 @@ def test_eval_single_method_json_schema(tmp_path):
      "--query-jitter moves the queries of labelled videos: use --dataset badja"),
     (lambda d: ["eval", "--dataset", "badja", d, "--query-jitter", "1", "--jitter-runs", "0"],
      "--jitter-runs must be in [1, 100], got 0"),
+    (lambda d: ["eval", "--dataset", "badja", d, "--jitter-plot", d / "j.png"],
+     "--jitter-plot draws the jittered scores: add --query-jitter PX (e.g. 1)"),
     (lambda d: ["eval", "--dataset", "badja", d, "--query-jitter", "nan"],
      "--query-jitter must be a finite number of px >= 0, got nan"),
     # issue 9: each of these was a traceback or a multi-line message, or came only after tracking

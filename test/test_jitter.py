@@ -93,3 +93,17 @@ def test_zero_jitter_reproduces_the_exact_scores_and_one_px_spreads_them(sequenc
     assert len(values) == 3 and len(set(values)) > 1  # the draws differ...
     assert moved["overall"]["delta_avg"]["min"] <= moved["overall"]["delta_avg"]["mean"] <= max(values)
     assert json.loads(json.dumps(moved))["amplitude_px"] == 1.0  # ...and the summary is JSON
+
+
+def test_jitter_figure_is_drawn_and_needs_jittered_results(tmp_path, sequences) -> None:
+    import cv2
+
+    from gs_tracker_ros.viz.jitter_plot import plot_query_jitter
+
+    result = evaluate_badja(lambda: make_tracker("klt"), sequences, progress=False)
+    with pytest.raises(ValueError, match="query_jitter"):
+        plot_query_jitter([result], tmp_path / "none.png")
+    result["query_jitter"] = evaluate_badja_jittered(lambda: make_tracker("klt"), sequences, 1.0, 2)
+    path = plot_query_jitter([result], tmp_path / "j.png", key="delta_avg")
+    image = cv2.imread(str(path))
+    assert image is not None and image.shape[1] > 400 and image.std() > 10

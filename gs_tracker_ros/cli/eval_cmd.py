@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jitter-runs", type=int, default=6, metavar="K",
                    help="badja: jittered draws per method with --query-jitter (default 6; the same "
                         "draws for every method)")
+    p.add_argument("--jitter-plot", type=Path, default=None, metavar="PNG",
+                   help="badja with --query-jitter: write the figure of every method's delta_seg per video "
+                        "and pooled (each draw, their mean, the exact-query score) to PNG")
     p.add_argument("--ablation", action="store_true",
                    help=f"run the {DEFAULT_METHOD} ablation in one process instead (badja only): each "
                         "part switched off in turn, with a verdict per part (helps only if it helps on "
@@ -131,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--query-jitter moves the queries of labelled videos: use --dataset badja")
     if not (math.isfinite(args.query_jitter) and args.query_jitter >= 0.0):
         raise InputError(f"--query-jitter must be a finite number of px >= 0, got {args.query_jitter}")
+    if args.jitter_plot is not None and args.query_jitter == 0.0:
+        raise InputError("--jitter-plot draws the jittered scores: add --query-jitter PX (e.g. 1)")
     if args.jitter_runs < 1 or args.jitter_runs > 100:
         raise InputError(f"--jitter-runs must be in [1, 100], got {args.jitter_runs}")
     if args.plot is not None and (kind != "badja" or args.ablation):
@@ -213,6 +218,11 @@ def run(args: argparse.Namespace) -> int:
               f"queries moved by up to +-{args.query_jitter:g} px per axis (the same draws for every method; "
               "docs/accuracy.md):")
         print(jitter_table(results, verdicts=jitter_verdicts))
+        if args.jitter_plot is not None:
+            from ..viz.jitter_plot import plot_query_jitter
+
+            figure = plot_query_jitter(results, args.jitter_plot, title=Path(directory).name)
+            print(f"query-jitter figure -> {figure}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = results[0] if len(results) == 1 else {"results": results, "differences": differences}
