@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gs_tracker_ros.core.errors import InputError
-from gs_tracker_ros.evaluation.metrics import badja_scores, count_matches, scored_pairs
+from gs_tracker_ros.evaluation.metrics import badja_scores, count_matches, scored_pairs, total_counts
 from gs_tracker_ros.evaluation.runner import pool_scores, score_sequence, summarize_scores
 from gs_tracker_ros.evaluation.significance import beyond_noise, format_difference, paired_difference
 
@@ -40,6 +40,7 @@ def test_per_point_counts_sum_to_the_counts() -> None:
     args = (pred, vis, seq.tracks_xy, seq.visible, scored_pairs(seq.annotated, seq.query_frame), seq.image_hw,
             seq.mask_area)
     total, per_point = count_matches(*args), count_matches(*args, per_point=True)
+    assert total_counts(per_point) == total  # the totals badja_scores derives from the per-point counts
     for key, value in total.items():
         assert np.array_equal(np.asarray(per_point[key]).sum(axis=-1), np.asarray(value)), key
     assert np.asarray(per_point["within"]).shape == (5, 20)

@@ -175,8 +175,19 @@ def badja_scores(pred_xy: np.ndarray, pred_visible: np.ndarray, seq: TrackingSeq
         )
     args = (pred_xy, pred_visible.astype(bool), seq.tracks_xy, seq.visible,
             scored_pairs(seq.annotated, seq.query_frame), seq.image_hw, seq.mask_area)
-    counts = count_matches(*args)
-    return {**scores_from_counts(counts), "counts": counts, "point_counts": count_matches(*args, per_point=True)}
+    point_counts = count_matches(*args, per_point=True)
+    counts = total_counts(point_counts)
+    return {**scores_from_counts(counts), "counts": counts, "point_counts": point_counts}
+
+
+def total_counts(point_counts: Mapping[str, Any]) -> dict[str, Any]:
+    """The counts :func:`count_matches` returns, from its ``per_point=True`` counts (summed over
+    the points), so that one pass over the pairs gives both."""
+    out: dict[str, Any] = {}
+    for key, value in point_counts.items():
+        arr = np.asarray(value, np.int64)
+        out[key] = arr.sum(axis=-1).tolist() if arr.ndim == 2 else int(arr.sum())
+    return out
 
 
 def _sum_counts(all_counts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
