@@ -59,19 +59,36 @@ def _plain(key: str) -> bool:
     return key == "ms_per_frame" or key.endswith("_px")
 
 
+def _label(name: str) -> str:
+    """A table's video cell: the pooled row in bold."""
+    return f"**{name}**" if name == "pooled" else name
+
+
+def _rows(sequences: dict, overall: dict):
+    """``(name, label, scores)`` per video, then the pooled row."""
+    return [(name, _label(name), scores) for name, scores in [*sequences.items(), ("pooled", overall)]]
+
+
+def _part_verdicts(results: list[dict], view=lambda r: r) -> dict[str, str]:
+    """``{variant: "part helps / hurts / mixed"}`` of an ablation (``results[-1]`` is the full
+    default), compared on ``view(result)`` (the exact scores, or the jittered means)."""
+    from ..evaluation.protocol import verdict
+
+    full = view(results[-1])
+    return {r["method"]: f"part {verdict(full, view(r))}" for r in results[:-1]}
+
+
 def format_table(results: list[dict], columns=BADJA_COLUMNS, verdicts: dict | None = None) -> str:
     """Markdown table: one row per method and sequence, then the pooled row."""
     extra = ["verdict"] if verdicts else []
     keys = list(columns) + ["ms_per_frame"]
     lines = ["| method | video | " + " | ".join(keys + extra) + " |", "|---" * (len(keys) + len(extra) + 2) + "|"]
     for res in results:
-        rows = list(res["sequences"].items()) + [("pooled", res["overall"])]
-        for name, scores in rows:
+        for name, label, scores in _rows(res["sequences"], res["overall"]):
             cells = [f"{scores.get(k, float('nan')):.1f}" if _plain(k) else _pct(scores.get(k, float("nan")))
                      for k in keys]
             if verdicts:
                 cells.append(verdicts.get(res["method"], "") if name == "pooled" else "")
-            label = f"**{name}**" if name == "pooled" else name
             lines.append(f"| {res['method']} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -85,11 +102,10 @@ def jitter_table(results: list[dict], keys=("delta_seg", "delta_avg", "AJ", "OA"
              + " |", "|---" * (len(keys) + len(extra) + 2) + "|"]
     for res in results:
         jit = res["query_jitter"]
-        for name, per_key in list(jit["sequences"].items()) + [("pooled", jit["overall"])]:
+        for name, label, per_key in _rows(jit["sequences"], jit["overall"]):
             cells = [f"{100 * per_key[k]['mean']:.1f} ({100 * per_key[k]['sd']:.1f})" for k in keys]
             if verdicts:
                 cells.append(verdicts.get(res["method"], "") if name == "pooled" else "")
-            label = f"**{name}**" if name == "pooled" else name
             lines.append(f"| {res['method']} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -118,7 +134,7 @@ def difference_table(results: list[dict], reference: dict, kind: str = "badja",
         diffs = compare(res, reference) if sign > 0 else compare(reference, res)
         rows.append({"method": res["method"], "against": reference["method"], "differences": diffs})
         for video, per_key in diffs.items():
-            label = f"**{video}**" if video == "pooled" else video
+            label = _label(video)
             lines.append(f"| {res['method']} | {label} | " + " | ".join(sig.format_difference(per_key[k]) for k in keys)
                          + " |")
     return "\n".join(lines), rows
@@ -172,14 +188,12 @@ def run(args: argparse.Namespace) -> int:
             return result
 
         if args.ablation:
-            from ..evaluation.protocol import verdict
             from ..evaluation.ablation import run_ablation
 
             if methods != [DEFAULT_METHOD]:
                 raise InputError(f"--ablation runs variants of {DEFAULT_METHOD}; drop --method")
             results = run_ablation(lambda cfg: evaluate(lambda: make_tracker(DEFAULT_METHOD, cfg)), config)
-            full = results[-1]
-            verdicts = {r["method"]: f"part {verdict(full, r)}" for r in results[:-1]}
+            verdicts = _part_verdicts(results)
         else:
             results = [evaluate(lambda m=m: make_tracker(m, config)) for m in methods]
         columns = BADJA_COLUMNS
@@ -209,11 +223,7 @@ def run(args: argparse.Namespace) -> int:
 
         jitter_verdicts = None
         if args.ablation:
-            from ..evaluation.protocol import verdict
-
-            full_means = jitter_means(results[-1]["method"], results[-1]["query_jitter"])
-            jitter_verdicts = {r["method"]: "part " + verdict(full_means, jitter_means(r["method"], r["query_jitter"]))
-                               for r in results[:-1]}
+            jitter_verdicts = _part_verdicts(results, lambda r: jitter_means(r["method"], r["query_jitter"]))
         print(f"\nQuery jitter: each score's mean (standard deviation) over {args.jitter_runs} draws of the "
               f"queries moved by up to +-{args.query_jitter:g} px per axis (the same draws for every method; "
               "docs/accuracy.md):")
