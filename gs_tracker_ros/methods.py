@@ -9,7 +9,7 @@ the only places that turn a :class:`TrackerConfig` into objects.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from .baselines.dis_chain import DISChainTracker
 from .baselines.klt import KLTTracker
@@ -108,8 +108,8 @@ def _probfuse(config: TrackerConfig | None) -> PointTracker:
 # The accurate profile: the live profile (TrackerConfig defaults) plus the dense DIS field (preset
 # medium, full resolution: the best single chain measured on held-out footage) on the
 # frame-to-frame chain and learned ALIKED matches on every frame. Its CPU cost is stated in the
-# README; on a GPU or for offline replay it is the more accurate choice. Keys set here override
-# the same keys of the given config.
+# README; on a GPU or for offline replay it is the more accurate choice. Applied with
+# :func:`apply_profile`: a key the user changed (--set, --config, a node parameter) wins.
 ACCURATE_PROFILE: dict[str, Any] = {
     "sources": ("lk", "dis"),
     "flow.intervals": (1,),
@@ -138,14 +138,40 @@ FAST_PROFILE: dict[str, Any] = {
 }
 
 
+def apply_profile(config: TrackerConfig | None, profile: dict[str, Any],
+                  user_keys: Iterable[str] = ()) -> TrackerConfig:
+    """``config`` with a profile's keys, except those the user set: a key in ``user_keys`` (what
+    ``--set`` named) or one whose value differs from the TrackerConfig default (a config file, a
+    node parameter) keeps the user's value. So ``--method probfuse-accurate --set
+    relocalize.every=2`` runs the descriptor network on every 2nd frame although 2 is the
+    TrackerConfig default; only ``--set`` can pin a key to its default against a profile."""
+    config = config or TrackerConfig()
+    forced = set(user_keys)
+    given, default = config.to_dict(), TrackerConfig().to_dict()
+    keep = {key: value for key, value in profile.items()
+            if key not in forced and _normalised(_dotted(given, key)) == _normalised(_dotted(default, key))}
+    return config.replace(**keep) if keep else config
+
+
+def _dotted(data: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        data = data[part]
+    return data
+
+
+def _normalised(value: Any) -> Any:
+    """Lists and tuples compare alike (YAML and --set give lists, the dataclasses tuples)."""
+    return tuple(_normalised(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
 def _probfuse_fast(config: TrackerConfig | None) -> PointTracker:
-    tracker = _probfuse((config or TrackerConfig()).replace(**FAST_PROFILE))
+    tracker = _probfuse(config)  # make_tracker applied FAST_PROFILE
     tracker.name = "probfuse-fast"
     return tracker
 
 
 def _probfuse_accurate(config: TrackerConfig | None) -> PointTracker:
-    tracker = _probfuse((config or TrackerConfig()).replace(**ACCURATE_PROFILE))
+    tracker = _probfuse(config)  # make_tracker applied ACCURATE_PROFILE
     tracker.name = "probfuse-accurate"
     return tracker
 
@@ -200,10 +226,19 @@ def method_names() -> list[str]:
     return list(METHODS)
 
 
-def make_tracker(method: str = DEFAULT_METHOD, config: TrackerConfig | dict[str, Any] | None = None) -> PointTracker:
-    """Build the tracker called ``method`` (see :data:`METHODS`) with an optional config."""
+# The named profiles' keys on top of TrackerConfig (see :func:`apply_profile`).
+PROFILES: dict[str, dict[str, Any]] = {"probfuse-fast": FAST_PROFILE, "probfuse-accurate": ACCURATE_PROFILE}
+
+
+def make_tracker(method: str = DEFAULT_METHOD, config: TrackerConfig | dict[str, Any] | None = None,
+                 user_keys: Iterable[str] = ()) -> PointTracker:
+    """Build the tracker called ``method`` (see :data:`METHODS`) with an optional config; for a
+    profile (:data:`PROFILES`), its keys apply where the user did not set them (``user_keys``:
+    the dotted keys set on the command line, which win even at their default value)."""
     if method not in METHODS:
         raise ConfigError(f"unknown method '{method}'; choose one of: {', '.join(METHODS)}")
     if isinstance(config, dict):
         config = TrackerConfig.from_dict(config)
+    if method in PROFILES:
+        config = apply_profile(config, PROFILES[method], user_keys)
     return METHODS[method][0](config)

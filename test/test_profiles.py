@@ -129,3 +129,31 @@ def test_a_dense_source_runs_only_on_its_own_intervals():
     assert pairs and all(b - a == 1 for a, b in pairs)
     assert len(pairs) == 9
     assert np.abs(state.xy[0] - [64.0 + 4.5, 48.0]).max() < 0.3
+
+
+def test_a_key_the_user_changed_wins_over_the_profile():
+    """``--method probfuse-accurate --set relocalize.every=2`` must run every 2nd frame, not be
+    silently replaced by the profile's value; keys the user left alone take the profile's."""
+    user = TrackerConfig().replace(**{"relocalize.every": 2, "flow.intervals": [1, 2],
+                                      "integration.outlier_px": 8.0})
+    # a value that differs from the TrackerConfig default wins (config file, node parameter)
+    accurate = make_tracker("probfuse-accurate", user)
+    assert tuple(accurate.config.flow.intervals) == (1, 2)
+    assert accurate.config.integration.outlier_px == 8.0
+    assert tuple(accurate.config.sources) == tuple(ACCURATE_PROFILE["sources"])  # left alone: profile's
+    assert accurate.config.relocalize.learned.enabled
+    # relocalize.every=2 is the TrackerConfig default: only a --set key pins it against the profile
+    assert accurate.config.relocalize.every == ACCURATE_PROFILE["relocalize.every"] == 1
+    assert make_tracker("probfuse-accurate", user, {"relocalize.every"}).config.relocalize.every == 2
+    fast = make_tracker("probfuse-fast", TrackerConfig().replace(**{"schedule.stride": 4}))
+    assert fast.config.schedule.stride == 4 and fast.config.integration.unfiltered_max_interval == 2
+
+
+def test_set_keys_reach_the_profile_through_the_cli():
+    from gs_tracker_ros.cli.bench_cmd import build_tracker
+    from gs_tracker_ros.cli.common import load_config, override_keys
+
+    sets = ["relocalize.every=2", "integration.intervals=[1, 2, 4, 8]"]
+    assert override_keys(sets) == {"relocalize.every", "integration.intervals"}
+    tracker = build_tracker("probfuse-accurate", load_config(None, sets), 1, override_keys(sets))
+    assert tracker.config.relocalize.every == 2 and tracker.config.relocalize.learned.enabled

@@ -30,7 +30,7 @@ from ..core.errors import ConfigError
 from ..core.geometry import first_grid_points
 from ..methods import DEFAULT_METHOD, make_tracker, method_names
 from ..evaluation.timing import time_tracker
-from .common import load_config
+from .common import load_config, override_keys
 
 WIDTH, HEIGHT = 854, 480
 NEURAL_METHODS = frozenset({"probfuse-accurate", "gmae", "probfuse+gmae"})
@@ -94,23 +94,23 @@ def bench_frames(num_frames: int, seed: int = 0, width: int = WIDTH, height: int
     return list(scene.frames())
 
 
-def build_tracker(method: str, config: TrackerConfig, chain_workers: int = 1):
-    """``make_tracker(method, config)``, with ``chain_workers`` set where it is our tracker."""
-    tracker = make_tracker(method, config)
+def build_tracker(method: str, config: TrackerConfig, chain_workers: int = 1, user_keys=()):
+    """``make_tracker(method, config, user_keys)``, with ``chain_workers`` set where it is our tracker."""
+    tracker = make_tracker(method, config, user_keys)
     if hasattr(tracker, "chain_workers"):
         tracker.chain_workers = int(chain_workers)
     return tracker
 
 
 def time_method(method: str, config: TrackerConfig, frames: list[np.ndarray], num_points: int,
-                warmup: int = 3, chain_workers: int = 1) -> dict[str, float]:
-    return time_tracker(build_tracker(method, config, chain_workers), frames, num_points, warmup)
+                warmup: int = 3, chain_workers: int = 1, user_keys=()) -> dict[str, float]:
+    return time_tracker(build_tracker(method, config, chain_workers, user_keys), frames, num_points, warmup)
 
 
 def memory_run(method: str, config: TrackerConfig, frames: list[np.ndarray], checkpoints: tuple[int, int],
-               num_points: int = 256) -> dict[str, float]:
+               num_points: int = 256, user_keys=()) -> dict[str, float]:
     """RSS at two frame counts of a long stream (clip played forward and backward)."""
-    tracker = make_tracker(method, config)
+    tracker = make_tracker(method, config, user_keys)
     tracker.step(frames[0])
     tracker.add_queries(first_grid_points(WIDTH, HEIGHT, num_points))
     cycle = frames + frames[-2:0:-1]
@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     # would otherwise compete with OpenCV's for the two cores).
     checkpoints = (100, 1000) if args.quick else (1000, 10000)
     print(f"memory over a {checkpoints[1]}-frame stream with {DEFAULT_METHOD} ...", file=sys.stderr, flush=True)
-    mem = memory_run(DEFAULT_METHOD, config, frames, checkpoints)
+    mem = memory_run(DEFAULT_METHOD, config, frames, checkpoints, user_keys=override_keys(args.overrides))
     mem["peak_rss_mb"] = max(peak_rss_mb(), max(mem.values()))
     if not args.quick:
         mem = {"rss_mb_frame_1000": mem["rss_mb_frame_1000"], "rss_mb_frame_10000": mem["rss_mb_frame_10000"],
@@ -157,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
     for method in methods:
         results["methods"][method] = {}
         for points in (256, 1024):
-            r = time_method(method, config, frames, points, chain_workers=args.chain_workers)
+            r = time_method(method, config, frames, points, chain_workers=args.chain_workers,
+                            user_keys=override_keys(args.overrides))
             results["methods"][method][f"points_{points}"] = r
             print(f"  {method:>10} {points:5d} points: {r['latency_ms_p50']:7.2f} ms p50, "
                   f"{r['latency_ms_p95']:7.2f} ms p95, {r['fps_median']:7.1f} fps", file=sys.stderr, flush=True)
@@ -279,7 +280,7 @@ def run_profile(args: argparse.Namespace, config: TrackerConfig) -> int:
     frames = bench_frames(num_frames, width=WIDTH, height=HEIGHT)
     results: dict[str, Any] = {"method": method, "frame_size": [WIDTH, HEIGHT], "points": {}}
     for points in PROFILE_POINTS:
-        tracker = build_tracker(method, config, args.chain_workers)
+        tracker = build_tracker(method, config, args.chain_workers, override_keys(args.overrides))
         if not hasattr(tracker, "sources"):
             raise ConfigError(f"--profile times the stages of a ProbabilisticTracker; method '{method}' is not one")
         prof = profile_tracker(tracker, frames, points)
@@ -352,7 +353,8 @@ def run_scaling(args: argparse.Namespace, config: TrackerConfig) -> int:
         for points in SCALING_POINTS:
             row: dict[str, Any] = {"width": width, "height": height, "points": points}
             for method in methods:
-                row[method] = time_method(method, config, frames, points, chain_workers=args.chain_workers)
+                row[method] = time_method(method, config, frames, points, chain_workers=args.chain_workers,
+                                          user_keys=override_keys(args.overrides))
             results["rows"].append(row)
             print("  " + ", ".join(f"{m} {row[m]['fps_median']:.1f} fps" for m in methods)
                   + f" ({width}x{height}, {points} points)", file=sys.stderr, flush=True)

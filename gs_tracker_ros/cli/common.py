@@ -48,6 +48,12 @@ def load_config(path: Path | None, overrides: list[str]) -> TrackerConfig:
     return config.replace(**parsed) if parsed else config
 
 
+def override_keys(overrides: list[str]) -> set[str]:
+    """The dotted keys named by ``--set KEY=VALUE`` items: they win over a profile's keys
+    (:func:`gs_tracker_ros.methods.apply_profile`), even where VALUE is the TrackerConfig default."""
+    return {item.split("=", 1)[0].strip() for item in overrides if "=" in item}
+
+
 def _parse_value(text: str) -> Any:
     import yaml
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..core.errors import InputError
 from ..methods import DEFAULT_METHOD, make_tracker
-from .common import add_method_options, load_config
+from .common import add_method_options, load_config, override_keys
 
 DATASET_KINDS = ("badja", "cycle")
 BADJA_COLUMNS = ("delta_seg", "delta_3px", "delta_avg", "OA", "AJ", "coverage_1sigma", "coverage_2sigma")
@@ -158,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--plot draws the error-vs-sigma figure of labelled videos: use --dataset badja "
                          "without --ablation")
     config = load_config(args.config, args.overrides)
+    keys = override_keys(args.overrides)
     methods = args.method or [DEFAULT_METHOD]
     verdicts = None
     if kind == "cycle":
@@ -166,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         if args.ablation:
             raise InputError("--ablation needs labelled videos: use --dataset badja")
         clips = load_cycle_dataset(Path(directory), max_frames=args.frames)
-        results = [evaluate_cycle(lambda m=m: make_tracker(m, config), clips, grid=args.grid) for m in methods]
+        results = [evaluate_cycle(lambda m=m: make_tracker(m, config, keys), clips, grid=args.grid) for m in methods]
         columns = CYCLE_COLUMNS + ("median_error_px",)
         note = (f"(cycle: {args.grid}x{args.grid} grid, {args.frames} frames forward then back; fractions of all "
                 "points in %, a point lost either way counts as a failure)")
@@ -195,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
             results = run_ablation(lambda cfg: evaluate(lambda: make_tracker(DEFAULT_METHOD, cfg)), config)
             verdicts = _part_verdicts(results)
         else:
-            results = [evaluate(lambda m=m: make_tracker(m, config)) for m in methods]
+            results = [evaluate(lambda m=m: make_tracker(m, config, keys)) for m in methods]
         columns = BADJA_COLUMNS
         note = ("(scores in %; pooled = all scored (point, frame) pairs of all videos; coverage = fraction of "
                 "visible labelled points within 1 / 2 sigma of the published variance, 39.3 / 86.5 if calibrated)")

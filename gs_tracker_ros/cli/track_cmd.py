@@ -16,7 +16,7 @@ from ..core.seeding import GridSeeder
 from ..core.types import TrackStatus
 from ..evaluation.runner import run_tracker_on_sequence
 from ..methods import make_tracker
-from .common import add_method_options, load_config
+from .common import add_method_options, load_config, override_keys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         prepare_output(args.overlay, "--overlay")
     if args.sheet is not None:
         prepare_output(args.sheet, "--sheet")
-    tracker = make_tracker(args.method, config)
+    tracker = make_tracker(args.method, config, override_keys(args.overrides))
 
     def reseed_step(t: int, state):
         result = seeder.reseed(tracker, state, width, height, config.max_tracks)
