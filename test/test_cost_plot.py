@@ -53,7 +53,9 @@ def test_a_row_takes_its_method_from_each_file(runs) -> None:
     assert klt.score["pooled"] == badja[0]["query_jitter"]["overall"]["delta_avg"]["mean"] > 0
     assert dis.score["scene3"] == badja[1]["sequences"]["scene3"]["delta_avg"] > 0
     assert dis.within_4px == cycle[1]["overall"]["within_4px"]
-    assert klt.ms_per_frame == bench["methods"]["klt"]["points_256"]["latency_ms_p50"] > 0
+    assert klt.ms_per_frame == bench["methods"]["klt"]["points_256"]["latency_ms_mean"] > 0
+    assert klt.ratio_vs_klt == 1.0
+    assert dis.ratio_vs_klt == pytest.approx(dis.ms_per_frame / klt.ms_per_frame)
     with pytest.raises(ValueError, match="no result of method 'probfuse'"):
         cost_point("x", out / "badja.json", out / "cycle.json", out / "bench.json", "probfuse")
 
