@@ -165,15 +165,11 @@ def _normalised(value: Any) -> Any:
 
 
 def _probfuse_fast(config: TrackerConfig | None) -> PointTracker:
-    tracker = _probfuse(config)  # make_tracker applied FAST_PROFILE
-    tracker.name = "probfuse-fast"
-    return tracker
+    return build_probabilistic_tracker(config, name="probfuse-fast")  # make_tracker applied FAST_PROFILE
 
 
 def _probfuse_accurate(config: TrackerConfig | None) -> PointTracker:
-    tracker = _probfuse(config)  # make_tracker applied ACCURATE_PROFILE
-    tracker.name = "probfuse-accurate"
-    return tracker
+    return build_probabilistic_tracker(config, name="probfuse-accurate")  # make_tracker applied ACCURATE_PROFILE
 
 
 def _gmae(config: TrackerConfig | None) -> PointTracker:

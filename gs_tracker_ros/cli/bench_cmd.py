@@ -127,12 +127,13 @@ def memory_run(method: str, config: TrackerConfig, frames: list[np.ndarray], che
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
+    user_keys = override_keys(args.overrides)
     if args.chain_workers < 1:
         raise ConfigError(f"--chain-workers must be >= 1, got {args.chain_workers}")
     if args.profile:
-        return run_profile(args, config)
+        return run_profile(args, config, user_keys)
     if args.scaling:
-        return run_scaling(args, config)
+        return run_scaling(args, config, user_keys)
     methods = args.method or method_names()
     if "klt" not in methods:
         methods = methods + ["klt"]
@@ -148,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     # would otherwise compete with OpenCV's for the two cores).
     checkpoints = (100, 1000) if args.quick else (1000, 10000)
     print(f"memory over a {checkpoints[1]}-frame stream with {DEFAULT_METHOD} ...", file=sys.stderr, flush=True)
-    mem = memory_run(DEFAULT_METHOD, config, frames, checkpoints, user_keys=override_keys(args.overrides))
+    mem = memory_run(DEFAULT_METHOD, config, frames, checkpoints, user_keys=user_keys)
     mem["peak_rss_mb"] = max(peak_rss_mb(), max(mem.values()))
     if not args.quick:
         mem = {"rss_mb_frame_1000": mem["rss_mb_frame_1000"], "rss_mb_frame_10000": mem["rss_mb_frame_10000"],
@@ -157,8 +158,7 @@ def run(args: argparse.Namespace) -> int:
     for method in methods:
         results["methods"][method] = {}
         for points in (256, 1024):
-            r = time_method(method, config, frames, points, chain_workers=args.chain_workers,
-                            user_keys=override_keys(args.overrides))
+            r = time_method(method, config, frames, points, chain_workers=args.chain_workers, user_keys=user_keys)
             results["methods"][method][f"points_{points}"] = r
             print(f"  {method:>10} {points:5d} points: {r['latency_ms_p50']:7.2f} ms p50, "
                   f"{r['latency_ms_p95']:7.2f} ms p95, {r['fps_median']:7.1f} fps", file=sys.stderr, flush=True)
@@ -259,7 +259,7 @@ def format_bench(results: dict[str, Any]) -> str:
 PROFILE_POINTS = (256, 1024)
 
 
-def run_profile(args: argparse.Namespace, config: TrackerConfig) -> int:
+def run_profile(args: argparse.Namespace, config: TrackerConfig, user_keys=()) -> int:
     """``bench --profile``: per-stage ms/frame of the default method, plus the ROS message costs."""
     from ..evaluation.profiling import lk_pyramid_share, profile_tracker
     from ..motion.lucas_kanade import lk_params
@@ -280,7 +280,7 @@ def run_profile(args: argparse.Namespace, config: TrackerConfig) -> int:
     frames = bench_frames(num_frames, width=WIDTH, height=HEIGHT)
     results: dict[str, Any] = {"method": method, "frame_size": [WIDTH, HEIGHT], "points": {}}
     for points in PROFILE_POINTS:
-        tracker = build_tracker(method, config, args.chain_workers, override_keys(args.overrides))
+        tracker = build_tracker(method, config, args.chain_workers, user_keys)
         if not hasattr(tracker, "sources"):
             raise ConfigError(f"--profile times the stages of a ProbabilisticTracker; method '{method}' is not one")
         prof = profile_tracker(tracker, frames, points)
@@ -340,7 +340,7 @@ SCALING_POINTS = (64, 256, 1024, 4096)
 SCALING_SIZES = ((640, 480), (854, 480), (1280, 720))
 
 
-def run_scaling(args: argparse.Namespace, config: TrackerConfig) -> int:
+def run_scaling(args: argparse.Namespace, config: TrackerConfig, user_keys=()) -> int:
     """``bench --scaling``: the default method and klt over points x resolution, in one process."""
     methods = args.method or [DEFAULT_METHOD]
     if "klt" not in methods:
@@ -354,7 +354,7 @@ def run_scaling(args: argparse.Namespace, config: TrackerConfig) -> int:
             row: dict[str, Any] = {"width": width, "height": height, "points": points}
             for method in methods:
                 row[method] = time_method(method, config, frames, points, chain_workers=args.chain_workers,
-                                          user_keys=override_keys(args.overrides))
+                                          user_keys=user_keys)
             results["rows"].append(row)
             print("  " + ", ".join(f"{m} {row[m]['fps_median']:.1f} fps" for m in methods)
                   + f" ({width}x{height}, {points} points)", file=sys.stderr, flush=True)

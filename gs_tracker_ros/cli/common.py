@@ -39,19 +39,25 @@ def load_config(path: Path | None, overrides: list[str]) -> TrackerConfig:
             raise ConfigError("config file " + yaml_error_text(path, err)) from None
         data = loaded.get("tracker", loaded) if isinstance(loaded, dict) else loaded
     config = TrackerConfig.from_dict(data)
+    parsed = parse_overrides(overrides)
+    return config.replace(**parsed) if parsed else config
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as ``{dotted key: YAML-parsed value}``."""
     parsed = {}
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set expects KEY=VALUE, got '{item}'")
         key, value = item.split("=", 1)
         parsed[key.strip()] = _parse_value(value.strip())
-    return config.replace(**parsed) if parsed else config
+    return parsed
 
 
 def override_keys(overrides: list[str]) -> set[str]:
     """The dotted keys named by ``--set KEY=VALUE`` items: they win over a profile's keys
     (:func:`gs_tracker_ros.methods.apply_profile`), even where VALUE is the TrackerConfig default."""
-    return {item.split("=", 1)[0].strip() for item in overrides if "=" in item}
+    return set(parse_overrides(overrides))
 
 
 def _parse_value(text: str) -> Any:

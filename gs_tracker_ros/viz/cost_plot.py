@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..evaluation.jitter import jitter_means
+
 
 @dataclass(frozen=True)
 class CostPoint:
@@ -62,12 +64,9 @@ def cost_point(label: str, badja_json: Path, cycle_json: Path, bench_json: Path,
         raise ValueError(f"{bench_json}: no {points}-point mean timing of method '{method}' and of klt "
                          "(gs-tracker bench writes both)") from None
     jit = badja.get("query_jitter")
-    if jit is not None:
-        score = {name: float(v[key]["mean"]) for name, v in jit["sequences"].items()}
-        score["pooled"] = float(jit["overall"][key]["mean"])
-    else:
-        score = {name: float(v[key]) for name, v in badja["sequences"].items()}
-        score["pooled"] = float(badja["overall"][key])
+    view = jitter_means(method, jit) if jit is not None else badja
+    score = {name: float(v[key]) for name, v in view["sequences"].items()}
+    score["pooled"] = float(view["overall"][key])
     return CostPoint(label, ms, ms / klt_ms, score, float(cycle["overall"]["within_4px"]), jit is not None, key)
 
 
