@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..evaluation.jitter import jitter_means
-
 
 @dataclass(frozen=True)
 class CostPoint:
@@ -64,9 +62,12 @@ def cost_point(label: str, badja_json: Path, cycle_json: Path, bench_json: Path,
         raise ValueError(f"{bench_json}: no {points}-point mean timing of method '{method}' and of klt "
                          "(gs-tracker bench writes both)") from None
     jit = badja.get("query_jitter")
-    view = jitter_means(method, jit) if jit is not None else badja
-    score = {name: float(v[key]) for name, v in view["sequences"].items()}
-    score["pooled"] = float(view["overall"][key])
+    if jit is not None:  # means over the draws (evaluation.jitter sits above viz: read them here)
+        score = {name: float(v[key]["mean"]) for name, v in jit["sequences"].items()}
+        score["pooled"] = float(jit["overall"][key]["mean"])
+    else:
+        score = {name: float(v[key]) for name, v in badja["sequences"].items()}
+        score["pooled"] = float(badja["overall"][key])
     return CostPoint(label, ms, ms / klt_ms, score, float(cycle["overall"]["within_4px"]), jit is not None, key)
 
 
