@@ -73,8 +73,8 @@ def test_loader_errors(tmp_path: Path) -> None:
 @needs_data
 def test_load_badja_dev() -> None:
     seqs = load_badja_dataset(DATA)
-    assert [s.name for s in seqs] == ["dog", "horsejump-high"]
-    dog = seqs[0]
+    assert [s.name for s in seqs] == ["bear", "dog", "horsejump-high", "horsejump-low"]
+    dog = seqs[1]
     assert load_badja_dataset(DATA / "dog")[0].name == "dog"
     n, t = dog.tracks_xy.shape[:2]
     assert t == 60 and 0 < n <= 20 and dog.image_hw == (480, 854)

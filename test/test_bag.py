@@ -151,8 +151,8 @@ def test_make_badja_dataset_one_bag_per_sequence_with_gt(shared_data, tmp_path, 
     rc, _, err = _cli(["bag", "make", str(shared_data / "badja_dev"), "--out", str(out), "--max-frames", "9",
                        "--format", "mcap"], capsys)
     assert rc == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["dog", "horsejump-high"]
-    for name in ("dog", "horsejump-high"):
+    assert sorted(p.name for p in out.iterdir()) == ["bear", "dog", "horsejump-high", "horsejump-low"]
+    for name in ("bear", "dog", "horsejump-high", "horsejump-low"):
         want = _truncate(load_badja_sequence(shared_data / "badja_dev" / name), 9)
         got = load_bag_sequence(out / name, with_frames=True)
         seq = got.seq

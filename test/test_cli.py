@@ -117,7 +117,7 @@ def test_eval_on_badja_default_beats_classical_baselines(tmp_path):
     assert res.returncode == 0, res.stderr
     results = {r["method"]: r for r in json.loads(out.read_text())["results"]}
     for r in results.values():
-        assert set(r["sequences"]) == {"dog", "horsejump-high"}
+        assert set(r["sequences"]) == {"bear", "dog", "horsejump-high", "horsejump-low"}
         for key in ("delta_seg", "delta_3px", "delta_avg", "OA", "AJ"):
             assert 0.0 <= r["overall"][key] <= 1.0
         assert r["overall"]["ms_per_frame"] > 0
@@ -126,7 +126,7 @@ def test_eval_on_badja_default_beats_classical_baselines(tmp_path):
     assert set(diffs) == {"klt", "dis-chain"} and "Paired differences" in res.stdout
     for name, d in diffs.items():
         assert d["against"] == "probfuse"
-        for video in ("dog", "horsejump-high", "pooled"):
+        for video in ("bear", "dog", "horsejump-high", "horsejump-low", "pooled"):
             scores = results[name]["overall" if video == "pooled" else "sequences"]
             scores = scores if video == "pooled" else scores[video]
             ref = results["probfuse"]["overall"] if video == "pooled" else results["probfuse"]["sequences"][video]
