@@ -11,9 +11,10 @@ from ..core.errors import InputError
 from ..methods import DEFAULT_METHOD, make_tracker
 from .common import add_method_options, load_config, override_keys
 
-DATASET_KINDS = ("badja", "cycle")
+DATASET_KINDS = ("badja", "cycle", "masks")
 BADJA_COLUMNS = ("delta_seg", "delta_3px", "delta_avg", "OA", "AJ", "coverage_1sigma", "coverage_2sigma")
 CYCLE_COLUMNS = ("within_2px", "within_4px", "within_8px", "tracked")
+MASK_COLUMNS = ("mask_stay", "visible_rate", "on_object")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,10 +22,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Run methods online on every sequence and score them. badja: "
                                    "delta_seg, delta_3px, delta_avg, OA, AJ and the variance's 1/2-sigma "
                                    "coverage, per video and pooled. cycle: track a grid forward and back "
-                                   "on unlabelled videos and count the points that return.")
+                                   "on unlabelled videos and count the points that return. masks: seed "
+                                   "points on the object of frame 0 and count the frames they stay on it "
+                                   "while reported visible.")
     p.add_argument("--dataset", nargs=2, metavar=("KIND", "DIR"), required=True,
-                   help="dataset kind (badja or cycle) and directory, e.g. --dataset badja "
-                        "../shared/data/badja_dev or --dataset cycle ../shared/data/davis_unlabeled")
+                   help="dataset kind (badja, cycle or masks) and directory, e.g. --dataset badja "
+                        "../shared/data/badja_dev, --dataset cycle ../shared/data/davis_unlabeled or "
+                        "--dataset masks ../shared/data/davis_masks")
+    p.add_argument("--mask-frames", type=Path, default=None, metavar="DIR",
+                   help="masks: the folder holding each masked clip's frames (default: the sibling "
+                        "davis_unlabeled folder of the masks folder)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the scores as JSON")
     p.add_argument("--plot", type=Path, default=None, metavar="PNG",
                    help="badja: write the error-vs-sigma figure of every method (pooled) to PNG")
@@ -55,8 +62,8 @@ def _pct(v: float) -> str:
 
 
 def _plain(key: str) -> bool:
-    """Columns printed as they are (ms, px) instead of as a percentage."""
-    return key == "ms_per_frame" or key.endswith("_px")
+    """Columns printed as they are (ms, px, counts) instead of as a percentage."""
+    return key in ("ms_per_frame", "points") or key.endswith("_px")
 
 
 def _label(name: str) -> str:
@@ -85,7 +92,8 @@ def format_table(results: list[dict], columns=BADJA_COLUMNS, verdicts: dict | No
     lines = ["| method | video | " + " | ".join(keys + extra) + " |", "|---" * (len(keys) + len(extra) + 2) + "|"]
     for res in results:
         for name, label, scores in _rows(res["sequences"], res["overall"]):
-            cells = [f"{scores.get(k, float('nan')):.1f}" if _plain(k) else _pct(scores.get(k, float("nan")))
+            cells = [f"{scores.get(k, float('nan')):.{0 if k == 'points' else 1}f}" if _plain(k)
+                     else _pct(scores.get(k, float("nan")))
                      for k in keys]
             if verdicts:
                 cells.append(verdicts.get(res["method"], "") if name == "pooled" else "")
@@ -118,11 +126,12 @@ def difference_table(results: list[dict], reference: dict, kind: str = "badja",
     rows."""
     from ..evaluation import significance as sig
 
-    if kind == "cycle":
-        keys = sig.CYCLE_DIFF_KEYS
+    if kind in ("cycle", "masks"):
+        keys = sig.CYCLE_DIFF_KEYS if kind == "cycle" else sig.MASK_DIFF_KEYS
+        pooled_difference = sig.paired_cycle_difference if kind == "cycle" else sig.paired_mask_difference
 
         def compare(a, b):
-            return {"pooled": sig.paired_cycle_difference(a, b)}
+            return {"pooled": pooled_difference(a, b)}
     else:
         keys, compare = sig.DIFF_KEYS, sig.paired_difference
     lines = ["| method | video | " + " | ".join(f"diff {k} [90% CI]" for k in keys) + " |",
@@ -146,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"unknown dataset kind '{kind}' (supported: {', '.join(DATASET_KINDS)})")
     if args.frames < 2 or args.grid < 1:
         raise InputError(f"--frames must be >= 2 and --grid >= 1, got {args.frames} and {args.grid}")
+    if args.mask_frames is not None and kind != "masks":
+        raise InputError("--mask-frames gives the frames of a mask dataset: use --dataset masks")
     if args.query_jitter != 0.0 and kind != "badja":
         raise InputError("--query-jitter moves the queries of labelled videos: use --dataset badja")
     if not (math.isfinite(args.query_jitter) and args.query_jitter >= 0.0):
@@ -161,11 +172,22 @@ def run(args: argparse.Namespace) -> int:
     keys = override_keys(args.overrides)
     methods = args.method or [DEFAULT_METHOD]
     verdicts = None
-    if kind == "cycle":
+    if args.ablation and kind != "badja":
+        raise InputError("--ablation needs labelled videos: use --dataset badja")
+    if kind == "masks":
+        from ..evaluation.masks import MaskProtocol, evaluate_masks, load_mask_dataset
+
+        clips = load_mask_dataset(Path(directory), args.mask_frames)
+        protocol = MaskProtocol()
+        results = [evaluate_masks(lambda m=m: make_tracker(m, config, keys), clips, protocol) for m in methods]
+        columns = MASK_COLUMNS + ("points",)
+        note = (f"(masks: up to {protocol.max_points} seeds per clip inside the frame-0 mask eroded by "
+                f"{protocol.erode_px} px; a (seed, frame) pair stays when reported visible inside the mask dilated "
+                f"by {protocol.dilate_px} px; mask_stay and visible_rate are fractions of all pairs, on_object "
+                "of the visible ones, in %)")
+    elif kind == "cycle":
         from ..evaluation.cycle import evaluate_cycle, load_cycle_dataset
 
-        if args.ablation:
-            raise InputError("--ablation needs labelled videos: use --dataset badja")
         clips = load_cycle_dataset(Path(directory), max_frames=args.frames)
         results = [evaluate_cycle(lambda m=m: make_tracker(m, config, keys), clips, grid=args.grid) for m in methods]
         columns = CYCLE_COLUMNS + ("median_error_px",)
@@ -215,7 +237,8 @@ def run(args: argparse.Namespace) -> int:
         diff_table, differences = difference_table(results, reference, kind, sign=-1 if args.ablation else 1)
         what = ("what each part adds: full minus the variant" if args.ablation
                 else f"each method minus {reference['method']}")
-        units = "grid points, each clip's from that clip" if kind == "cycle" else "labelled points"
+        units = {"cycle": "grid points, each clip's from that clip", "masks": "seeds, each clip's from that clip"}.get(
+            kind, "labelled points")
         print(f"\nPaired differences ({what}), score points, with the 90 % interval of a bootstrap over "
               f"the {units} (same points drawn for both; * = the interval excludes 0):")
         print(diff_table)

@@ -20,10 +20,12 @@ import numpy as np
 
 from ..core.errors import InputError
 from .cycle import CYCLE_FRACTION_KEYS, cycle_successes
+from .masks import MASK_FRACTION_KEYS, mask_fractions
 from .metrics import scores_from_counts
 
 DIFF_KEYS: tuple[str, ...] = ("delta_seg", "delta_avg", "AJ")
 CYCLE_DIFF_KEYS: tuple[str, ...] = CYCLE_FRACTION_KEYS
+MASK_DIFF_KEYS: tuple[str, ...] = MASK_FRACTION_KEYS
 
 
 def _check_bootstrap(n_boot: int, level: float) -> None:
@@ -131,6 +133,44 @@ def paired_cycle_difference(with_choice: Mapping[str, Any], without_choice: Mapp
             diffs[key] += d[idx].sum(axis=1)
     scale = 1.0 / max(total, 1)
     return {key: _interval(diffs[key] * scale, observed[key] * scale, level) for key in CYCLE_DIFF_KEYS}
+
+
+def paired_mask_difference(with_choice: Mapping[str, Any], without_choice: Mapping[str, Any],
+                           n_boot: int = 2000, level: float = 0.9, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Mask-stay differences ``with_choice - without_choice`` (pooled over the clips) with the
+    ``level`` interval of a paired bootstrap over the seeds, each clip's seeds drawn from that clip.
+    Both are :func:`~gs_tracker_ros.evaluation.masks.evaluate_masks` results on the same clips and
+    protocol. Returns ``{key: {"diff", "low", "high"}}`` for :data:`MASK_DIFF_KEYS` (fractions)."""
+    _check_bootstrap(n_boot, level)
+    clips = list(with_choice["sequences"])
+    if sorted(clips) != sorted(without_choice["sequences"]):
+        raise InputError("paired_mask_difference needs results on the same clips")
+    rng = np.random.default_rng(seed)
+    per_clip = []
+    for clip in clips:
+        counts = []
+        for res in (with_choice, without_choice):
+            if "point_counts" not in res["sequences"][clip]:
+                raise InputError(f"{res.get('method', '?')}: no per-seed counts for {clip} (re-run the evaluation)")
+            counts.append(_as_arrays(res["sequences"][clip]["point_counts"]))
+        n = counts[0]["pairs"].shape[0]
+        if counts[1]["pairs"].shape[0] != n:
+            raise InputError(f"{clip}: the two results have different seeds ({n} and {counts[1]['pairs'].shape[0]})")
+        per_clip.append((counts, rng.integers(0, n, size=(n_boot, n)) if n else np.zeros((n_boot, 0), np.int64)))
+
+    def scores(which: int, draw: bool) -> dict[str, np.ndarray]:
+        """Resampled (``draw``) or observed fractions of result ``which``, summed over the clips."""
+        total = {key: 0 for key in ("pairs", "visible", "stay")}
+        for counts, idx in per_clip:
+            for key in total:
+                arr = counts[which][key]
+                total[key] = total[key] + (arr[idx].sum(axis=1) if draw else np.array([arr.sum()]))
+        return mask_fractions(total["pairs"], total["visible"], total["stay"])
+
+    obs_a, obs_b = scores(0, False), scores(1, False)
+    res_a, res_b = scores(0, True), scores(1, True)
+    return {key: _interval(res_a[key] - res_b[key], float(obs_a[key][0] - obs_b[key][0]), level)
+            for key in MASK_DIFF_KEYS}
 
 
 def beyond_noise(interval: Mapping[str, float]) -> bool:
