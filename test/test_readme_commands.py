@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gs_tracker_ros.cli.main import build_parser
+from gs_tracker_ros.cli.main import SUBCOMMANDS, build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -47,8 +47,8 @@ def _command(text: str) -> list[str] | None:
     text = re.sub(r"\s+#.*$", "", " ".join(text.split()))  # one line, no trailing comment
     text = re.sub(r"\[([^\]]*)\]", r"\1", text)  # optional parts shown as [--opt V]: take them
     words = shlex.split(text)
-    if not words or words[0] not in PROGRAMS or len(words) < 2:
-        return None
+    if len(words) < 2 or words[0] not in PROGRAMS or words[1] not in SUBCOMMANDS:
+        return None  # not a command (e.g. a quoted error line `gs-tracker track: error: ...`)
     return [PLACEHOLDERS.get(w, w) for w in words[1:]]
 
 
