@@ -174,10 +174,10 @@ def test_make_bad_inputs_give_clear_errors(tmp_path, frame_folder, capsys):
     empty.mkdir()
     cases = [
         (["bag", "make", str(tmp_path / "nope"), "--out", str(tmp_path / "o1")], "does not exist"),
-        (["bag", "make", str(folder), "--out", str(tmp_path / "o2"), "--fps", "0"], "--fps must be > 0"),
+        (["bag", "make", str(folder), "--out", str(tmp_path / "o2"), "--fps", "0"], "--fps must be a frame rate in (0, "),
         (["bag", "make", str(empty), "--out", str(tmp_path / "o3")], "no images"),
         (["bag", "make", str(tmp_path), "--out", str(tmp_path / "o3")], "no gt.npz"),
-        (["bag", "make", str(folder), "--out", str(tmp_path / "o4"), "--grid", "3"], "only apply"),
+        (["bag", "make", str(folder), "--out", str(tmp_path / "o4"), "--grid", "3"], "only applies"),
     ]
     (tmp_path / "not_video.mp4").write_bytes(b"\x00garbage")
     cases.append((["bag", "make", str(tmp_path / "not_video.mp4"), "--out", str(tmp_path / "o5")], "not_video.mp4"))

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from ..core.errors import InputError
+from ..core.output import AtomicOutput, check_output, os_error_text
 from .typestore import IMAGE_TYPE, get_typestore, register_bag_types
 
 STORAGE_FORMATS = ("sqlite3", "mcap")
@@ -189,11 +190,43 @@ def image_cdr_to_rgb(raw: bytes) -> tuple[int, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------- writing
+BAG_SUFFIXES = frozenset({".db3", ".mcap", ".yaml", ".db3-shm", ".db3-wal", ".zstd"})
+"""The files a rosbag2 folder holds (a folder with anything else is not replaced or removed)."""
+
+
+def _write_error(path: Path, err: BaseException) -> BagError:
+    """One line for a failure while writing bag ``path``: the cause (e.g. ``no space left on
+    device``, sqlite's ``database or disk is full``), also when the storage library wrapped it."""
+    cause = err
+    while not isinstance(cause, OSError) and (cause.__cause__ or cause.__context__) is not None:
+        cause = cause.__cause__ or cause.__context__
+    text = os_error_text(cause) if isinstance(cause, OSError) else _describe(err)
+    return BagError(f"cannot write bag {path}: {text}")
+
+
+def check_bag_output(path: str | Path, overwrite: bool, option: str = "--out") -> Path:
+    """Check before any work that a bag can be written at ``path``: its folder is writable, and
+    it does not exist (or, with ``overwrite``, is a bag). Raises :class:`BagError` /
+    :class:`~gs_tracker_ros.core.errors.OutputError`."""
+    path = check_output(path, option, folder=True)
+    if path.exists():
+        if not overwrite:
+            raise BagError(f"output bag {path} already exists (remove it or pass --overwrite)")
+        unexpected = [p.name for p in path.iterdir() if p.is_dir() or p.suffix not in BAG_SUFFIXES]
+        if unexpected:
+            raise BagError(f"refusing to replace {path}: it holds files that are not part of a bag "
+                           f"({', '.join(unexpected[:3])})")
+    return path
+
+
 class BagWriter:
     """Thin wrapper over rosbags' ``Writer`` (rosbag2 format version 9) with clear errors.
 
     ``add_topic(topic, msgtype)`` then ``write(topic, log_time_ns, cdr_bytes)``; use as a context
-    manager. On an exception inside the ``with`` block the partly written bag is removed.
+    manager. The bag is written into a temporary folder beside ``path``
+    (:class:`~gs_tracker_ros.core.output.AtomicOutput`) and renamed to ``path`` when it is closed,
+    replacing an existing bag only then (``overwrite``); on an exception inside the ``with``
+    block, or a write error such as a full disk (one line, :class:`BagError`), nothing is left.
     """
 
     def __init__(self, path: str | Path, storage: str = "sqlite3", overwrite: bool = False,
@@ -202,36 +235,47 @@ class BagWriter:
 
         if storage not in STORAGE_FORMATS:
             raise BagError(f"unknown bag format '{storage}' (choose {' or '.join(STORAGE_FORMATS)})")
-        self.path = Path(path).expanduser()
-        if self.path.exists():
-            if not overwrite:
-                raise BagError(f"output bag {self.path} already exists (remove it or pass --overwrite)")
-            remove_bag(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = check_bag_output(path, overwrite, "output bag")
+        self._output = AtomicOutput(self.path, folder=True)
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-        self._writer = Writer(self.path, version=9, storage_plugin=plugin)
+        self._writer = Writer(self._output.tmp, version=9, storage_plugin=plugin)
         for key, value in (custom_data or {}).items():
             self._writer.set_custom_data(key, value)
         self._connections: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
+        self._call(self._writer.open)
+
+    def _call(self, fn, *args) -> Any:
+        """``fn(*args)`` with any failure turned into one :class:`BagError` line (and the
+        temporary bag removed)."""
         try:
-            self._writer.open()
+            return fn(*args)
         except Exception as err:  # rosbags/sqlite3/mcap raise many kinds
-            raise _error(self.path, err, "write") from None
+            self._abandon()
+            raise _write_error(self.path, err) from None
 
     def add_topic(self, topic: str, msgtype: str, qos: Any = ()) -> None:
         if topic in self._connections:
             return
-        self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=get_typestore(),
-                                                               offered_qos_profiles=qos)
+        self._connections[topic] = self._call(lambda: self._writer.add_connection(
+            topic, msgtype, typestore=get_typestore(), offered_qos_profiles=qos))
         self.counts[topic] = 0
 
     def write(self, topic: str, log_time_ns: int, raw: bytes) -> None:
-        self._writer.write(self._connections[topic], int(log_time_ns), raw)
+        self._call(self._writer.write, self._connections[topic], int(log_time_ns), raw)
         self.counts[topic] += 1
 
-    def close(self) -> None:
-        self._writer.close()
+    def close(self) -> Path:
+        """Finish the bag and move it to :attr:`path`; returns the path."""
+        self._call(self._writer.close)
+        return self._output.commit()
+
+    def _abandon(self) -> None:
+        try:
+            self._writer.close()
+        except Exception:  # the half-written bag is removed anyway
+            pass
+        self._output.discard()
 
     def __enter__(self) -> "BagWriter":
         return self
@@ -239,12 +283,8 @@ class BagWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close()
-            return
-        try:
-            self._writer.close()
-        except Exception:  # the half-written bag is removed anyway
-            pass
-        remove_bag(self.path)
+        else:
+            self._abandon()
 
 
 def remove_bag(path: Path) -> None:
@@ -257,8 +297,5 @@ def remove_bag(path: Path) -> None:
     if path.is_file():
         path.unlink()
         return
-    allowed = {".db3", ".mcap", ".yaml", ".db3-shm", ".db3-wal", ".zstd"}
-    unexpected = [p.name for p in path.iterdir() if p.is_dir() or p.suffix not in allowed]
-    if unexpected:
-        raise BagError(f"refusing to delete {path}: it holds files that are not part of a bag ({unexpected[:3]})")
+    check_bag_output(path, overwrite=True, option="bag")
     shutil.rmtree(path)

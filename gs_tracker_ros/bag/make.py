@@ -9,6 +9,8 @@ equals its header stamp. Labelled inputs also get the ground truth described in
 
 from __future__ import annotations
 
+import math
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,16 +22,21 @@ from ..core.errors import InputError
 from ..core.frames import list_images, open_frames
 from ..core.geometry import grid_points
 from .groundtruth import GT_QUERIES_TOPIC, GT_TRACKS_TOPIC, IMAGE_TOPIC, gt_metadata_json, tracks_cdr
-from .io import GT_METADATA_KEY, STORAGE_FORMATS, BagWriter, rgb_to_image_cdr
+from .io import GT_METADATA_KEY, STORAGE_FORMATS, BagWriter, check_bag_output, rgb_to_image_cdr
 from .typestore import IMAGE_TYPE, TRACKS_TYPE
 from ..evaluation.synthetic_gt import scene_sequence
 from ..synthetic import SceneConfig, make_scene
 from ..evaluation.badja import TrackingSequence, load_badja_dataset, load_badja_sequence
 
 DEFAULT_FPS = 30.0
+MAX_FPS = 1e6  # stamps 1 us apart: far above any camera, and strictly increasing at ns resolution
 DEFAULT_FRAME_ID = "camera"
 # Default stamp of the first image: a fixed time, so that making a bag twice gives the same bag.
 DEFAULT_START_TIME_S = 1_700_000_000.0
+MAX_STAMP_S = 2**31 - 1  # builtin_interfaces/Time.sec is an int32
+DEFAULT_POINTS = 256
+# A ROS 2 topic name, absolute: tokens of letters, digits and underscores, not starting with a digit.
+TOPIC_PATTERN = re.compile(r"(/[A-Za-z_][A-Za-z0-9_]*)+")
 
 
 @dataclass
@@ -42,16 +49,45 @@ class SyntheticOptions:
     width: int | None = None
     height: int | None = None
     frames: int | None = None
-    points: int = 256
+    points: int = DEFAULT_POINTS
     grid: int = 0
     seed: int = 0
     scene_seed: int = 0
 
 
+def check_fps(fps: float, what: str = "--fps") -> float:
+    """``fps`` if it is a frame rate the stamps can carry: finite, > 0 and at most :data:`MAX_FPS`."""
+    if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise InputError(f"{what} must be a frame rate in (0, {MAX_FPS:.0f}] (stamps strictly increasing at "
+                         f"nanosecond resolution), got {fps:.15g}")
+    return float(fps)
+
+
+def check_start_time(start_time_s: float, num_frames: int | None = None, fps: float = DEFAULT_FPS) -> float:
+    """``start_time_s`` if it and the last frame's stamp fit builtin_interfaces/Time (seconds in
+    [0, 2^31 - 1])."""
+    if not (math.isfinite(start_time_s) and 0 <= start_time_s <= MAX_STAMP_S):
+        raise InputError(f"--start-time must be in [0, {MAX_STAMP_S}] seconds since the epoch (a ROS stamp's "
+                         f"int32 seconds), got {start_time_s:.15g}")
+    if num_frames and start_time_s + (num_frames - 1) / fps >= MAX_STAMP_S:
+        raise InputError(f"--start-time {start_time_s:.15g}: the stamp of frame {num_frames - 1} at {fps:g} fps "
+                         f"would pass {MAX_STAMP_S} s (a ROS stamp's int32 seconds)")
+    return float(start_time_s)
+
+
+def check_topic(topic: str) -> str:
+    """The absolute form of image topic ``topic`` (a leading ``/`` added) if it is a valid ROS 2
+    name (tokens of letters, digits and ``_``, not starting with a digit, separated by ``/``)."""
+    name = topic if topic.startswith("/") else "/" + topic
+    if not TOPIC_PATTERN.fullmatch(name):
+        raise InputError(f"--topic '{topic}' is not a valid ROS topic name (letters, digits and '_' in "
+                         "'/'-separated tokens that do not start with a digit, e.g. /camera/image_raw)")
+    return name
+
+
 def stamps_for(num_frames: int, fps: float, start_time_s: float) -> np.ndarray:
     """``(T,) int64`` header stamps in ns: ``start + round(t * 1e9 / fps)``."""
-    if not fps > 0:
-        raise InputError(f"--fps must be > 0, got {fps}")
+    check_fps(fps)
     start = int(round(start_time_s * 1e9))
     return start + np.round(np.arange(num_frames) * (1e9 / fps)).astype(np.int64)
 
@@ -62,8 +98,8 @@ def _write_bag(out: Path, frames: Iterable[np.ndarray], num_frames: int | None, 
                progress: Callable[[str], None] | None = None) -> Path:
     """Write images (and ground truth ``gt``: tracks (N,T,2), visible (N,T), annotated (T,),
     ids (N,), query_frame (N,), query_xy (N,2)) to a new bag at ``out``."""
-    if not topic.startswith("/"):
-        topic = "/" + topic
+    topic = check_topic(topic)
+    check_start_time(start_time_s, num_frames, check_fps(fps))
     period = 1e9 / fps
     start = int(round(start_time_s * 1e9))
     count = 0
@@ -162,27 +198,35 @@ def make_bags(source: str | Path, out: str | Path, storage: str = "sqlite3", top
 
     if storage not in STORAGE_FORMATS:
         raise InputError(f"unknown bag format '{storage}' (choose {' or '.join(STORAGE_FORMATS)})")
-    if fps is not None and not fps > 0:
-        raise InputError(f"--fps must be > 0, got {fps}")
+    if fps is not None:
+        check_fps(fps)
+    check_start_time(start_time_s)
+    topic = check_topic(topic)
     if not frame_id:
         raise InputError("--frame-id must not be empty")
     out = Path(out).expanduser()
     kind = input_kind(source)
+    if kind != "synthetic" and synthetic is not None and synthetic != SyntheticOptions():
+        raise InputError("--width/--height/--frames/--points/--grid/--seed/--scene-seed only apply to the "
+                         "'synthetic' input")
     common = dict(storage=storage, topic=topic, frame_id=frame_id, start_time_s=start_time_s,
                   overwrite=overwrite, progress=progress)
     rate = fps or DEFAULT_FPS
 
     if kind in ("badja", "badja-dataset"):
         seqs = [load_badja_sequence(source)] if kind == "badja" else load_badja_dataset(source)
+        targets = [out] if kind == "badja" else [out / seq.name for seq in seqs]
+        for target in targets:  # every bag checked before the first is written
+            check_bag_output(target, overwrite)
         made = []
-        for seq in seqs:
+        for seq, target in zip(seqs, targets):
             if max_frames is not None and max_frames < seq.num_frames:
                 seq = _truncate(seq, max_frames)
-            target = out if kind == "badja" else out / seq.name
             custom = {GT_METADATA_KEY: gt_metadata_json("badja", seq.name, seq.image_hw, rate, topic, seq.mask_area)}
             made.append(_write_bag(target, seq.frames, seq.num_frames, rate, gt=_sequence_gt(seq), custom=custom,
                                    **common))
         return made
+    check_bag_output(out, overwrite)
     if kind == "synthetic":
         opts = synthetic or SyntheticOptions()
         if max_frames is not None:
@@ -192,6 +236,8 @@ def make_bags(source: str | Path, out: str | Path, storage: str = "sqlite3", top
         return [_write_bag(out, seq.frames, seq.num_frames, rate, gt=_sequence_gt(seq), custom=custom, **common)]
     frames = open_frames(source, max_frames=max_frames)
     rate = fps or frames.fps or DEFAULT_FPS
+    if fps is None and not 0 < rate <= MAX_FPS:
+        raise InputError(f"{source} says its frame rate is {rate:g} fps; pass --fps")
     return [_write_bag(out, frames, frames.num_frames, rate, **common)]
 
 

@@ -43,7 +43,7 @@ import numpy as np
 
 from ..core.errors import InputError, TrackerError
 from .groundtruth import GT_QUERIES_TOPIC, GT_TRACKS_TOPIC, BagSequence, find_bags, load_bag_sequence
-from .io import GT_METADATA_KEY, BagWriter, iter_messages, read_custom_data
+from .io import GT_METADATA_KEY, BagWriter, check_bag_output, iter_messages, read_custom_data
 from .score import REPLAY_METADATA_KEY, SequenceReplay, format_line, replay_metadata, score_replays
 from ..ros.process import NodeProcess
 from .typestore import TRACKS_TYPE
@@ -335,9 +335,8 @@ def run_replay(bags: Sequence[str | Path], opts: ReplayOptions | None = None,
     image_topic = image_topics.pop()
     if opts.record is not None:
         targets = [Path(opts.record)] if len(gts) == 1 else [Path(opts.record) / g.seq.name for g in gts]
-        for tgt in targets:
-            if tgt.exists() and not opts.overwrite:
-                raise InputError(f"output bag {tgt} already exists (remove it or pass --overwrite)")
+        for tgt in targets:  # before the replay: a bag that cannot be written fails now, not after it
+            check_bag_output(tgt, opts.overwrite, "--record")
 
     tmp = None
     log_dir = opts.log_dir

@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 
 from ..core.errors import InputError
+from ..core.output import check_output, write_json
 from ..ros.qos import QOS_PROFILES
 
 IMAGE_TOPIC = "/camera/image_raw"
+# Options of `bag make` for the generated scene only (SyntheticOptions' fields; None = not given).
+SYNTHETIC_OPTIONS = ("width", "height", "frames", "points", "grid", "seed", "scene_seed")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,23 +40,24 @@ def _register_make(bag_sub) -> None:
     m.add_argument("input", help="video file, folder of images, BADJA sequence or dataset dir, or 'synthetic'")
     m.add_argument("--out", type=Path, required=True, metavar="BAG", help="output bag directory")
     m.add_argument("--format", choices=("sqlite3", "mcap"), default="sqlite3", help="storage format (default sqlite3)")
-    m.add_argument("--topic", default=IMAGE_TOPIC, help=f"image topic (default {IMAGE_TOPIC})")
+    m.add_argument("--topic", default=IMAGE_TOPIC,
+                   help=f"image topic, a valid ROS name (default {IMAGE_TOPIC}; a leading / is added)")
     m.add_argument("--fps", type=float, default=None,
-                   help="frame rate of the stamps (default: the video's own rate, else 30)")
+                   help="frame rate of the stamps, in (0, 1e6] (default: the video's own rate, else 30)")
     m.add_argument("--frame-id", default="camera", help="header.frame_id of the images (default camera)")
     m.add_argument("--start-time", type=float, default=None, metavar="SEC",
-                   help="stamp of the first image in seconds since the epoch (default 1700000000, fixed so "
-                        "that bags are reproducible)")
+                   help="stamp of the first image in seconds since the epoch, in [0, 2^31 - 1] (default "
+                        "1700000000, fixed so that bags are reproducible)")
     m.add_argument("--max-frames", type=int, default=None, help="use at most this many frames")
     m.add_argument("--overwrite", action="store_true", help="replace an existing output bag")
     g = m.add_argument_group("synthetic input")
     g.add_argument("--width", type=int, default=None, help="scene width in px (default 640)")
     g.add_argument("--height", type=int, default=None, help="scene height in px (default 360)")
     g.add_argument("--frames", type=int, default=None, help="scene length in frames (default 120)")
-    g.add_argument("--points", type=int, default=256, help="random query points on frame 0 (default 256)")
-    g.add_argument("--grid", type=int, default=0, metavar="N", help="an N x N grid of queries instead of --points")
-    g.add_argument("--seed", type=int, default=0, help="seed of the random queries (default 0)")
-    g.add_argument("--scene-seed", type=int, default=0, help="seed of the scene (default 0: the demo scene)")
+    g.add_argument("--points", type=int, default=None, help="random query points on frame 0 (default 256)")
+    g.add_argument("--grid", type=int, default=None, metavar="N", help="an N x N grid of queries instead of --points")
+    g.add_argument("--seed", type=int, default=None, help="seed of the random queries (default 0)")
+    g.add_argument("--scene-seed", type=int, default=None, help="seed of the scene (default 0: the demo scene)")
     m.set_defaults(func=run_make)
 
 
@@ -61,15 +65,14 @@ def run_make(args: argparse.Namespace) -> int:
     from ..bag.make import DEFAULT_START_TIME_S, SyntheticOptions, make_bags, print_progress
     from ..bag.io import bag_info
 
-    synthetic = SyntheticOptions(width=args.width, height=args.height, frames=args.frames, points=args.points,
-                                 grid=args.grid, seed=args.seed, scene_seed=args.scene_seed)
-    if args.input != "synthetic" and (args.width or args.height or args.frames or args.grid):
-        raise InputError("--width/--height/--frames/--grid only apply to the 'synthetic' input")
+    given = [name for name in SYNTHETIC_OPTIONS if getattr(args, name) is not None]
+    if args.input != "synthetic" and given:
+        raise InputError(f"--{given[0].replace('_', '-')} only applies to the 'synthetic' input "
+                         f"(synthetic-only options: {', '.join('--' + n.replace('_', '-') for n in SYNTHETIC_OPTIONS)})")
+    synthetic = SyntheticOptions(**{name: getattr(args, name) for name in given})
     if args.max_frames is not None and args.max_frames < 1:
         raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
     start = DEFAULT_START_TIME_S if args.start_time is None else args.start_time
-    if start < 0:
-        raise InputError(f"--start-time must be >= 0, got {start}")
     made = make_bags(args.input, args.out, storage=args.format, topic=args.topic, fps=args.fps,
                      frame_id=args.frame_id, start_time_s=start, overwrite=args.overwrite,
                      max_frames=args.max_frames, synthetic=synthetic, progress=print_progress)
@@ -209,17 +212,22 @@ def _print_table(result: dict) -> None:
           f"{result['replay']['rate']:g}; scores in %)")
 
 
+def _check_json(path: Path | None) -> None:
+    """Refuse a ``--json`` path that cannot be written, before the replay."""
+    if path is not None:
+        check_output(path, "--json")
+
+
 def _write_json(path: Path | None, result: dict) -> None:
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))
-    print(f"scores -> {path}")
+    print(f"scores -> {write_json(path, result)}")
 
 
 def run_replay_eval(args: argparse.Namespace) -> int:
     from ..bag.replay_eval import replay_eval
 
+    _check_json(args.json)
     opts = _replay_options(args, record=args.record, record_format=args.record_format, overwrite=args.overwrite)
     result = replay_eval(args.bags, opts)
     _print_table(result)
@@ -251,6 +259,7 @@ def run_latency(args: argparse.Namespace) -> int:
     from ..bag.make import SyntheticOptions, make_bags
     from ..bag.replay_eval import replay_eval
 
+    _check_json(args.json)
     with tempfile.TemporaryDirectory(prefix="gs_tracker_latency_") as tmp:
         bag = args.bag or Path(tmp) / "synthetic_latency"
         if not bag.exists():
@@ -283,6 +292,7 @@ def _register_score(bag_sub) -> None:
 def run_score(args: argparse.Namespace) -> int:
     from ..bag.score import score_recording
 
+    _check_json(args.json)
     result = score_recording([args.gt_bag], [args.record])
     result["replay"] = {"mode": "recorded", "rate": float("nan")}
     _print_table(result)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import resource
 import sys
 import time
@@ -27,10 +26,11 @@ import numpy as np
 
 from ..tracking.config import TrackerConfig
 from ..core.errors import ConfigError
+from ..core.output import check_output, write_json
 from ..core.geometry import first_grid_points
 from ..methods import DEFAULT_METHOD, make_tracker, method_names
 from ..evaluation.timing import time_tracker
-from .common import load_config, override_keys
+from .common import check_methods, load_config, override_keys
 
 WIDTH, HEIGHT = 854, 480
 NEURAL_METHODS = frozenset({"probfuse-accurate", "gmae", "probfuse+gmae"})
@@ -69,9 +69,7 @@ def report(table: str, results: dict[str, Any], json_path: Path | None) -> int:
     """Print ``table``, write ``results`` to ``json_path`` (if given); the command's exit status."""
     print(table)
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(results, indent=2))
-        print(f"results -> {json_path}")
+        print(f"results -> {write_json(json_path, results)}")
     return 0
 
 
@@ -126,10 +124,17 @@ def memory_run(method: str, config: TrackerConfig, frames: list[np.ndarray], che
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..evaluation.encoder_bench import check_bench_model
+
     config = load_config(args.config, args.overrides)
     user_keys = override_keys(args.overrides)
     if args.chain_workers < 1:
         raise ConfigError(f"--chain-workers must be >= 1, got {args.chain_workers}")
+    if args.json is not None:
+        check_output(args.json, "--json")
+    if not (args.profile or args.scaling) and args.encoder_runs != 0:
+        check_bench_model(args.encoder_model)
+    check_methods(args.method)
     if args.profile:
         return run_profile(args, config, user_keys)
     if args.scaling:

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ..tracking.config import TrackerConfig
-from ..core.errors import ConfigError, InputError, yaml_error_text
+from ..core.config import read_yaml_file
+from ..core.errors import ConfigError
 from ..methods import DEFAULT_METHOD, method_names
 
 
@@ -20,24 +21,34 @@ def add_method_options(parser: argparse.ArgumentParser, multiple: bool = False) 
         parser.add_argument("--method", default=DEFAULT_METHOD, metavar="M",
                             help=f"tracking method (default: {DEFAULT_METHOD}); one of: {names}")
     parser.add_argument("--config", type=Path, default=None, metavar="YAML",
-                        help="tracker config file (the 'tracker' section of config/tracker.yaml layout)")
+                        help="tracker config file: the node's parameters file (config/tracker.yaml: its tracker.* "
+                             "parameters and max_tracks) or a plain tracker config")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override one config value, e.g. --set integration.outlier_px=8 (repeatable)")
 
 
-def load_config(path: Path | None, overrides: list[str]) -> TrackerConfig:
-    """Config from an optional YAML file plus ``KEY=VALUE`` overrides (dotted keys)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        import yaml
+def check_methods(names: list[str] | None) -> None:
+    """Refuse an unknown ``--method`` before any work (one line listing the methods)."""
+    unknown = [m for m in names or [] if m not in method_names()]
+    if unknown:
+        raise ConfigError(f"unknown method '{unknown[0]}'; choose one of: {', '.join(method_names())}")
 
-        if not path.is_file():
-            raise InputError(f"config file not found: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError("config file " + yaml_error_text(path, err)) from None
-        data = loaded.get("tracker", loaded) if isinstance(loaded, dict) else loaded
+
+def load_config(path: Path | None, overrides: list[str]) -> TrackerConfig:
+    """Config from an optional YAML file plus ``KEY=VALUE`` overrides (dotted keys).
+
+    The file is a tracker config (optionally under a ``tracker:`` key) or the node's ROS
+    parameters file (config/tracker.yaml): then its ``tracker.*`` parameters and ``max_tracks``
+    are used (:mod:`gs_tracker_ros.ros.params_file`)."""
+    data: Any = {}
+    if path is not None:
+        from ..ros.params_file import is_params_file, tracker_dict_from_params_file
+
+        loaded = read_yaml_file(path, "config file") or {}
+        if is_params_file(loaded):
+            data = tracker_dict_from_params_file(loaded, path)
+        else:
+            data = loaded.get("tracker", loaded) if isinstance(loaded, dict) else loaded
     config = TrackerConfig.from_dict(data)
     parsed = parse_overrides(overrides)
     return config.replace(**parsed) if parsed else config

@@ -8,7 +8,6 @@ run again: the bag is reused, every other output is rewritten.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
+from ..core.output import check_output, write_json
 
 DEMO_FPS = 30.0
 DEMO_POINTS = 32
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--frames must be >= 2, got {args.frames}")
     t0 = time.monotonic()
     out = args.out.expanduser()
-    out.mkdir(parents=True, exist_ok=True)
+    check_output(out / "demo_summary.json", "--out")  # creates the folder, writes a probe in it
     bag = _demo_bag(out, args.frames, args.points)
     record = out / "demo_tracks"
     opts = ReplayOptions(mode=args.mode, rate=1.0, method=args.method, domain_id=args.domain_id, record=record,
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         "contact_sheet": str(out / "demo_contact_sheet.png"),
         "mode": args.mode, "wall_s": time.monotonic() - t0,
     }
-    (out / "demo_summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "demo_summary.json", summary)
 
     def pct(v: float) -> str:
         return "nan" if math.isnan(v) else f"{100 * v:.1f}"

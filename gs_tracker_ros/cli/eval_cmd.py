@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
 from ..core.errors import InputError
+from ..core.output import check_output, write_json
 from ..methods import DEFAULT_METHOD, make_tracker
-from .common import add_method_options, load_config, override_keys
+from .common import add_method_options, check_methods, load_config, override_keys
 
 DATASET_KINDS = ("badja", "cycle", "masks")
 BADJA_COLUMNS = ("delta_seg", "delta_3px", "delta_avg", "OA", "AJ", "coverage_1sigma", "coverage_2sigma")
@@ -170,6 +170,10 @@ def run(args: argparse.Namespace) -> int:
                          "without --ablation")
     config = load_config(args.config, args.overrides)
     keys = override_keys(args.overrides)
+    check_methods(args.method)
+    for option, path in (("--json", args.json), ("--plot", args.plot), ("--jitter-plot", args.jitter_plot)):
+        if path is not None:
+            check_output(path, option)
     methods = args.method or [DEFAULT_METHOD]
     verdicts = None
     if args.ablation and kind != "badja":
@@ -258,8 +262,6 @@ def run(args: argparse.Namespace) -> int:
             figure = plot_query_jitter(results, args.jitter_plot, title=Path(directory).name)
             print(f"query-jitter figure -> {figure}")
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = results[0] if len(results) == 1 else {"results": results, "differences": differences}
-        args.json.write_text(json.dumps(payload, indent=2))
-        print(f"scores -> {args.json}")
+        print(f"scores -> {write_json(args.json, payload)}")
     return 0

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import ConfigError, TrackerError
+from ..core.output import check_output
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,18 +28,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="clip length (default and only allowed value: the checkpoint's num_frames)")
     p.add_argument("--size", default=None, metavar="HxW",
                    help="clip frame size (default: the checkpoint's img_size, HxW when not square); multiples of the patch size")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17; default 17)")
+    p.add_argument("--opset", type=int, default=17,
+                   help="ONNX opset (17 up to the newest the installed torch exporter supports; default 17)")
     p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs torch check")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..model.checkpoint import load_model
-    from ..engines.export import compare_with_torch, export_onnx, parse_size, sha256_file
+    from ..engines.export import check_opset, compare_with_torch, export_onnx, parse_size, sha256_file
 
     if args.fp16 and args.engine is None:
         raise ConfigError("--fp16 applies to the TensorRT engine; add --engine OUT.plan")
     size = parse_size(args.size) if args.size else None
+    check_opset(args.opset)
+    check_output(args.onnx, "--onnx")
+    if args.engine is not None:
+        check_output(args.engine, "--engine")
     model = load_model(args.checkpoint)  # InputError naming the file when missing / unreadable
     info = export_onnx(model, args.onnx, frames=args.frames, size=size, opset=args.opset,
                        checkpoint=args.checkpoint.name, checkpoint_sha=sha256_file(args.checkpoint))

@@ -2,8 +2,8 @@
 
 Each subcommand module exposes ``register(subparsers)`` which adds its parser and sets
 ``func`` (called with the parsed args, returns an exit code). User errors
-(:class:`~gs_tracker_ros.core.errors.TrackerError`, missing files) print one line to stderr and
-exit with status 2, without a traceback; an :class:`~gs_tracker_ros.core.errors.InputWarning`
+(:class:`~gs_tracker_ros.core.errors.TrackerError`, an ``OSError`` such as a missing file or a
+full disk) print one line to stderr and exit with status 2, without a traceback; an :class:`~gs_tracker_ros.core.errors.InputWarning`
 (e.g. a truncated video) prints one ``warning:`` line and the command goes on.
 """
 
@@ -15,6 +15,7 @@ import sys
 import warnings
 
 from ..core.errors import InputWarning, TrackerError
+from ..core.output import os_error_text
 
 # Subcommand modules, in the order they appear in ``--help``.
 SUBCOMMANDS = ("demo", "track", "eval", "bench", "train", "export", "bag")
@@ -61,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     except TrackerError as err:
         print(f"gs-tracker {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, NotADirectoryError, PermissionError) as err:
-        print(f"gs-tracker {args.command}: error: {err}", file=sys.stderr)
+    except OSError as err:  # a file the command reads or writes outside the checks (disk full, ...)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"gs-tracker {args.command}: error: {where}{os_error_text(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:  # SIGINT (and SIGTERM where a command maps it), e.g. bag replay-eval
         detail = str(err) if str(err) and not str(err).startswith("signal ") else ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
+import math
 import sys
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.frames import open_frames
+from ..core.output import AtomicOutput, check_output
 from ..core.geometry import grid_points
 from ..core.seeding import GridSeeder
 from ..core.types import TrackStatus
@@ -18,19 +19,27 @@ from ..evaluation.runner import run_tracker_on_sequence
 from ..methods import make_tracker
 from .common import add_method_options, load_config, override_keys
 
+MAX_GRID = 200
+MAX_QUERY_FRAME = 2**31 - 1  # a frame index the tracker's int32 / int64 arithmetic holds exactly
+VIDEO_SUFFIXES = (".mp4", ".avi")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("track", help="track points through a video or a folder of images",
                        description="Track query points online through INPUT and save the tracks.")
     p.add_argument("input", type=Path, help="video file or folder of images")
     q = p.add_mutually_exclusive_group(required=True)
-    q.add_argument("--grid", type=int, metavar="N", help="track an N x N grid of points placed on frame 0")
+    q.add_argument("--grid", type=int, metavar="N",
+                   help=f"track an N x N grid of points placed on frame 0 (N in [1, {MAX_GRID}], and N x N at "
+                        "most max_tracks: 4096 by default, so N <= 64; raise it with --set max_tracks=...)")
     q.add_argument("--queries", type=Path, metavar="FILE",
                    help="query file: .npy or text/CSV rows 'x y' (frame 0) or 'frame x y' (pixels, x right, y down)")
     p.add_argument("--out", type=Path, required=True,
-                   help="output .npz with tracks_xy, visible, status, variance, ids (see README)")
-    p.add_argument("--overlay", type=Path, default=None, help="also write an overlay video (.mp4)")
-    p.add_argument("--sheet", type=Path, default=None, help="also write a contact sheet of the overlay (.png)")
+                   help="output .npz with tracks_xy, visible, status, variance, ids (see README); a name "
+                        "without a suffix gets .npz")
+    p.add_argument("--overlay", type=Path, default=None,
+                   help=f"also write an overlay video ({' or '.join(VIDEO_SUFFIXES)})")
+    p.add_argument("--sheet", type=Path, default=None, help="also write a contact sheet of the overlay (.png, .jpg)")
     p.add_argument("--uncertainty", action="store_true",
                    help="draw each visible point's 2-sigma circle in the overlay / sheet (calibrated, so often wide)")
     p.add_argument("--reseed", type=float, default=None, metavar="F",
@@ -42,10 +51,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def check_grid(n: int, max_tracks: int) -> None:
+    """Refuse a ``--grid N`` outside [1, MAX_GRID] or with more points than ``max_tracks``."""
+    if not 1 <= n <= MAX_GRID:
+        raise InputError(f"--grid must be in [1, {MAX_GRID}], got {n}")
+    if n * n > max_tracks:
+        raise InputError(f"--grid {n} places {n * n} points but max_tracks is {max_tracks}: use --grid "
+                         f"{math.isqrt(max_tracks)} or less, or --set max_tracks={n * n}")
+
+
 def grid_queries(n: int, width: int, height: int) -> np.ndarray:
     """``(n*n, 2)`` points on a regular grid inside the image (5 % of each side left free)."""
-    if not 1 <= n <= 200:
-        raise InputError(f"--grid must be in [1, 200], got {n}")
     return grid_points(width, height, n)
 
 
@@ -57,7 +73,6 @@ def reseeder(args: argparse.Namespace) -> GridSeeder | None:
         raise InputError("--reseed needs --grid N (it keeps that grid dense)")
     if not 0.0 <= args.reseed <= 1.0:
         raise InputError(f"--reseed must be a fraction in [0, 1], got {args.reseed:g}")
-    grid_queries(args.grid, 16, 16)  # the same range check as --grid
     return GridSeeder(args.grid, args.reseed)
 
 
@@ -72,9 +87,11 @@ def read_query_file(path: Path) -> dict[int, np.ndarray]:
             text = path.read_text().replace(",", " ")
             rows = [ln.split() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
             arr = np.array(rows, dtype=np.float64)
-    except (ValueError, OSError, EOFError) as err:
-        raise InputError(f"cannot read query file {path}: {err}") from None
-    arr = np.asarray(arr, np.float64)
+        arr = np.asarray(arr, np.float64)
+    except (ValueError, TypeError, OSError, EOFError) as err:
+        detail = (str(err).splitlines() or [type(err).__name__])[0]
+        raise InputError(f"cannot read query file {path}: {detail} (it must hold numbers: rows 'x y' or "
+                         "'frame x y')") from None
     if arr.ndim != 2 or arr.shape[1] not in (2, 3) or arr.shape[0] == 0:
         raise InputError(f"query file {path} must hold rows 'x y' or 'frame x y', got shape {arr.shape}")
     if not np.isfinite(arr).all():
@@ -83,8 +100,11 @@ def read_query_file(path: Path) -> dict[int, np.ndarray]:
     if arr.shape[1] == 2:
         arr = np.concatenate([np.zeros((len(arr), 1)), arr], axis=1)
     frames = arr[:, 0]
-    if (frames < 0).any() or (frames != np.round(frames)).any():
-        raise InputError(f"query file {path}: frame column must hold non-negative integers")
+    wrong = (frames < 0) | (frames != np.round(frames)) | (frames > MAX_QUERY_FRAME)
+    if wrong.any():
+        row = int(np.flatnonzero(wrong)[0])
+        raise InputError(f"query file {path}: row {row + 1} is on frame {frames[row]:g}: a frame must be an "
+                         f"integer in [0, {MAX_QUERY_FRAME}]")
     out: dict[int, np.ndarray] = {}
     for f in np.unique(frames).astype(int):
         out[int(f)] = arr[frames == f, 1:].astype(np.float32)
@@ -111,23 +131,33 @@ def check_query_frames(queries: dict[int, np.ndarray], num_frames: int | None, n
                          + f", but {name} has {num_frames} frames (0 to {num_frames - 1})")
 
 
-def prepare_output(path: Path, option: str) -> None:
-    """Create ``path``'s folder and check that a file can be written there, before any tracking."""
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise InputError(f"{option} {path}: {folder} is not a folder") from None
-    except OSError as err:
-        raise InputError(f"{option} {path}: cannot create the folder {folder}: {err.strerror}") from None
-    if path.is_dir():
-        raise InputError(f"{option} {path} is a folder; give a file name")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"{option} {path}: the folder {folder} is not writable")
+def output_paths(args: argparse.Namespace) -> None:
+    """Settle and check every output before any tracking: ``--out`` gets ``.npz`` when it has no
+    suffix and must not have another (a frame's name would otherwise become ``00000.png.npz``
+    beside the frames), ``--overlay`` / ``--sheet`` need a suffix that can be written; each
+    folder is created and checked for writing."""
+    if args.out.suffix == "":
+        args.out = args.out.with_name(args.out.name + ".npz")
+    check_output(args.out, "--out")
+    if args.out.suffix.lower() != ".npz":
+        raise InputError(f"--out {args.out}: the tracks are written as .npz; give a name ending in .npz")
+    if args.overlay is not None:
+        check_output(args.overlay, "--overlay")
+        if args.overlay.suffix.lower() not in VIDEO_SUFFIXES:
+            raise InputError(f"--overlay {args.overlay}: give a video name ending in {' or '.join(VIDEO_SUFFIXES)}")
+    if args.sheet is not None:
+        import cv2
+
+        check_output(args.sheet, "--sheet")
+        if not cv2.haveImageWriter(str(args.sheet)):
+            raise InputError(f"--sheet {args.sheet}: give an image name ending in .png or .jpg")
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
+    if args.grid is not None:
+        check_grid(args.grid, config.max_tracks)
+    output_paths(args)
     frames = open_frames(args.input, max_frames=args.max_frames)
     width, height = frames.size
     seeder = reseeder(args)
@@ -139,11 +169,6 @@ def run(args: argparse.Namespace) -> int:
                    else read_query_file(args.queries))
     check_queries_in_image(queries, width, height)
     check_query_frames(queries, frames.num_frames, frames.name)
-    prepare_output(args.out, "--out")
-    if args.overlay is not None:
-        prepare_output(args.overlay, "--overlay")
-    if args.sheet is not None:
-        prepare_output(args.sheet, "--sheet")
     tracker = make_tracker(args.method, config, override_keys(args.overrides))
 
     def reseed_step(t: int, state):
@@ -162,10 +187,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"tracking {what} through {frames.name} ({width}x{height}) with {tracker.name}", file=sys.stderr)
     run_ = run_tracker_on_sequence(tracker, frames, queries, progress=progress, on_step=on_step)
     print(file=sys.stderr)
-    np.savez_compressed(args.out, tracks_xy=run_.xy, visible=run_.visible, status=run_.status,
-                        status_names=np.array([s.name.lower() for s in TrackStatus]), variance=run_.variance,
-                        ids=run_.ids, query_frame=run_.query_frame, query_xy=run_.query_xy,
-                        step_ms=run_.step_ms, method=np.array(run_.method), image_wh=np.array([width, height]))
+    with AtomicOutput(args.out) as tmp:
+        np.savez_compressed(tmp, tracks_xy=run_.xy, visible=run_.visible, status=run_.status,
+                            status_names=np.array([s.name.lower() for s in TrackStatus]), variance=run_.variance,
+                            ids=run_.ids, query_frame=run_.query_frame, query_xy=run_.query_xy,
+                            step_ms=run_.step_ms, method=np.array(run_.method), image_wh=np.array([width, height]))
     last = run_.status[:, -1] if run_.status.size else np.zeros(0, np.uint8)
     counts = ", ".join(f"{int((last == s).sum())} {s.name.lower().replace('_', ' ')}"
                        for s in (TrackStatus.VISIBLE, TrackStatus.OCCLUDED, TrackStatus.OUT_OF_VIEW))

@@ -9,9 +9,34 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, yaml_error_text
+
+
+def read_yaml_file(path: str | Path, what: str = "config file") -> Any:
+    """The parsed content of the YAML file ``path`` (None for an empty file).
+
+    Raises :class:`ConfigError` with one line naming ``what`` and the file when it is missing,
+    unreadable, not UTF-8 text (the byte offset) or not valid YAML (the line and column).
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} not found: {path}")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read {what} {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
+                          f"{err.start}): is it a YAML file?") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{what} " + yaml_error_text(path, err)) from None
 
 
 def config_from_dict(cls, data: dict[str, Any], prefix: str = "", defaults: Any = None):

@@ -13,6 +13,11 @@ class ConfigError(TrackerError):
     """A configuration value is out of range or of the wrong type."""
 
 
+class OutputError(InputError):
+    """An output (file or bag folder) cannot be written: its folder is not writable, the disk is
+    full, ... The message names the path and the cause; nothing half-written is left behind."""
+
+
 class InputWarning(UserWarning):
     """An input can be used but is not what it claims to be (e.g. a truncated video); the CLI
     prints it as one ``warning:`` line."""

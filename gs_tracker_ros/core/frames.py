@@ -177,7 +177,8 @@ class FolderFrames(FrameSource):
             if self.resize is None and (rgb.shape[1], rgb.shape[0]) != self.native_size:
                 raise InputError(
                     f"image {path} is {rgb.shape[1]}x{rgb.shape[0]} but the folder's first image is "
-                    f"{self.native_size[0]}x{self.native_size[1]}; pass resize=(W, H) to mix sizes"
+                    f"{self.native_size[0]}x{self.native_size[1]}: the images of a folder must all have "
+                    "one size (resize them, or move the odd one out)"
                 )
             yield rgb
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .base import EngineBuildError
-from .export import atomic_write
+from ..core.output import write_bytes
 from .settings import default_cache_dir
 from ..core.errors import InputError
 
@@ -107,8 +107,8 @@ class EngineCache:
         meta = {"format": SIDECAR_FORMAT, "key": key.to_dict(), "size": len(data),
                 "sha256": hashlib.sha256(data).hexdigest(), "encoder": extra or {}}
         sidecar_path(plan).unlink(missing_ok=True)  # invalidate first
-        atomic_write(plan, data)
-        atomic_write(sidecar_path(plan), json.dumps(meta, indent=1, sort_keys=True).encode())
+        write_bytes(plan, data)
+        write_bytes(sidecar_path(plan), json.dumps(meta, indent=1, sort_keys=True).encode())
 
     def check_plan_only(self, plan: Path, key: CacheKey) -> tuple[bytes, dict[str, Any]]:
         """A plan given without its ONNX: ``(bytes, sidecar)`` if it fits this TensorRT / GPU / precision.

@@ -17,8 +17,8 @@ exporter needs ``onnxscript``) and gives a plain static graph that TensorRT's ON
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 import re
 import warnings
 from dataclasses import dataclass, field, replace
@@ -28,11 +28,13 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import ConfigError, InputError
+from ..core.output import write_bytes
 from ..model.gaussians import FIELDS
 
 FORMAT = "gs_tracker_ros.gmae-encoder/1"
 INPUT_NAME = "clip"
 DEFAULT_OPSET = 17
+MIN_OPSET = 17  # LayerNormalization
 # Ops kept in fp32 when converting the graph to fp16 for strongly typed TensorRT (TensorRT 11 has
 # no FP16 builder flag): normalisations and the transcendental ops of the Gaussian decoding.
 FP32_OPS = ("LayerNormalization", "ReduceL2", "ReduceMean", "Pow", "Sqrt", "Exp", "Log", "Sin", "Cos")
@@ -142,6 +144,23 @@ def _check_shape(cfg, frames: int | None, size: tuple[int, int] | None) -> tuple
     return t, int(h), int(w)
 
 
+def max_opset() -> int:
+    """The highest opset both the TorchScript exporter and the installed ``onnx`` support."""
+    import onnx
+    from torch.onnx import _constants
+
+    exporter = getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", None) or _constants.ONNX_MAX_OPSET
+    return int(min(exporter, onnx.defs.onnx_opset_version()))
+
+
+def check_opset(opset: int) -> None:
+    """Refuse an opset the export cannot produce (>= 17 for LayerNormalization) with one line."""
+    top = max_opset()
+    if not MIN_OPSET <= int(opset) <= top:
+        raise ConfigError(f"--opset must be in [{MIN_OPSET}, {top}] ({MIN_OPSET}: LayerNormalization; {top}: the "
+                          f"newest the installed torch exporter and onnx support), got {opset}")
+
+
 def export_onnx(model, out_path: str | Path, frames: int | None = None, size: tuple[int, int] | None = None,
                 opset: int = DEFAULT_OPSET, checkpoint: str = "", checkpoint_sha: str = "") -> OnnxEncoderInfo:
     """Export a :class:`~gs_tracker_ros.model.gmae.GMAE` to ``out_path`` (static shape, opset >= 17).
@@ -153,12 +172,10 @@ def export_onnx(model, out_path: str | Path, frames: int | None = None, size: tu
     import onnx
     import torch
 
-    if opset < 17:
-        raise ConfigError(f"opset must be >= 17 (LayerNormalization), got {opset}")
+    check_opset(opset)
     cfg = model.cfg
     t, h, w = _check_shape(cfg, frames, size)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
 
     class _Export(torch.nn.Module):
         def __init__(self, inner) -> None:
@@ -172,15 +189,14 @@ def export_onnx(model, out_path: str | Path, frames: int | None = None, size: tu
     device = next(model.parameters()).device
     wrapper = _Export(model.float().cpu().eval())
     dummy = torch.rand(1, t, h, w, 3, generator=torch.Generator().manual_seed(0))
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+    buffer = io.BytesIO()  # in memory: the file is written once, whole, below
     try:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")  # TracerWarnings from shape asserts; exporter deprecation notes
-            torch.onnx.export(wrapper, (dummy,), str(tmp), opset_version=int(opset), dynamo=False,
+            torch.onnx.export(wrapper, (dummy,), buffer, opset_version=int(opset), dynamo=False,
                               input_names=[INPUT_NAME], output_names=list(FIELDS), do_constant_folding=True)
-        proto = onnx.load(str(tmp))
+        proto = onnx.load_from_string(buffer.getvalue())
     finally:
-        tmp.unlink(missing_ok=True)
         model.to(device).train(was_training)
     info = OnnxEncoderInfo(out_path, "", INPUT_NAME, (1, t, h, w, 3), tuple(FIELDS), float(cfg.focal),
                            cfg.to_dict(), checkpoint, checkpoint_sha)
@@ -194,7 +210,7 @@ def export_onnx(model, out_path: str | Path, frames: int | None = None, size: tu
     _check_static(proto)
     onnx.checker.check_model(proto, full_check=True)
     data = proto.SerializeToString()
-    atomic_write(out_path, data)
+    write_bytes(out_path, data)
     return replace(info, sha256=sha256_bytes(data))
 
 
@@ -216,16 +232,6 @@ def _check_static(proto) -> None:
         dims = value.type.tensor_type.shape.dim
         if not dims or any(not d.HasField("dim_value") for d in dims):
             raise ConfigError(f"exported tensor {value.name} has a dynamic shape; expected a static clip shape")
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, so readers never see a partial file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------- checks

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..core.errors import TrackerError
+from ..core.errors import InputError, TrackerError
 from ..engines.settings import BACKENDS
 from ..methods import build_probabilistic_tracker
 from ..tracking.config import TrackerConfig
@@ -59,6 +59,22 @@ def bench_model(model_path: str | Path | None = None):
 
     torch.manual_seed(0)
     return GMAE(ModelConfig()).eval(), f"random init, default ModelConfig (no checkpoint at {path})"
+
+
+def check_bench_model(model_path: str | Path | None) -> None:
+    """Refuse a ``--encoder-model`` that is missing or not a Video-GMAE checkpoint, before any
+    timing: reads the file and its model config without building the model (no tensor work, so
+    torch's thread pool does not exist yet while the classical methods are timed)."""
+    if not model_path:
+        return
+    from ..model.checkpoint import load_checkpoint_blob
+    from ..model.gmae import ModelConfig
+
+    blob = load_checkpoint_blob(model_path)  # InputError naming the file
+    try:
+        ModelConfig.from_dict(blob["model_config"])
+    except (TypeError, ValueError, KeyError) as err:
+        raise InputError(f"checkpoint {model_path} does not fit the current Video-GMAE model: {err}") from None
 
 
 def build_bench_engines(model, backends: Sequence[str] = BACKENDS, threads: int | None = None,

@@ -13,9 +13,9 @@ load is exported again. ``cache_dir`` defaults to
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..engines.export import atomic_write
+from ..core.errors import OutputError
+from ..core.output import write_bytes
 from ..engines.settings import default_cache_dir
 from .aliked import AlikedDense, locate_weights
 
@@ -49,13 +50,12 @@ def export_key(model_name: str, hw: tuple[int, int], weights_sha256: str) -> str
 def export_onnx_bytes(model: AlikedDense, hw: tuple[int, int]) -> bytes:
     """ONNX graph (bytes) of ``model`` for a fixed ``(1, 3, h, w)`` input."""
     dummy = torch.zeros(1, 3, int(hw[0]), int(hw[1]))
-    with tempfile.TemporaryDirectory(prefix="aliked-export-") as tmp:
-        path = Path(tmp) / "aliked.onnx"
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore")  # TracerWarnings for the shape-derived padding and offset clamp
-            torch.onnx.export(model.eval(), (dummy,), str(path), opset_version=OPSET, dynamo=False,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], do_constant_folding=True)
-        return path.read_bytes()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # TracerWarnings for the shape-derived padding and offset clamp
+        torch.onnx.export(model.eval(), (dummy,), buffer, opset_version=OPSET, dynamo=False,
+                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], do_constant_folding=True)
+    return buffer.getvalue()
 
 
 class AlikedOnnxRuntime:
@@ -109,8 +109,11 @@ class AlikedOnnxRuntime:
                 self._model = AlikedDense.from_wheel(self.model_name)
             log.info("exporting ALIKED %s for %dx%d inputs to %s", self.model_name, hw[1], hw[0], path)
             data = export_onnx_bytes(self._model, hw)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, data)
+            try:  # a cache: when it cannot be written, the session works from memory all the same
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_bytes(path, data)
+            except (OSError, OutputError) as err:
+                log.warning("ALIKED ONNX not cached: %s", err)
             sess = self._session_from(data)
         self._sessions[hw] = sess
         self.paths[hw] = path

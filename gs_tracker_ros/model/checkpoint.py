@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
 
 from ..core.errors import InputError, TrackerError
+from ..core.output import write_bytes
 from ..core.paths import REPO_ROOT
 from .gmae import GMAE, ModelConfig
 
@@ -16,15 +18,15 @@ DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "gmae_tiny.pt"
 def save_checkpoint(path: str | Path, model: GMAE, extra: dict | None = None, half: bool = False) -> Path:
     """Write ``{"format", "model_config", "model", **extra}``; ``half`` stores float weights as fp16."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
              for k, v in model.state_dict().items()}
     blob = {"format": "gs_tracker_ros.gmae/1", "model_config": model.cfg.to_dict(), "model": state}
     blob.update(extra or {})
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(blob, tmp)
-    tmp.replace(path)  # atomic: a crash never leaves a half-written checkpoint
-    return path
+    # serialised in memory, then written whole or not at all (a full disk is one OutputError
+    # naming its cause; torch's own file writer reports it as an assertion about file offsets)
+    buffer = io.BytesIO()
+    torch.save(blob, buffer)
+    return write_bytes(path, buffer.getvalue())
 
 
 def load_checkpoint_blob(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -44,6 +46,8 @@ def _load_problem(err: Exception) -> str:
     """One line saying why ``torch.load`` refused a file. PyTorch's own text spans many lines and,
     for a file the safe (weights-only) loader rejects, suggests ``weights_only=False``, which
     would execute whatever the file contains: never pass that advice on."""
+    if isinstance(err, KeyError):  # torch.load's magic-number look-up on a file of another kind
+        return "corrupt, truncated or not a PyTorch checkpoint (not a PyTorch file)"
     text = str(err)
     marker = "WeightsUnpickler error:"
     if marker in text:

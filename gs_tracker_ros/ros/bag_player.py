@@ -61,6 +61,8 @@ def configure_large_messages(max_message_bytes: int) -> str | None:
     import tempfile
     from pathlib import Path
 
+    from ..core.output import write_text
+
     rmw = os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp") or "rmw_fastrtps_cpp"
     if rmw != "rmw_fastrtps_cpp" or os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE"):
         return None
@@ -73,9 +75,7 @@ def configure_large_messages(max_message_bytes: int) -> str | None:
     path = Path(tempfile.gettempdir()) / f"gs_tracker_fastdds_shm_{segment // mib}m_{message // mib}m.xml"
     text = _FASTDDS_PROFILE.format(segment=segment, message=message)
     if not path.is_file() or path.read_text() != text:
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_text(path, text)
     os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(path)
     return str(path)
 

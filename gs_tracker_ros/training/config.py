@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..core.errors import ConfigError, yaml_error_text
+from ..core.config import read_yaml_file
+from ..core.errors import ConfigError
 from ..model.gmae import ModelConfig
 from ..core.paths import DAVIS_UNLABELED
 
@@ -108,6 +110,8 @@ class TrainConfig:
 
     @staticmethod
     def from_dict(d: dict | None) -> "TrainConfig":
+        if d is not None and not isinstance(d, dict):
+            raise ConfigError(f"a training config must be a mapping of sections, got {type(d).__name__}")
         d = dict(d or {})
         sections = {f.name: f for f in fields(TrainConfig)}
         unknown = set(d) - set(sections)
@@ -144,18 +148,14 @@ class TrainConfig:
             raise ConfigError("supervised.weight and supervised.vis_weight must be >= 0")
         if sup.enabled and min(sup.scenes, sup.batch_size, sup.points, sup.every, sup.max_stride) < 1:
             raise ConfigError("supervised.scenes, batch_size, points, every and max_stride must be >= 1")
+        if not (math.isfinite(self.run.max_minutes) and self.run.max_minutes >= 0):
+            raise ConfigError(f"run.max_minutes (--max-minutes) must be >= 0 minutes (0 = no limit), "
+                              f"got {self.run.max_minutes}")
         if self.run.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"run.device must be auto, cpu or cuda, got {self.run.device!r}")
 
 
 def load_config(path: str | Path) -> TrainConfig:
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        d = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(yaml_error_text(path, err)) from None
-    return TrainConfig.from_dict(d)
+    """The :class:`TrainConfig` of the YAML file ``path`` (a one-line :class:`ConfigError` when
+    the file is missing, not UTF-8, not YAML or holds a bad value)."""
+    return TrainConfig.from_dict(read_yaml_file(path, "config file"))

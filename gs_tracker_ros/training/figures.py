@@ -14,11 +14,13 @@ import cv2
 import numpy as np
 import torch
 
+from ..core.output import check_output
 from ..model.checkpoint import load_model
 from ..model.gmae import GMAE
 from ..model.masking import random_tube_mask
 from ..core.paths import DAVIS_UNLABELED
 from ..model.gaussians import render_clip
+from ..viz.video import save_image
 from .data import center_clip, load_sequences
 
 
@@ -141,11 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     seq = load_sequences([args.data], short=max(128, min(cfg.input_hw)), include=[args.seq])[0]
     clip = center_clip(seq.frames, args.start, cfg.num_frames, args.stride, cfg.input_hw)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
 
     def save(name: str, rgb: np.ndarray) -> None:
-        cv2.imwrite(str(out / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        print(out / name)
+        print(save_image(check_output(out / name, "--out"), rgb))
 
     save(f"gmae_recon_{args.seq}.png", reconstruction_strip(model, clip, mask_ratio=args.mask_ratio))
     save(f"gmae_trajectories_{args.seq}.png", trajectory_image(model, clip))

@@ -23,7 +23,9 @@ import numpy as np
 import torch
 
 from ..core.errors import ConfigError, InputError
-from ..model.checkpoint import save_checkpoint
+from ..core.output import append_line, check_output, write_text
+from ..core.signals import StopOnSignal
+from ..model.checkpoint import load_checkpoint_blob, save_checkpoint
 from ..model.gmae import GMAE
 from ..model.masking import motion_aware_tube_mask, random_tube_mask
 from ..core.paths import resolve_path
@@ -80,6 +82,10 @@ class Trainer:
                                      betas=(0.9, 0.95))
         self.step = 0
         self.elapsed_before = 0.0
+        # inputs first: a bad --resume checkpoint or --out fails before minutes of data loading
+        resume_blob = load_resume_checkpoint(self.out / "last.pt") if resume else None
+        if self.rank == 0:
+            check_output(self.out / "last.pt", "--out")  # creates the folder, writes a probe in it
         mc = cfg.model
         train_seqs = load_sequences(cfg.data.paths, cfg.data.preload_short, exclude=cfg.data.holdout,
                                     min_frames=mc.num_frames)
@@ -110,11 +116,9 @@ class Trainer:
         self.mask_gen = torch.Generator().manual_seed(cfg.run.seed + 31 * self.rank)
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
-        if resume:
-            self._resume()
+        if resume_blob is not None:
+            self._resume(resume_blob)
         elif cfg.run.init_from:
-            from ..model.checkpoint import load_checkpoint_blob
-
             blob = load_checkpoint_blob(resolve_path(cfg.run.init_from))
             self.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["model"].items()})
             self.log_fn(f"initialised weights from {cfg.run.init_from}")
@@ -146,13 +150,16 @@ class Trainer:
         return {"real_textures": folder, "real_textures_exclude": tuple(self.cfg.data.holdout)}
 
     # ------------------------------------------------------------------ checkpoints
-    def _resume(self) -> None:
+    def _resume(self, blob: dict) -> None:
+        """Continue from a :func:`load_resume_checkpoint` blob: weights, optimiser, step, RNGs."""
         path = self.out / "last.pt"
-        if not path.is_file():
-            raise InputError(f"--resume: no checkpoint at {path}")
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        self.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["model"].items()})
-        self.opt.load_state_dict(blob["optimizer"])
+        try:
+            self.model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                        for k, v in blob["model"].items()})
+            self.opt.load_state_dict(blob["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise InputError(f"--resume: {path} does not fit this config's model ({first[:200]})") from None
         self.step = int(blob["step"])
         self.elapsed_before = float(blob.get("elapsed_s", 0.0))
         if "sampler_rng" in blob:
@@ -264,8 +271,7 @@ class Trainer:
     def write_log(self, rec: dict) -> None:
         if self.rank != 0:
             return
-        with open(self.out / "log.jsonl", "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        append_line(self.out / "log.jsonl", json.dumps(rec))
 
     def fit(self) -> dict:
         cfg = self.cfg
@@ -273,15 +279,31 @@ class Trainer:
         if self.rank == 0:
             import yaml
 
-            (self.out / "config.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(cfg.to_dict())), sort_keys=False))
+            write_text(self.out / "config.yaml", yaml.safe_dump(json.loads(json.dumps(cfg.to_dict())), sort_keys=False))
             n_par = sum(p.numel() for p in self.model.parameters())
             self.log_fn(f"training GMAE ({n_par / 1e6:.2f} M params, {cfg.model.num_gaussians} Gaussians) on "
                         f"{len(self.train_names)} sequences, device {self.device}, world {self.world}, "
                         f"from step {self.step} to {cfg.optim.steps}")
+        with StopOnSignal() as signals:
+            last = self._loop(signals)
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+        return last
+
+    def _loop(self, signals: StopOnSignal) -> dict:
+        """Train until ``optim.steps``, ``run.max_minutes`` or a signal (then ``last.pt`` is saved
+        and ``KeyboardInterrupt`` says so); returns the last log record."""
+        cfg = self.cfg
         window: list[dict] = []
         t_win = time.time()
         last = {}
         while self.step < cfg.optim.steps:
+            if signals.requested:
+                self.save()
+                raise KeyboardInterrupt(f"{signals.requested} at step {self.step}: saved {self.out / 'last.pt'} "
+                                        "(--resume continues from it)")
             stats = self.train_step()
             window.append(stats)
             stop = cfg.run.max_minutes > 0 and self.elapsed() > cfg.run.max_minutes * 60
@@ -317,11 +339,23 @@ class Trainer:
             if stop:
                 self.log_fn(f"stopping: reached max_minutes={cfg.run.max_minutes}")
                 break
-        if self.world > 1:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
         return last
+
+
+def load_resume_checkpoint(path: Path) -> dict:
+    """The ``last.pt`` blob ``--resume`` continues from; :class:`InputError` with one line when it
+    is missing, corrupt or not a training checkpoint (e.g. weights only, such as model_fp16.pt)."""
+    if not path.is_file():
+        raise InputError(f"--resume: no checkpoint at {path}")
+    try:
+        blob = load_checkpoint_blob(path)
+    except InputError as err:
+        raise InputError(f"--resume: {err}") from None
+    missing = [k for k in ("optimizer", "step") if k not in blob]
+    if missing or not isinstance(blob["model"], dict):
+        raise InputError(f"--resume: {path} is not a training checkpoint written by gs-tracker train "
+                         f"(no {' / '.join(missing) or 'weights'} in it)")
+    return blob
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print) -> dict:

@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from .figure_file import save_figure
+
 RAYLEIGH_MEDIAN = math.sqrt(2.0 * math.log(2.0))  # median of |e| / sigma for a calibrated 2-D Gaussian
 
 
@@ -28,7 +30,6 @@ def plot_error_vs_sigma(curves: Mapping[str, Sequence[Mapping[str, float]]], pat
     from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
     lo, hi = math.inf, 0.0
     for i, (name, bins) in enumerate(curves.items()):
@@ -57,6 +58,4 @@ def plot_error_vs_sigma(curves: Mapping[str, Sequence[Mapping[str, float]]], pat
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .figure_file import save_figure
+
 
 @dataclass(frozen=True)
 class CostPoint:
@@ -81,7 +83,6 @@ def plot_accuracy_cost(rows: Sequence[CostPoint], path: str | Path, title: str =
     if not rows:
         raise ValueError("no variants to plot")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4), dpi=100)
     videos = [k for k in rows[0].score if k != "pooled"]
     markers = {name: m for name, m in zip(videos, "s^vD<>")}
@@ -108,9 +109,7 @@ def plot_accuracy_cost(rows: Sequence[CostPoint], path: str | Path, title: str =
         ax.grid(True, alpha=0.3, which="both")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

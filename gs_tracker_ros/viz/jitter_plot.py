@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .figure_file import save_figure
+
 
 def plot_query_jitter(results: Sequence[Mapping[str, Any]], path: str | Path, key: str = "delta_seg",
                       title: str = "query jitter") -> Path:
@@ -26,7 +28,6 @@ def plot_query_jitter(results: Sequence[Mapping[str, Any]], path: str | Path, ke
         raise ValueError("no result carries a query_jitter summary")
     panels = list(results[0]["query_jitter"]["sequences"]) + ["pooled"]
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.8), dpi=100, sharey=True)
     axes = np.atleast_1d(axes)
     for ax, panel in zip(axes, panels):
@@ -50,6 +51,4 @@ def plot_query_jitter(results: Sequence[Mapping[str, Any]], path: str | Path, ke
     fig.suptitle(f"{title}: {key} on the exact queries (star) and on {runs} draws moved by up to "
                  f"+-{amplitude:g} px (dots, bar = mean)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -11,24 +11,11 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..core.errors import InputError
+from ..core.errors import InputError, OutputError
+from ..core.output import AtomicOutput, check_output, write_bytes
 from .overlay import outlined_text
 
 log = logging.getLogger(__name__)
-
-
-def _prepare_parent(path: Path) -> None:
-    """Create the parent folder of ``path`` and check that a file can be written there."""
-    if path.is_dir():
-        raise InputError(f"output path {path} is a directory, expected a file name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(f"cannot create output folder {path.parent}: {err.strerror or err}") from err
-    if not os.access(path.parent, os.W_OK | os.X_OK):
-        raise InputError(f"output folder {path.parent} is not writable")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise InputError(f"output file {path} exists and is not writable")
 
 
 def _check_frame(frame: np.ndarray) -> np.ndarray:
@@ -39,11 +26,15 @@ def _check_frame(frame: np.ndarray) -> np.ndarray:
 
 
 class VideoWriter:
-    """Context manager writing RGB ``(H, W, 3) uint8`` frames to a video file.
+    """Context manager writing RGB ``(H, W, 3) uint8`` frames to a video file, whole or not at all.
 
     Uses the 'mp4v' codec; if OpenCV cannot open that, it warns and falls back to Motion-JPEG in an
     ``.avi`` next to the requested path (see :attr:`path` for the file actually written).
     The frame size is fixed by the first frame (or ``frame_size``); all frames must match it.
+    Frames go to a temporary file beside the target (:class:`~gs_tracker_ros.core.output.AtomicOutput`);
+    :meth:`close` reopens it, checks that every frame is there (OpenCV's writer reports no write
+    errors, so a full disk would otherwise leave a file that does not open) and renames it. Leaving
+    the ``with`` block with an exception, or never closing the writer, leaves no file.
 
     Example::
 
@@ -54,42 +45,47 @@ class VideoWriter:
     Raises:
         InputError: the path is a directory or cannot be written, no codec could be opened, or a
             frame has the wrong type or size.
+        OutputError: the finished video is incomplete (e.g. no space left on device).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = 30.0, frame_size: tuple[int, int] | None = None,
                  fourcc: str = "mp4v") -> None:
         if not fps > 0:
             raise InputError(f"video fps must be > 0, got {fps}")
-        self.requested_path = Path(path)
+        self.requested_path = check_output(path, "video")
         self.path = self.requested_path  # the file actually written (may become .avi)
         self.fps = float(fps)
         self.fourcc = fourcc
         self.frame_count = 0
         self._size: tuple[int, int] | None = None  # (W, H)
         self._writer: cv2.VideoWriter | None = None
+        self._output: AtomicOutput | None = None
         self._closed = False
-        _prepare_parent(self.requested_path)
         if frame_size is not None:
             self._open(int(frame_size[0]), int(frame_size[1]))
 
+    def _start(self, path: Path, fourcc: str, width: int, height: int) -> bool:
+        """Open OpenCV's writer on a temporary file for ``path``; False if the codec is unavailable."""
+        output = AtomicOutput(path)
+        writer = cv2.VideoWriter(str(output.tmp), cv2.VideoWriter_fourcc(*fourcc), self.fps, (width, height))
+        if not writer.isOpened():
+            writer.release()
+            output.discard()
+            return False
+        self._writer, self._output, self.path = writer, output, path
+        return True
+
     def _open(self, width: int, height: int) -> None:
         self._size = (width, height)
-        writer = cv2.VideoWriter(str(self.requested_path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height))
-        if writer.isOpened():
-            self._writer = writer
+        if self._start(self.requested_path, self.fourcc, width, height):
             return
-        writer.release()
         fallback = self.requested_path.with_suffix(".avi")
         msg = (f"could not open a '{self.fourcc}' video writer for {self.requested_path}; "
                f"writing Motion-JPEG to {fallback} instead")
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
         log.warning(msg)
-        writer = cv2.VideoWriter(str(fallback), cv2.VideoWriter_fourcc(*"MJPG"), self.fps, (width, height))
-        if not writer.isOpened():
-            writer.release()
+        if not self._start(fallback, "MJPG", width, height):
             raise InputError(f"cannot open a video writer for {self.requested_path} (tried '{self.fourcc}' and MJPG .avi)")
-        self._writer = writer
-        self.path = fallback
 
     def write(self, frame: np.ndarray) -> None:
         """Append one RGB frame."""
@@ -104,24 +100,58 @@ class VideoWriter:
         self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
         self.frame_count += 1
 
-    def close(self) -> None:
-        """Finish the file (idempotent)."""
+    def close(self, keep: bool = True) -> None:
+        """Finish the file and move it to :attr:`path` (``keep=False``: remove it); idempotent.
+
+        Raises :class:`OutputError` when the finished file does not hold every frame written."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
         self._closed = True
+        output, self._output = self._output, None
+        if output is None:
+            return
+        if not keep:
+            output.discard()
+            return
+        decoded = _frames_in(output.tmp)
+        if decoded < self.frame_count:
+            output.discard()
+            raise OutputError(f"cannot write {self.path}: {_incomplete_cause(self.path)} "
+                              f"({decoded} of {self.frame_count} frames readable)")
+        output.commit()
 
     def __enter__(self) -> "VideoWriter":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc: object) -> None:
+        self.close(keep=exc_type is None)
 
-    def __del__(self) -> None:  # best effort if the user forgot close()
+    def __del__(self) -> None:  # never closed: no file (it may be incomplete)
         try:
-            self.close()
+            self.close(keep=False)
         except Exception:
             pass
+
+
+def _frames_in(path: Path) -> int:
+    """Frames a video file holds by its container (0 when OpenCV cannot open it)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    finally:
+        cap.release()
+
+
+def _incomplete_cause(path: Path) -> str:
+    """Why a video came out incomplete, as far as can be told afterwards (OpenCV reports nothing)."""
+    try:
+        stats = os.statvfs(path.parent)
+        if stats.f_bavail * stats.f_frsize < 1 << 20:
+            return "no space left on device"
+    except OSError:
+        pass
+    return "the video encoder could not write every frame (disk full or a file size limit?)"
 
 
 def make_contact_sheet(frames: Sequence[np.ndarray], cols: int = 3, labels: Sequence[str] | None = None,
@@ -155,18 +185,25 @@ def make_contact_sheet(frames: Sequence[np.ndarray], cols: int = 3, labels: Sequ
     return sheet
 
 
-def save_contact_sheet(frames: Sequence[np.ndarray], path: str | os.PathLike, cols: int = 3,
-                       labels: Sequence[str] | None = None, pad: int = 4) -> np.ndarray:
-    """Write a PNG grid of RGB frames (see :func:`make_contact_sheet`); returns the sheet (RGB)."""
+def save_image(path: str | os.PathLike, rgb: np.ndarray) -> Path:
+    """Write an RGB ``uint8`` image to ``path`` (format from the suffix: .png, .jpg, ...),
+    atomically; returns the path."""
     path = Path(path)
-    _prepare_parent(path)
-    sheet = make_contact_sheet(frames, cols, labels, pad)
     try:
-        ok = cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+        ok, data = cv2.imencode(path.suffix or ".png", cv2.cvtColor(_check_frame(rgb), cv2.COLOR_RGB2BGR))
     except cv2.error:
         ok = False
     if not ok:
-        raise InputError(f"could not write image {path} (is the extension .png?)")
+        raise InputError(f"cannot write image {path}: OpenCV has no encoder for '{path.suffix}' (use .png or .jpg)")
+    return write_bytes(path, data.tobytes())
+
+
+def save_contact_sheet(frames: Sequence[np.ndarray], path: str | os.PathLike, cols: int = 3,
+                       labels: Sequence[str] | None = None, pad: int = 4) -> np.ndarray:
+    """Write a PNG grid of RGB frames (see :func:`make_contact_sheet`); returns the sheet (RGB)."""
+    path = check_output(path, "contact sheet")
+    sheet = make_contact_sheet(frames, cols, labels, pad)
+    save_image(path, sheet)
     return sheet
 
 
@@ -176,8 +213,8 @@ class OverlayOutput:
     ``add(t, img)`` writes frame ``t`` to the video at ``video_path`` and keeps it for the PNG
     sheet at ``sheet_path`` when it is one of ``sheet_frames`` evenly spaced frames of
     ``num_frames`` (the frame index is in each frame's header, so the sheet has no labels).
-    Used as a context manager: the video is closed either way, the sheet written only when the
-    block finished without an error.
+    Used as a context manager: the video is kept and the sheet written only when the block
+    finished without an error (else neither file is left).
     """
 
     def __init__(self, video_path: str | os.PathLike | None, sheet_path: str | os.PathLike | None,
@@ -202,6 +239,6 @@ class OverlayOutput:
 
     def __exit__(self, exc_type, *exc: object) -> None:
         if self.writer is not None:
-            self.writer.close()
+            self.writer.close(keep=exc_type is None)
         if exc_type is None and self.sheet_path is not None:
             save_contact_sheet(self.shots, self.sheet_path, cols=3 if len(self.shots) > 4 else 2)
