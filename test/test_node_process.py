@@ -38,15 +38,36 @@ def _run(args, env, cwd, timeout=60):
      "is not valid YAML: line 4, column 11: expected ',' or ']'"),
     ("- just\n- a list\n", "must map node names to {ros__parameters: {...}}"),
     ("/**/gs_tracker_node:\n  ros__parameters:\n    x: [1, abc]\n", "Couldn't parse params file"),
-], ids=["missing", "malformed", "not-a-mapping", "rcl-rejects"])
+    # issue 26: random bytes used to end the process silently with exit 0 (the UnicodeDecodeError
+    # before rclpy.init was taken for an interrupted start-up)
+    (bytes(range(128, 256)) * 3, "is not text (byte 0x80 at offset 0 is not UTF-8)"),
+], ids=["missing", "malformed", "not-a-mapping", "rcl-rejects", "binary"])
 def test_bad_params_file_is_one_line_exit_2(ros_env, tmp_path, content, needle):
     path = tmp_path / "params.yaml"
-    if content is not None:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
         path.write_text(content)
     rc, text = _run(["--params-file", str(path)], ros_env, tmp_path)
     assert rc == 2, text
     assert "Traceback" not in text and needle in text and str(path) in text, text
     assert len(text.strip().splitlines()) == 1, text
+
+
+def test_any_other_start_up_failure_is_one_line_and_non_zero(monkeypatch, capsys):
+    """Whatever fails before the node spins (here an unexpected error while checking the command
+    line) ends the process with exit 1 and one line, never silently with 0."""
+    from gs_tracker_ros.ros import node as node_module
+
+    def broken(argv):
+        raise RuntimeError("simulated failure\nwith a second line")
+
+    monkeypatch.setattr(node_module.P, "check_params_files", broken)
+    monkeypatch.setattr(node_module, "_ignore_further_signals", lambda: None)  # keep pytest's Ctrl-C
+    rc = node_module.main(["gs_tracker_node", "--ros-args"])
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    assert err.strip() == "[FATAL] [gs_tracker_node]: cannot start: RuntimeError: simulated failure", err
 
 
 def _start(args, env, log: Path):

@@ -753,38 +753,43 @@ def main(args: list[str] | None = None) -> int:
     """Run ``gs_tracker_node`` (standard ``--ros-args`` accepted); the exit code.
 
     0 after SIGINT / SIGTERM, also when one arrives while the node is starting; 2 with one line
-    for a bad command line (a missing or malformed ``--params-file``) or an invalid parameter.
-    :func:`gs_tracker_ros.ros.run_node.main` (the ``gs_tracker_node`` executable) turns SIGTERM
-    into the same clean stop as SIGINT before importing anything heavy.
+    for a bad command line (a missing, binary or malformed ``--params-file``) or an invalid
+    parameter; 1 with one line for any other failure before the node spins (nothing fails
+    silently: a launcher always sees it). :func:`gs_tracker_ros.ros.run_node.main` (the
+    ``gs_tracker_node`` executable) turns SIGTERM into the same clean stop as SIGINT before
+    importing anything heavy.
     """
     from rclpy._rclpy_pybind11 import RCLError
 
+    from .run_node import stop_requested  # a signal whose KeyboardInterrupt was swallowed
+
     argv = sys.argv if args is None else args
     node = None
+    initialised = spinning = False
     try:
         try:
             P.check_params_files(argv)
             with _rcl_init_output() as rcl_output:
                 rclpy.init(args=args)
+            initialised = True
         except (ConfigError, RCLError) as err:
             if isinstance(err, RCLError):  # rcl logged "Failed to parse global arguments" already
                 rcl_output.drop(RCL_INIT_FAILURE_LINE)
             text = str(err) if isinstance(err, ConfigError) else _rcl_error_line(err)
-            print(f"[FATAL] [{NODE_NAME}]: cannot start: {text}", file=sys.stderr, flush=True)
+            fatal_line(f"cannot start: {text}")
             return 2
-        from .run_node import stop_requested  # a signal whose KeyboardInterrupt was swallowed
-
         if stop_requested():
             return 0
         try:
             node = TrackerNode()
         except (TrackerError, ValueError) as err:
-            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {err}")
+            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {first_line(err)}")
             return 2
         if stop_requested():
             return 0
         executor = SingleThreadedExecutor()
         executor.add_node(node)
+        spinning = True
         try:
             executor.spin()
         except (KeyboardInterrupt, ExternalShutdownException):
@@ -792,17 +797,28 @@ def main(args: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:  # a signal while starting (before spin)
         return 0
-    except Exception:
-        from .run_node import stop_requested
-
-        if stop_requested() or not rclpy.ok():  # a signal arrived while the node was starting
+    except Exception as err:
+        if stop_requested() or (initialised and not rclpy.ok()):  # a signal arrived meanwhile
             return 0
-        raise
+        if spinning:  # a failure that escaped a callback: the traceback is the bug report
+            raise
+        fatal_line(f"cannot start: {type(err).__name__}: {first_line(err)}")
+        return 1
     finally:
         _ignore_further_signals()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+
+
+def first_line(err: BaseException) -> str:
+    """The first non-empty line of an exception's text (its type name if it has none)."""
+    return next((ln.strip() for ln in str(err).splitlines() if ln.strip()), type(err).__name__)
+
+
+def fatal_line(text: str) -> None:
+    """One ``[FATAL] [gs_tracker_node]: ...`` line on stderr (before rclpy's logging is up)."""
+    print(f"[FATAL] [{NODE_NAME}]: {text}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

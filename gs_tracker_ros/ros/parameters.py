@@ -467,8 +467,8 @@ def params_files(argv: Iterable[str]) -> list[str]:
 
 
 def check_params_files(argv: Iterable[str]) -> None:
-    """Refuse a missing, unreadable or malformed ``--params-file`` with one line naming the file
-    (and the line / column), before rcl's multi-line parser error. Raises :class:`ConfigError`."""
+    """Refuse a missing, unreadable, binary or malformed ``--params-file`` with one line naming the
+    file (and the line / column), before rcl's multi-line parser error. Raises :class:`ConfigError`."""
     import yaml
 
     for name in params_files(argv):
@@ -479,6 +479,9 @@ def check_params_files(argv: Iterable[str]) -> None:
             raise ConfigError(f"params file not found: {name}") from None
         except OSError as err:
             raise ConfigError(f"cannot read params file {name}: {err.strerror}") from None
+        except UnicodeDecodeError as err:  # random bytes, a binary file given by mistake
+            raise ConfigError(f"params file {name} is not text (byte 0x{err.object[err.start]:02x} at offset "
+                              f"{err.start} is not UTF-8): give a YAML params file") from None
         except yaml.YAMLError as err:
             raise ConfigError("params file " + yaml_error_text(name, err)) from None
         if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
