@@ -280,14 +280,35 @@ def test_invalid_startup_parameter_exits_with_a_clear_message(ros_env, tmp_path)
         assert "cannot start" in text and needle in text and "Traceback" not in text, text
 
 
-def test_typos_in_startup_parameters_are_reported_with_the_closest_name(make_node):
-    node = make_node(**{"no_such": 1, "tracker.outler_px": 3.0, "tracker.integration.outlier_px": 7.0})
-    assert node.unknown_parameters == [
-        "ignoring unknown parameter 'no_such'; `ros2 param list` shows the node's parameters",
-        "ignoring unknown parameter 'tracker.outler_px' (did you mean 'tracker.integration.outlier_px'?); "
-        "`ros2 param list` shows the node's parameters",
-    ]
-    assert node._config.integration.outlier_px == 7.0  # the known one applied
+def test_typos_in_startup_parameters_are_refused_with_the_closest_name(make_node):
+    with pytest.raises(ConfigError) as err:
+        make_node(**{"no_such": 1, "tracker.outler_px": 3.0, "tracker.integration.outlier_px": 7.0})
+    assert str(err.value) == (
+        "unknown parameters 'no_such', 'tracker.outler_px' (did you mean 'tracker.integration.outlier_px'?); "
+        "`ros2 param list` or docs/ros.md lists the node's parameters")
+    assert make_node(**{"tracker.integration.outlier_px": 7.0})._config.integration.outlier_px == 7.0
+
+
+def test_parameter_sources_wildcard_sections_and_node_patterns(tmp_path):
+    """Only a name that reaches the node solely through a params-file section for all nodes is
+    not refused (startup_checks)."""
+    from gs_tracker_ros.ros.startup_checks import (command_line_parameters, node_pattern_matches,
+                                                   wildcard_only_parameters)
+
+    fq = "/robot1/gs_tracker_node"
+    for pattern, ok in [("/**", True), ("/**/gs_tracker_node", True), ("/robot1/gs_tracker_node", True),
+                        ("robot1/gs_tracker_node", True), ("/*/gs_tracker_node", True), ("/robot1/*", True),
+                        ("/*", False), ("/gs_tracker_node", False), ("/robot2/**", False), ("/**/other", False)]:
+        assert node_pattern_matches(pattern, fq) == ok, pattern
+    files = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    files[0].write_text("/**:\n  ros__parameters:\n    robot_radius: 0.3\n    method: klt\n"
+                        "/other_node:\n  ros__parameters:\n    speed: 1.0\n")
+    files[1].write_text("robot1:\n  gs_tracker_node:\n    ros__parameters:\n      tracker: {outler_px: 3.0}\n"
+                        "/robot1/*:\n  ros__parameters:\n    foo: 1\n")
+    argv = ["exe", "--ros-args", "--params-file", str(files[0]), "--params-file", str(files[1]),
+            "-p", "method:=klt", "-p", "gs_tracker_node:bar:=2"]
+    assert command_line_parameters(argv) == {"method", "bar"}
+    assert wildcard_only_parameters(argv, fq) == {"robot_radius", "foo"}
 
 
 def test_max_tracks_below_the_live_count_is_refused_with_the_reason(make_node):
@@ -364,7 +385,6 @@ def test_qos_overrides_are_ros_parameters_on_top_of_image_qos(make_node):
     node = make_node(**{"qos_overrides./image.subscription.reliability": "reliable",
                         "qos_overrides./image.subscription.depth": 2,
                         "qos_overrides./tracks.publisher.depth": 50})
-    assert node.unknown_parameters == []  # declared by rclpy: not typos
     qos = node.image_sub.qos_profile
     assert (qos.reliability, qos.depth, qos.history) == (ReliabilityPolicy.RELIABLE, 2, HistoryPolicy.KEEP_LAST)
     assert node.tracks_pub.qos_profile.depth == 50

@@ -62,7 +62,8 @@ from .image_conversion import (
     image_to_rgb,
     rgb_to_image,
 )
-from .qos import overriding_options, qos_profile
+from . import startup_checks
+from .qos import QOS_OVERRIDE_POLICIES, overriding_options, qos_profile
 
 NODE_NAME = "gs_tracker_node"
 # Topic and service names (relative to the node's namespace / private namespace); the tests and
@@ -111,7 +112,10 @@ class TrackerNode(LifecycleNode):
     :class:`TrackerError` it met.
     """
 
-    def __init__(self, node_name: str = NODE_NAME, autostart: bool | None = None, **kwargs: Any) -> None:
+    def __init__(self, node_name: str = NODE_NAME, autostart: bool | None = None,
+                 argv: list[str] | None = None, **kwargs: Any) -> None:
+        """``argv``: the process's command line (default ``sys.argv``), read for where each
+        parameter override came from (:func:`.startup_checks.wildcard_only_parameters`)."""
         super().__init__(node_name, **kwargs)
         self._throttle = _Throttle()
         self.stats = NodeStats()
@@ -125,6 +129,9 @@ class TrackerNode(LifecycleNode):
             P.check_node_values(self._params)
             self._config = P.tracker_config_from_params(self._params)
             self._method = self._params["method"]
+            # the image topic after remapping; compressed images come on its /compressed sub-topic
+            self._image_topic = self.resolve_topic_name("image")
+            self._refuse_unknown_parameters(sys.argv if argv is None else argv)
         except BaseException:
             super().destroy_node()
             raise
@@ -147,11 +154,10 @@ class TrackerNode(LifecycleNode):
         # created by configure (services) and activate (topics); None otherwise
         self.add_srv = self.remove_srv = self.reset_srv = None
         self.tracks_pub = self.overlay_pub = self.image_sub = self.info_sub = None
-        self.unknown_parameters: list[str] | None = None  # checked on the first activation
-        # the image topic after remapping; compressed images come on its /compressed sub-topic
-        self._image_topic = self.resolve_topic_name("image")
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)  # in every state
         self.diag_timer = self.create_timer(self._params["diagnostics_period_s"], self._publish_diagnostics)
+        # two nodes of one name would both track every image and answer every call: say so
+        self._name_clash = startup_checks.NameClashCheck(self, self.get_logger().warning)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
 
@@ -199,13 +205,6 @@ class TrackerNode(LifecycleNode):
                                                       qos_overriding_options=overriding_options())
         qos = qos_profile(self._params["image_qos"])  # camera_info: the profile without the image's overrides
         self.info_sub = self.create_subscription(CameraInfo, self._camera_info_topic(), self._on_camera_info, qos)
-        if self.unknown_parameters is None:
-            # typos in -p / params files would otherwise be ignored without a word (checked once
-            # all parameters, the qos_overrides.* ones too, are declared)
-            self.unknown_parameters = P.unknown_parameter_warnings(
-                n for n in getattr(self, "_parameter_overrides", {}) if not self.has_parameter(n))
-            for text in self.unknown_parameters:
-                self.get_logger().warning(text)
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="gs_tracker_worker", daemon=True)
         self._worker.start()
@@ -270,6 +269,31 @@ class TrackerNode(LifecycleNode):
             return remapped
         return camera_info_sibling(self._image_topic)
 
+
+    def _qos_override_names(self) -> dict[str, str | None]:
+        """The ``qos_overrides.*`` parameters the image subscription and the tracks publisher
+        declare on activation (rclpy's QoSOverridingOptions), each with None or the reason it is
+        not offered, known before they exist so that a typo is refused at start-up."""
+        image = self._image_topic + ("/compressed" if self._params["image_transport"] == "compressed" else "")
+        names: dict[str, str | None] = {}
+        for topic, kind in ((image, "subscription"), (self.resolve_topic_name("tracks"), "publisher")):
+            for policy in QOS_OVERRIDE_POLICIES:
+                names[f"qos_overrides.{topic}.{kind}.{policy}"] = None
+        return names
+
+    def _refuse_unknown_parameters(self, argv: list[str]) -> None:
+        """Raise :class:`ConfigError` (one line) for start-up overrides that name no parameter of
+        this node; warn about those from params-file sections for all nodes (startup_checks)."""
+        overrides = list(getattr(self, "_parameter_overrides", {}))
+        qos_names = self._qos_override_names()
+        known = [*P.known_parameter_names(), *(n for n, why in qos_names.items() if why is None)]
+        hints = {n: why for n, why in qos_names.items() if why is not None}
+        error, warnings = startup_checks.unknown_parameter_report(
+            overrides, known, startup_checks.wildcard_only_parameters(argv, self.get_fully_qualified_name()), hints)
+        for text in warnings:
+            self.get_logger().warning(text)
+        if error is not None:
+            raise ConfigError(error)
 
     def _build_tracker(self) -> PointTracker:
         """The one tracker of this node, from :func:`make_tracker` (engine settings included:
@@ -781,7 +805,7 @@ def main(args: list[str] | None = None) -> int:
         if stop_requested():
             return 0
         try:
-            node = TrackerNode()
+            node = TrackerNode(argv=argv)
         except (TrackerError, ValueError) as err:
             rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {first_line(err)}")
             return 2

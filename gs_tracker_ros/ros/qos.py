@@ -20,6 +20,8 @@ from typing import Any
 from ..core.errors import InputError
 
 QOS_PROFILES = ("sensor_data", "reliable", "system_default")
+# the policies QoSOverridingOptions.with_default_policies() offers as qos_overrides.* parameters
+QOS_OVERRIDE_POLICIES = ("history", "depth", "reliability")
 
 
 def qos_profile(name: str, depth: int = 5) -> Any:
