@@ -269,9 +269,16 @@ def test_lifecycle_transitions_subscribe_only_while_active(rig):
         assert state() == "unconfigured"
         eventually(lambda: f"{fq}/add_queries" not in graph("srv"), "cleanup releases the services")
 
+        # issue 27: shutdown used to leave the process running, its diagnostics saying "activate"
         transition(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
-        assert state() == "finalized"
-        assert node.alive()
+        try:
+            exit_code = node.proc.wait(10)
+        except Exception:
+            exit_code = None
+        assert exit_code == 0, ("the process did not end after shutdown", node.log_text()[-3000:])
+        final = cli.latest_diagnostics(fresh=False, timeout_s=1.0)
+        assert final is not None and final["lifecycle_state"] == "finalized", final
+        assert final["_message"] == "finalized: not tracking (lifecycle shutdown; the process exits)", final
     finally:
         cli.close()
         rc = node.stop()
@@ -279,7 +286,8 @@ def test_lifecycle_transitions_subscribe_only_while_active(rig):
     log = node.log_text()
     assert "Traceback" not in log
     for needle in ("configured: method 'probfuse'", "tracking with method", "deactivated: not subscribed",
-                   "cleaned up: tracker and services released"):
+                   "cleaned up: tracker and services released",
+                   "shut down (lifecycle shutdown from 'unconfigured'): not tracking"):
         assert needle in log, log[-3000:]
 
 
@@ -656,6 +664,15 @@ def test_mailbox_keeps_only_the_newest_image_and_counts_the_rest(local_node):
     assert (s["frames_received"], s["frames_processed"], s["frames_dropped"]) == (6, 2, 4)
     np.testing.assert_array_equal(seen[1], tex.frame(5)[0, 0])  # the newest image won
     assert node._latest_header.stamp.sec == 5
+
+
+def test_shutdown_from_active_finalizes_the_node(local_node):
+    node = local_node
+    assert node.lifecycle_state() == "active" and not node.finalized
+    node.trigger_shutdown()
+    assert node.finalized
+    assert node.image_sub is None and node.tracks_pub is None and node._tracker is None
+    assert node._worker is None or not node._worker.is_alive()
 
 
 def test_worker_survives_exceptions_and_tracks_the_next_image(local_node):

@@ -229,7 +229,15 @@ class TrackerNode(LifecycleNode):
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._deactivate()
         self._cleanup()
+        self.get_logger().info(f"shut down (lifecycle shutdown from '{state.label}'): not tracking, tracker and "
+                               f"services released; finalized, the process exits")
         return TransitionCallbackReturn.SUCCESS
+
+    @property
+    def finalized(self) -> bool:
+        """True once the lifecycle ``shutdown`` transition completed (nothing can bring the node
+        back: :func:`main` then ends the process with exit code 0)."""
+        return self.lifecycle_state() == "finalized"
 
     def _deactivate(self) -> None:
         """Unsubscribe, stop the worker (an image still in the mailbox counts as dropped), stop
@@ -666,8 +674,11 @@ class TrackerNode(LifecycleNode):
                                                hardware_id=header.frame_id if header is not None else "",
                                                extra=extra, stale_after_s=self._params["stale_after_s"],
                                                stale_error_after_s=self._params["stale_error_after_s"],
-                                               not_tracking=None if state == "active" else
-                                               f"{state}: not tracking (lifecycle; activate to subscribe)"))
+                                               not_tracking=_NOT_TRACKING.get(state, f"{state}: not tracking")))
+
+    def publish_diagnostics_now(self) -> None:
+        """One status now (outside the timer): the last word of a node that is about to exit."""
+        self._publish_diagnostics()
 
     # ------------------------------------------------------------------------------------ life cycle
     def stop_worker(self, timeout_s: float = 5.0) -> None:
@@ -680,6 +691,15 @@ class TrackerNode(LifecycleNode):
     def destroy_node(self) -> None:
         self.stop_worker()
         super().destroy_node()
+
+
+# /diagnostics message of each lifecycle state but active (level OK: not tracking on purpose)
+_NOT_TRACKING = {
+    "unconfigured": "unconfigured: not tracking (lifecycle: configure, then activate, to track)",
+    "inactive": "inactive: not tracking (lifecycle: activate to track)",
+    "finalized": "finalized: not tracking (lifecycle shutdown; the process exits)",
+}
+FINAL_GRACE_S = 0.5  # after shutdown: time for the change_state reply and the last status to leave
 
 
 def camera_info_sibling(image_topic: str) -> str:
@@ -815,7 +835,13 @@ def main(args: list[str] | None = None) -> int:
         executor.add_node(node)
         spinning = True
         try:
-            executor.spin()
+            while rclpy.ok() and not node.finalized:
+                executor.spin_once(timeout_sec=0.2)
+            if node.finalized:  # `ros2 lifecycle set ... shutdown`: say so, then end the process
+                node.publish_diagnostics_now()
+                end = time.monotonic() + FINAL_GRACE_S
+                while rclpy.ok() and time.monotonic() < end:
+                    executor.spin_once(timeout_sec=0.05)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         return 0
