@@ -580,23 +580,34 @@ def test_a_camera_stall_turns_diagnostics_warn_then_error(rig):
     assert d.get("_level") == 0, d
 
 
-def test_repeated_and_backward_stamps_warn_and_are_tracked(rig):
+def test_repeated_stamps_warn_and_a_jump_back_resets_with_one_warning(rig):
+    """The same stamp again is tracked as the next frame (warned); an older stamp (a looping bag,
+    a restarted driver) resets the tracker with one warning (issue 27: a looped bag used to be
+    tracked across the jump)."""
     tex = MovingTexture(160, 120, velocity=(1, 0), num_frames=4, seed=17)
     s0, _ = rig.start_sequence(tex)
+    assert rig.cli.add_queries([40.0, 80.0, 100.0], [40.0, 60.0, 80.0]).success
     s1 = rig.stamp()
-    assert rig.cli.send_and_wait(rig.cli.image_msg(tex.frame(1), s1)) is not None
+    m = rig.cli.send_and_wait(rig.cli.image_msg(tex.frame(1), s1))
+    assert m is not None and len(m.tracks) == 3
     d0 = rig.settle()
     rig.cli.publish(rig.cli.image_msg(tex.frame(2), s1))  # the same stamp again
     assert rig.cli.wait_for(lambda: rig.cli.tracks_order.count(s1) >= 2), "no tracks for the repeated stamp"
+    assert len(rig.cli.tracks[s1].tracks) == 3  # tracked on
     rig.cli.publish(rig.cli.image_msg(tex.frame(3), s0))  # older than the previous image
     assert rig.cli.wait_for(lambda: rig.cli.tracks_order.count(s0) >= 2), "no tracks for the older stamp"
+    assert len(rig.cli.tracks[s0].tracks) == 0  # reset: this image started afresh
     d1 = rig.settle()
     assert int(d1["stamps_out_of_order"]) - int(d0["stamps_out_of_order"]) == 2
+    assert int(d1["stamp_jumps_back"]) - int(d0["stamp_jumps_back"]) == 1
     assert int(d1["frames_processed"]) - int(d0["frames_processed"]) == 2
+    assert d1["live_tracks"] == "0"
     log = rig.node.log_text()
-    for needle in (f"image stamped {s1[0]}.{s1[1]:09d} has the same stamp as the previous image",
-                   f"image stamped {s0[0]}.{s0[1]:09d} is 1.000 s older than the previous image"):
-        assert needle in log, log[-3000:]
+    assert f"image stamped {s1[0]}.{s1[1]:09d} has the same stamp as the previous image" in log, log[-3000:]
+    jump = (f"image stamped {s0[0]}.{s0[1]:09d} is 1.000 s older than the previous image "
+            f"({s1[0]}.{s1[1]:09d}): time jumped back (a looping bag or a restarted source); resetting the "
+            f"tracker, 3 track(s) dropped")
+    assert log.count(jump) == 1 and log.count("time jumped back") == 1, log[-3000:]
 
 
 def test_node_shuts_down_cleanly_on_sigint(rig):
@@ -664,6 +675,44 @@ def test_mailbox_keeps_only_the_newest_image_and_counts_the_rest(local_node):
     assert (s["frames_received"], s["frames_processed"], s["frames_dropped"]) == (6, 2, 4)
     np.testing.assert_array_equal(seen[1], tex.frame(5)[0, 0])  # the newest image won
     assert node._latest_header.stamp.sec == 5
+
+
+def test_a_looping_source_resets_the_tracker_once_per_jump_with_one_warning(local_node):
+    """Three passes over the same 12 stamps (a bag played with --loop): every image is tracked,
+    each jump back resets the tracker, one warning line at most per jump (throttled: a short loop
+    gives one line per 5 s with the count of the others)."""
+    node = local_node
+    warnings = []
+
+    class Recorder:  # the node's logger, recording what it warns (after throttling)
+        def __init__(self, logger):
+            self._real = logger
+
+        def warning(self, text, **kw):
+            warnings.append(text)
+            return self._real.warning(text, **kw)
+
+        def __getattr__(self, name):
+            return getattr(self._real, name)
+
+    node._logger = Recorder(node.get_logger())
+    tex = MovingTexture(96, 64, velocity=(1, 0), num_frames=12)
+    done = 0
+    for loop in range(3):
+        for t in range(12):
+            msg = _image(tex, t)
+            node._on_image(msg)
+            done += 1
+            assert _wait(lambda: node.stats.frames_processed == done)
+            if t == 0 and node._live_ids == set():
+                with node._tracker_lock:
+                    node._live_ids.update(node._tracker.add_queries(np.array([[30.0, 30.0], [50.0, 40.0]])).tolist())
+    s = node.stats.snapshot()
+    assert (s["stamp_jumps_back"], s["stamps_out_of_order"], s["errors"]) == (2, 2, 0), s
+    jumps = [w for w in warnings if "time jumped back" in w]
+    assert len(jumps) == 1 and "resetting the tracker, 2 track(s) dropped" in jumps[0], warnings
+    assert len(warnings) == 1, warnings  # nothing else was warned
+    assert node._live_ids  # the points added after the last jump are tracked
 
 
 def test_shutdown_from_active_finalizes_the_node(local_node):

@@ -4,7 +4,8 @@ diagnostic_msgs/DiagnosticArray form.
 Counters: ``frames_received`` (image callbacks), ``frames_processed`` (tracked and published),
 ``frames_dropped`` (replaced in the one-slot mailbox before the worker took them),
 ``frames_rejected`` (bad encoding / size), ``errors`` (exceptions while tracking),
-``stamps_out_of_order`` (an image stamped no later than the previous one). Latency is image
+``stamps_out_of_order`` (an image stamped no later than the previous one), ``stamp_jumps_back``
+(of those, stamped before the previous one: the tracker was reset). Latency is image
 receipt -> tracks published, over the last :data:`LATENCY_WINDOW` frames. Stale input: the time
 since the last image arrived turns the status WARN / ERROR after the node's ``stale_after_s`` /
 ``stale_error_after_s``, like diagnostic_updater's frequency and time-stamp checks.
@@ -39,6 +40,7 @@ class NodeStats:
         self.overlays_published = 0
         self.camera_info_mismatches = 0
         self.stamps_out_of_order = 0
+        self.stamp_jumps_back = 0
         self.live_tracks = 0
         self.visible_tracks = 0
         self.last_error = ""
@@ -59,6 +61,12 @@ class NodeStats:
     def stamp_out_of_order(self) -> None:
         with self._lock:
             self.stamps_out_of_order += 1
+
+    def jumped_back(self) -> None:
+        """An image stamped before the previous one (counted in stamps_out_of_order too): the
+        tracker was reset."""
+        with self._lock:
+            self.stamp_jumps_back += 1
 
     def dropped(self, n: int = 1) -> None:
         with self._lock:
@@ -128,6 +136,7 @@ class NodeStats:
                 "overlays_published": self.overlays_published,
                 "camera_info_mismatches": self.camera_info_mismatches,
                 "stamps_out_of_order": self.stamps_out_of_order,
+                "stamp_jumps_back": self.stamp_jumps_back,
                 "seconds_since_last_image": (now - self._last_receipt) if self._last_receipt is not None
                 else float("nan"),
                 "live_tracks": self.live_tracks,
@@ -183,7 +192,8 @@ def diagnostic_array(snap: dict[str, Any], stamp: Any, name: str, hardware_id: s
     status = DiagnosticStatus(level=bytes([level]), name=name, message=message, hardware_id=hardware_id)
     keys = ("fps", "latency_p50_ms", "latency_p95_ms", "frames_received", "frames_processed", "frames_dropped",
             "frames_rejected", "errors", "live_tracks", "visible_tracks", "overlays_published",
-            "camera_info_mismatches", "stamps_out_of_order", "seconds_since_last_image", "last_error")
+            "camera_info_mismatches", "stamps_out_of_order", "stamp_jumps_back", "seconds_since_last_image",
+            "last_error")
     values = [KeyValue(key=k, value=_fmt(snap[k])) for k in keys]
     for k, v in (extra or {}).items():
         values.append(KeyValue(key=k, value=_fmt(v)))

@@ -390,8 +390,8 @@ class TrackerNode(LifecycleNode):
             return
         hw = (int(frame.shape[0]), int(frame.shape[1]))
         with self._tracker_lock:
-            if self._latest_header is not None:
-                self._check_stamp_order(msg.header, self._latest_header)
+            if self._latest_header is not None and self._jumped_back(msg.header, self._latest_header):
+                self._reset_tracker_locked()  # this image starts afresh, like the first one
             if self._frame_hw is not None and hw != self._frame_hw:
                 self.get_logger().warning(
                     f"image size changed from {self._frame_hw[1]}x{self._frame_hw[0]} to {hw[1]}x{hw[0]}: "
@@ -417,18 +417,27 @@ class TrackerNode(LifecycleNode):
         # or error (an exception above counts as an error only)
         self.stats.processed(latency, len(state), int(state.visible.sum()))
 
-    def _check_stamp_order(self, header: Header, previous: Header) -> None:
-        """Warn (throttled) about an image stamped no later than the previous one. The tracker goes
-        by arrival order: such an image is tracked as the next frame; its tracks carry its stamp."""
+    def _jumped_back(self, header: Header, previous: Header) -> bool:
+        """Whether an image is stamped before the previous one: time jumped back (a looping bag,
+        a restarted driver), the tracker must start afresh; one warning per jump (throttled).
+        An image with the previous image's stamp is tracked as the next frame, with a warning.
+        Tracker lock held."""
         now_ns, prev_ns = _stamp_ns(header.stamp), _stamp_ns(previous.stamp)
         if now_ns > prev_ns:
-            return
+            return False
         self.stats.stamp_out_of_order()
-        kind = "has the same stamp as" if now_ns == prev_ns else f"is {(prev_ns - now_ns) / 1e9:.3f} s older than"
-        self._warn(("stamp_order", now_ns == prev_ns),
-                   f"image stamped {_stamp_text(header.stamp)} {kind} the previous image "
-                   f"({_stamp_text(previous.stamp)}): tracking it as the next frame anyway (the tracker "
-                   f"follows arrival order; a replayed or restarted source should call ~/reset)")
+        if now_ns == prev_ns:
+            self._warn("stamp_repeated",
+                       f"image stamped {_stamp_text(header.stamp)} has the same stamp as the previous image: "
+                       f"tracking it as the next frame anyway (the tracker follows arrival order)")
+            return False
+        self.stats.jumped_back()
+        self._warn("stamp_jump_back",
+                   f"image stamped {_stamp_text(header.stamp)} is {(prev_ns - now_ns) / 1e9:.3f} s older than the "
+                   f"previous image ({_stamp_text(previous.stamp)}): time jumped back (a looping bag or a "
+                   f"restarted source); resetting the tracker, {len(self._live_ids)} track(s) dropped (add points "
+                   f"again with ~/add_queries; grid seeding re-seeds)")
+        return True
 
     def _seed(self, state: TrackState, hw: tuple[int, int]) -> None:
         """Grid seeding on the frame just stepped (tracker lock held)."""
