@@ -142,7 +142,7 @@ TYPO_FILE = "/**/gs_tracker_node:\n  ros__parameters:\n    tracker:\n      outle
     ([], TYPO_FILE, "unknown parameter 'tracker.outler_px' (did you mean 'tracker.integration.outlier_px'?)"),
     (["-r", "image:=/cam/image_raw", "-p", "qos_overrides./cam/image_raw.subscription.durability:=volatile"], None,
      "unknown parameter 'qos_overrides./cam/image_raw.subscription.durability' (did you mean "
-     "'qos_overrides./cam/image_raw.subscription.reliability'?)"),
+     "'qos_overrides./cam/image_raw.subscription.history'?)"),  # (image_qos auto sets the reliability)
 ], ids=["-p", "two-with-hint", "params-file", "qos-override-policy"])
 def test_unknown_parameters_are_refused_with_the_closest_name(ros_env, tmp_path, args, file, needle):
     """Issue 26: a typo used to be a warning, and the node ran on the defaults."""

@@ -382,7 +382,7 @@ def test_qos_overrides_are_ros_parameters_on_top_of_image_qos(make_node):
     """ROS's own QoS overrides (QoSOverridingOptions) refine the image_qos profile per topic."""
     from rclpy.qos import HistoryPolicy, ReliabilityPolicy, qos_profile_sensor_data
 
-    node = make_node(**{"qos_overrides./image.subscription.reliability": "reliable",
+    node = make_node(**{"image_qos": "sensor_data", "qos_overrides./image.subscription.reliability": "reliable",
                         "qos_overrides./image.subscription.depth": 2,
                         "qos_overrides./tracks.publisher.depth": 50})
     qos = node.image_sub.qos_profile
@@ -392,8 +392,25 @@ def test_qos_overrides_are_ros_parameters_on_top_of_image_qos(make_node):
     assert qos_profile_sensor_data.depth == 5  # the shared rclpy profile was not edited in place
     d = node.describe_parameter("qos_overrides./image.subscription.reliability")
     assert d.read_only
-    plain = make_node()
-    assert plain.image_sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT  # image_qos: sensor_data
+    plain = make_node()  # image_qos auto, no publisher yet: best effort (matches any)
+    assert plain.image_sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+    assert plain.image_sub.describe() == "auto: best effort, keep last 5"
+    # auto chooses the reliability: an override of it is refused with the way to fix it
+    with pytest.raises(ConfigError, match=r"'qos_overrides./image.subscription.reliability' \(image_qos auto "
+                                          r"chooses the reliability from the publishers: set image_qos"):
+        make_node(**{"qos_overrides./image.subscription.reliability": "reliable"})
+    assert make_node(**{"qos_overrides./image.subscription.depth": 1}).image_sub.qos_profile.depth == 1
+
+
+def test_auto_image_qos_follows_the_publishers():
+    from gs_tracker_ros.ros.qos import auto_choice
+
+    assert auto_choice([], "/cam/image_raw") == (
+        "sensor_data", "no publisher of '/cam/image_raw' yet: best effort matches any; re-checked as they come")
+    assert auto_choice([True], "/c") == ("reliable", "the publisher of '/c' is reliable")
+    assert auto_choice([True, True], "/c") == ("reliable", "all 2 publishers of '/c' are reliable")
+    assert auto_choice([False], "/c") == ("sensor_data", "the publisher of '/c' is best effort")
+    assert auto_choice([True, False, True], "/c") == ("sensor_data", "1 of the 3 publishers of '/c' are best effort")
 
 
 def test_one_qos_vocabulary_for_node_player_and_replay(capsys):
@@ -401,9 +418,10 @@ def test_one_qos_vocabulary_for_node_player_and_replay(capsys):
     from gs_tracker_ros.ros.parameters import SPECS
     from gs_tracker_ros.ros.qos import QOS_PROFILES, qos_profile
 
-    assert SPECS["image_qos"].choices == QOS_PROFILES
+    # the node takes the player's names plus auto (a subscriber's choice: a publisher has none)
+    assert SPECS["image_qos"].choices == ("auto", *QOS_PROFILES)
     parser = build_parser()
-    for name in QOS_PROFILES:  # the node's image_qos names, accepted by the bag tools
+    for name in QOS_PROFILES:  # the node's fixed image_qos names, accepted by the bag tools
         assert parser.parse_args(["bag", "play", "b", "--qos", name]).qos == name
         assert parser.parse_args(["bag", "replay-eval", "b", "--image-qos", name]).image_qos == name
         assert qos_profile(name) is not qos_profile(name)  # fresh copies (overrides edit them)

@@ -63,7 +63,8 @@ from .image_conversion import (
     rgb_to_image,
 )
 from . import startup_checks
-from .qos import QOS_OVERRIDE_POLICIES, overriding_options, qos_profile
+from .image_subscription import ImageSubscription
+from .qos import AUTO, AUTO_OVERRIDE_POLICIES, QOS_OVERRIDE_POLICIES, overriding_options, qos_profile
 
 NODE_NAME = "gs_tracker_node"
 # Topic and service names (relative to the node's namespace / private namespace); the tests and
@@ -195,15 +196,17 @@ class TrackerNode(LifecycleNode):
         self.tracks_pub = self.create_publisher(PointTrackArray, "tracks", qos_profile("reliable", depth=10),
                                                 qos_overriding_options=overriding_options())
         self.overlay_pub = self.create_publisher(Image, "tracks_image", qos_profile("reliable", depth=1))
-        qos = qos_profile(self._params["image_qos"])
+        image_qos = self._params["image_qos"]
         if self._params["image_transport"] == "compressed":
-            self.image_sub = self.create_subscription(
-                CompressedImage, self._image_topic + "/compressed", self._on_image, qos,
-                qos_overriding_options=overriding_options())
+            topic = self._image_topic + "/compressed"
+            self.image_sub = ImageSubscription(self, CompressedImage, topic, topic, self._on_image, image_qos,
+                                               self.stats, self._warn)
         else:
-            self.image_sub = self.create_subscription(Image, "image", self._on_image, qos,
-                                                      qos_overriding_options=overriding_options())
-        qos = qos_profile(self._params["image_qos"])  # camera_info: the profile without the image's overrides
+            self.image_sub = ImageSubscription(self, Image, "image", self._image_topic, self._on_image, image_qos,
+                                               self.stats, self._warn)
+        # camera_info: the profile without the image's overrides; under auto best effort (small
+        # messages, and it matches every publisher)
+        qos = qos_profile("sensor_data" if image_qos == AUTO else image_qos)
         self.info_sub = self.create_subscription(CameraInfo, self._camera_info_topic(), self._on_camera_info, qos)
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="gs_tracker_worker", daemon=True)
@@ -211,7 +214,7 @@ class TrackerNode(LifecycleNode):
         self.get_logger().info(
             f"tracking with method '{self._method}' on '{self.image_sub.topic_name}' "
             f"(camera_info '{self.info_sub.topic_name}') "
-            f"(QoS {self._params['image_qos']}); publishing '{self.tracks_pub.topic_name}'"
+            f"(QoS {self.image_sub.describe()}); publishing '{self.tracks_pub.topic_name}'"
             + (f"; grid seeding {self._seeder.grid_size}x{self._seeder.grid_size}" if self._seeder.enabled else "")
         )
         return super().on_activate(state)
@@ -242,9 +245,10 @@ class TrackerNode(LifecycleNode):
     def _deactivate(self) -> None:
         """Unsubscribe, stop the worker (an image still in the mailbox counts as dropped), stop
         publishing. Idempotent."""
-        for sub in (self.image_sub, self.info_sub):
-            if sub is not None:
-                self.destroy_subscription(sub)
+        if self.image_sub is not None:
+            self.image_sub.destroy()
+        if self.info_sub is not None:
+            self.destroy_subscription(self.info_sub)
         self.image_sub = self.info_sub = None
         self.stop_worker()
         with self._mail_cv:
@@ -283,10 +287,14 @@ class TrackerNode(LifecycleNode):
         declare on activation (rclpy's QoSOverridingOptions), each with None or the reason it is
         not offered, known before they exist so that a typo is refused at start-up."""
         image = self._image_topic + ("/compressed" if self._params["image_transport"] == "compressed" else "")
+        auto = self._params["image_qos"] == AUTO
         names: dict[str, str | None] = {}
         for topic, kind in ((image, "subscription"), (self.resolve_topic_name("tracks"), "publisher")):
             for policy in QOS_OVERRIDE_POLICIES:
-                names[f"qos_overrides.{topic}.{kind}.{policy}"] = None
+                offered = not (auto and kind == "subscription" and policy not in AUTO_OVERRIDE_POLICIES)
+                names[f"qos_overrides.{topic}.{kind}.{policy}"] = None if offered else (
+                    "image_qos auto chooses the reliability from the publishers: set image_qos to reliable or "
+                    "sensor_data to fix it")
         return names
 
     def _refuse_unknown_parameters(self, argv: list[str]) -> None:
@@ -668,6 +676,8 @@ class TrackerNode(LifecycleNode):
         snap = self.stats.snapshot(end_period=True)
         state = self.lifecycle_state()
         extra = {"method": self._method, "lifecycle_state": state}
+        image_sub = self.image_sub
+        extra["image_qos"] = image_sub.describe() if image_sub is not None else self._params["image_qos"]
         hw = self._frame_hw
         extra["image_size"] = f"{hw[1]}x{hw[0]}" if hw else "none"
         info = self._camera_info
@@ -683,7 +693,8 @@ class TrackerNode(LifecycleNode):
                                                hardware_id=header.frame_id if header is not None else "",
                                                extra=extra, stale_after_s=self._params["stale_after_s"],
                                                stale_error_after_s=self._params["stale_error_after_s"],
-                                               not_tracking=_NOT_TRACKING.get(state, f"{state}: not tracking")))
+                                               not_tracking=None if state == "active" else
+                                               _NOT_TRACKING.get(state, f"{state}: not tracking")))
 
     def publish_diagnostics_now(self) -> None:
         """One status now (outside the timer): the last word of a node that is about to exit."""

@@ -30,13 +30,12 @@ from typing import Any, Iterable
 from ..tracking.config import TrackerConfig
 from ..core.errors import ConfigError, yaml_error_text
 from ..methods import DEFAULT_METHOD, method_names
-from .qos import QOS_PROFILES
+from .qos import IMAGE_QOS_CHOICES
 from ..motion.config import DIS_PRESETS
 from ..engines.settings import BACKENDS, PRECISIONS
 from ..relocalize.config import DESCRIPTOR_CHANNELS
 
 TRACKER_PREFIX = "tracker."
-IMAGE_QOS_CHOICES = QOS_PROFILES  # one vocabulary: gs_tracker_ros.ros.qos
 IMAGE_TRANSPORT_CHOICES = ("raw", "compressed")
 
 
@@ -87,9 +86,11 @@ NODE_PARAMS: list[ParamSpec] = [
     ParamSpec("autostart", True,
               "configure and activate the (lifecycle) node at start-up; false = wait in unconfigured "
               "for lifecycle transitions (ros2 lifecycle set ...)"),
-    ParamSpec("image_qos", "sensor_data",
-              "QoS of the image / camera_info subscriptions: sensor_data (best effort, depth 5), "
-              "reliable (depth 5) or system_default", choices=IMAGE_QOS_CHOICES),
+    ParamSpec("image_qos", "auto",
+              "QoS of the image / camera_info subscriptions: auto (reliable when every publisher of the "
+              "image topic is reliable, else best effort; re-checked as publishers come and go), "
+              "sensor_data (best effort, depth 5), reliable (depth 5) or system_default",
+              choices=IMAGE_QOS_CHOICES),
     ParamSpec("image_transport", "raw",
               "raw: sensor_msgs/Image on image; compressed: sensor_msgs/CompressedImage (jpeg, png) on "
               "<image>/compressed, as image_transport's compressed transport publishes it",
