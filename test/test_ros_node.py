@@ -351,6 +351,9 @@ def test_burst_is_dropped_counted_and_memory_stays_bounded(rig):
         while "incompatible QoS" not in node.log_text() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert "incompatible QoS" in node.log_text()
+        assert "offers incompatible QoS (reliability): no images from it reach the node; image_qos 'reliable' " \
+               "needs a reliable publisher" in node.log_text()
+        assert int(sub.diag()["incompatible_qos_events"]) >= 1  # and counted on /diagnostics
     finally:
         cli.close()
         rc = node.stop()

@@ -360,6 +360,37 @@ def test_stale_input_turns_the_status_warn_then_error():
     assert level == ERROR and re.match(r"no image for (5\.[5-9]|6\.\d) s: the camera", text), text
 
 
+def test_frames_lost_by_dds_and_incompatible_publishers_turn_the_status_warn():
+    from gs_tracker_ros.ros.diagnostics import OK, WARN, NodeStats, status_level
+
+    stats = NodeStats()
+    for _ in range(96):
+        stats.received()
+        stats.processed(0.01, 0, 0)
+    stats.lost(4)  # 4 of 100 in the period: at most 5 %, no warning
+    assert status_level(stats.snapshot(end_period=True))[0] == OK
+    for _ in range(90):
+        stats.received()
+        stats.processed(0.01, 0, 0)
+    stats.lost(10)  # 10 of 100: more than 5 %
+    level, text = status_level(stats.snapshot(end_period=True))
+    assert level == WARN and text.startswith("10 of 100 image(s) (10 %) lost before reaching the node: likely "
+                                             "large images over UDP without shared memory"), text
+    assert "fix: a reliable camera publisher" in text and "docs/ros.md#qos" in text
+    assert status_level(stats.snapshot(end_period=True))[0] == OK  # the next period, nothing lost
+    stats.lost(30)  # everything lost: said so, not "no image"
+    assert "30 of 30 image(s) (100 %) lost" in status_level(stats.snapshot(end_period=True))[1]
+    stats.incompatible_qos("a publisher of '/image' offers incompatible QoS (reliability): ...")
+    assert status_level(stats.snapshot(end_period=True)) == (
+        WARN, "a publisher of '/image' offers incompatible QoS (reliability): ...")
+    assert status_level(stats.snapshot(end_period=True))[0] == WARN  # still no image since: still the reason
+    stats.received()
+    stats.processed(0.01, 0, 0)
+    assert status_level(stats.snapshot(end_period=True))[0] == OK
+    snap = stats.snapshot()
+    assert (snap["frames_lost"], snap["incompatible_qos_events"]) == (44, 1)
+
+
 @pytest.mark.parametrize("cli_args, expected", [
     ([], "/camera_info"),
     (["-r", "image:=/camera/image_raw"], "/camera/camera_info"),  # image_transport's pairing

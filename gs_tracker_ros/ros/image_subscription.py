@@ -109,7 +109,9 @@ class ImageSubscription:
     def _on_incompatible(self, info: Any) -> None:
         if self.image_qos == AUTO:  # a publisher of the other reliability came: auto follows it
             return
-        policy = info.last_policy_kind.name.lower()
+        # rmw's enum: RMW_QOS_POLICY_RELIABILITY -> reliability
+        policy = str(getattr(info.last_policy_kind, "name", info.last_policy_kind)).lower()
+        policy = policy.removeprefix("rmw_qos_policy_").removeprefix("qospolicykind.")
         hint = (f"image_qos '{self.image_qos}' needs a reliable publisher; use image_qos auto (follows the "
                 f"publishers) or sensor_data" if policy == "reliability"
                 else f"check the publisher's {policy} policy (`ros2 topic info -v {self.resolved}`)")
