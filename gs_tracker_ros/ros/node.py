@@ -281,7 +281,6 @@ class TrackerNode(LifecycleNode):
             return remapped
         return camera_info_sibling(self._image_topic)
 
-
     def _qos_override_names(self) -> dict[str, str | None]:
         """The ``qos_overrides.*`` parameters the image subscription and the tracks publisher
         declare on activation (rclpy's QoSOverridingOptions), each with None or the reason it is
