@@ -11,6 +11,10 @@ FindPackageShare, includes, ...); the tests check the behaviour, not the syntax.
 
 Unsupported API raises AttributeError / ImportError naming it: extend the stand-in then, in the
 documented launch semantics.
+
+``python test/launch_stand_in.py --show-args launch/tracker.launch.py`` prints the arguments in the
+layout of ``ros2 launch ... --show-args``; ``--write-docs docs/ros.md`` regenerates docs/ros.md's
+SHOW-ARGS blocks from the launch files.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class Started:
     delay_s: float = 0.0
     node_name: str | None = None
     namespace: str | None = None
+    lifecycle: bool = False  # a launch_ros LifecycleNode
 
 
 @dataclass
@@ -51,6 +56,11 @@ class Context:
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="launch_stand_in_")))
     _delay: float = 0.0
 
+    @property
+    def launch_configurations(self) -> dict[str, str]:
+        """launch's LaunchContext.launch_configurations (what an OpaqueFunction reads)."""
+        return self.configs
+
     def nodes(self) -> list[Started]:
         return [s for s in self.started if s.kind == "node"]
 
@@ -62,6 +72,19 @@ class Context:
 class Substitution:
     def perform(self, ctx: Context) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def describe(self) -> str:  # pragma: no cover - abstract
+        """How ``ros2 launch --show-args`` shows an unevaluated substitution."""
+        raise NotImplementedError
+
+
+def describe(value: Any) -> str:
+    """A default value as ``--show-args`` shows it: text quoted, substitutions described."""
+    if isinstance(value, str):
+        return f"'{value}'"
+    if isinstance(value, Substitution):
+        return value.describe()
+    return " + ".join(describe(v) for v in value)
 
 
 def perform(value: Any, ctx: Context) -> str:
@@ -90,6 +113,9 @@ class LaunchConfiguration(Substitution):
             return perform(self.default, ctx)
         raise KeyError(f"launch configuration '{name}' is not set (no argument, no default)")
 
+    def describe(self) -> str:
+        return f"LaunchConfig({describe(self.name)})"
+
 
 class TextSubstitution(Substitution):
     def __init__(self, *, text: str) -> None:
@@ -98,6 +124,9 @@ class TextSubstitution(Substitution):
     def perform(self, ctx: Context) -> str:
         return self.text
 
+    def describe(self) -> str:
+        return f"'{self.text}'"
+
 
 class PathJoinSubstitution(Substitution):
     def __init__(self, substitutions: Iterable[Any]) -> None:
@@ -105,6 +134,9 @@ class PathJoinSubstitution(Substitution):
 
     def perform(self, ctx: Context) -> str:
         return os.path.join(*[perform(p, ctx) for p in self.parts])
+
+    def describe(self) -> str:
+        return "PathJoinSubstitution(" + ", ".join(describe(p) for p in self.parts) + ")"
 
 
 class FindPackageShare(Substitution):
@@ -116,6 +148,9 @@ class FindPackageShare(Substitution):
 
         return get_package_share_directory(perform(self.package, ctx))
 
+    def describe(self) -> str:
+        return f"FindPackageShare(pkg={describe(self.package)})"
+
 
 class FindPackagePrefix(Substitution):
     def __init__(self, package: Any) -> None:
@@ -125,6 +160,9 @@ class FindPackagePrefix(Substitution):
         from ament_index_python.packages import get_package_prefix
 
         return get_package_prefix(perform(self.package, ctx))
+
+    def describe(self) -> str:
+        return f"FindPackagePrefix(pkg={describe(self.package)})"
 
 
 class ParameterValue:
@@ -165,6 +203,11 @@ class DeclareLaunchArgument(Action):
                  choices: Iterable[str] | None = None) -> None:
         self.name, self.default_value, self.description = name, default_value, description
         self.choices = list(choices) if choices is not None else None
+        if self.choices is not None:  # launch checks a plain default against the choices at once
+            if not self.choices:
+                raise RuntimeError("Provided choices arg is empty. Use None to ignore the choice list.")
+            if isinstance(default_value, str) and default_value not in self.choices:
+                raise RuntimeError(f"launch argument '{name}': default {default_value!r} not in {self.choices}")
 
     def execute(self, ctx: Context) -> None:
         ctx.declared[self.name] = self
@@ -207,14 +250,19 @@ class Node(Action):
             cmd += ["-r", f"__node:={name}"]
         if ns:
             cmd += ["-r", f"__ns:={ns}"]
+        # launch_ros keys a parameter dict by the node's full name when name and namespace are
+        # given, else by /** (every node of the process)
+        key = f"{ns}/{name}" if name and self.namespace is not None else "/**"
         for param in self.parameters:
-            cmd += ["--params-file", self._params_file(param, ctx)]
+            cmd += ["--params-file", self._params_file(param, ctx, key)]
         for src, dst in self.remappings:
             cmd += ["-r", f"{perform(src, ctx)}:={perform(dst, ctx)}"]
-        ctx.started.append(Started("node", cmd, self, ctx._delay, name, ns))
+        ctx.started.append(Started("node", cmd, self, ctx._delay, name, ns, lifecycle=self.lifecycle))
+
+    lifecycle = False
 
     @staticmethod
-    def _params_file(param: Any, ctx: Context) -> str:
+    def _params_file(param: Any, ctx: Context, node_key: str = "/**") -> str:
         if not isinstance(param, dict):
             return perform(param, ctx)  # a params file path
         import yaml
@@ -234,8 +282,31 @@ class Node(Action):
             else:
                 values[perform(key, ctx)] = value
         path = ctx.tmp / f"params_{len(list(ctx.tmp.iterdir()))}.yaml"
-        path.write_text(yaml.safe_dump({"/**": {"ros__parameters": values}}))
+        path.write_text(yaml.safe_dump({node_key: {"ros__parameters": values}}))
         return str(path)
+
+
+class LifecycleNode(Node):
+    """launch_ros.actions.LifecycleNode: a Node whose name is required (launch_ros raises without
+    one); launch can then send it lifecycle transitions (ChangeState events)."""
+
+    lifecycle = True
+
+    def __init__(self, *, name: Any = None, **kwargs: Any) -> None:
+        if name is None:
+            raise RuntimeError("'name' must not be None.")
+        super().__init__(name=name, **kwargs)
+
+
+class OpaqueFunction(Action):
+    """launch.actions.OpaqueFunction: ``function(context, *args, **kwargs)`` runs when the action
+    executes; the actions it returns are executed next."""
+
+    def __init__(self, *, function: Any, args: Iterable[Any] | None = None, kwargs: dict | None = None) -> None:
+        self.function, self.args, self.kwargs = function, list(args or []), dict(kwargs or {})
+
+    def execute(self, ctx: Context) -> None:
+        run_entities(self.function(ctx, *self.args, **self.kwargs) or [], ctx)
 
 
 class ExecuteProcess(Action):
@@ -330,7 +401,8 @@ def _modules() -> dict[str, types.ModuleType]:
 
     actions = module("launch.actions", DeclareLaunchArgument=DeclareLaunchArgument, ExecuteProcess=ExecuteProcess,
                      TimerAction=TimerAction, RegisterEventHandler=RegisterEventHandler, EmitEvent=EmitEvent,
-                     IncludeLaunchDescription=IncludeLaunchDescription, Shutdown=ShutdownAction)
+                     IncludeLaunchDescription=IncludeLaunchDescription, Shutdown=ShutdownAction,
+                     OpaqueFunction=OpaqueFunction)
     substitutions = module("launch.substitutions", LaunchConfiguration=LaunchConfiguration,
                            TextSubstitution=TextSubstitution, PathJoinSubstitution=PathJoinSubstitution)
     mods = {
@@ -342,7 +414,7 @@ def _modules() -> dict[str, types.ModuleType]:
         "launch.launch_description_sources": module("launch.launch_description_sources",
                                                     PythonLaunchDescriptionSource=PythonLaunchDescriptionSource),
         "launch_ros": module("launch_ros"),
-        "launch_ros.actions": module("launch_ros.actions", Node=Node),
+        "launch_ros.actions": module("launch_ros.actions", Node=Node, LifecycleNode=LifecycleNode),
         "launch_ros.substitutions": module("launch_ros.substitutions", FindPackageShare=FindPackageShare,
                                            FindPackagePrefix=FindPackagePrefix),
         "launch_ros.parameter_descriptions": module("launch_ros.parameter_descriptions",
@@ -400,4 +472,78 @@ def on_exit_actions(handler: OnProcessExit, returncode: int, shutting_down: bool
     return list(on_exit or [])
 
 
-__all__ = ["Context", "Started", "evaluate", "on_exit_actions"]
+def declared_arguments(path: str | Path) -> list[DeclareLaunchArgument]:
+    """The launch arguments of a launch file in the order ``ros2 launch --show-args`` lists them
+    (those declared in its launch description, nested descriptions included; not those an
+    OpaqueFunction or an include would declare when run)."""
+    def walk(entities: Iterable[Any]) -> Iterable[DeclareLaunchArgument]:
+        for entity in entities:
+            if isinstance(entity, LaunchDescription):
+                yield from walk(entity.entities)
+            elif isinstance(entity, DeclareLaunchArgument):
+                yield entity
+
+    return list(walk([load(path, Context(configs={}))]))
+
+
+def show_args(path: str | Path) -> str:
+    """What ``ros2 launch PACKAGE FILE --show-args`` prints for a launch file, in its layout: each
+    argument quoted, its description (with the valid choices, as launch appends them) and its
+    default (text quoted, a substitution described, not evaluated)."""
+    lines = ["Arguments (pass arguments as '<name>:=<value>'):"]
+    for arg in declared_arguments(path):
+        text = arg.description or "no description given"
+        if arg.choices is not None:
+            text += " Valid choices are: " + str(arg.choices)
+        default = "(no default: required)" if arg.default_value is None else f"(default: {describe(arg.default_value)})"
+        lines += ["", f"    '{arg.name}':", f"        {text}", f"        {default}"]
+    return "\n".join(lines) + "\n"
+
+
+SHOW_ARGS_BEGIN = "<!-- BEGIN SHOW-ARGS {} (generated: python test/launch_stand_in.py --write-docs docs/ros.md) -->"
+SHOW_ARGS_END = "<!-- END SHOW-ARGS -->"
+
+
+def show_args_block(launch_file: str, package: str = "gs_tracker_ros") -> str:
+    """The docs block of one launch file (``launch_file`` relative to the repository)."""
+    repo = Path(__file__).resolve().parents[1]
+    name = Path(launch_file).name
+    return (f"```text\n$ ros2 launch {package} {name} --show-args\n"
+            f"{show_args(repo / launch_file)}```\n")
+
+
+def write_docs(doc: str | Path) -> list[str]:
+    """Regenerate every SHOW-ARGS block of ``doc`` in place; the launch files it names."""
+    import re
+
+    doc = Path(doc)
+    text = doc.read_text()
+    begin = re.escape(SHOW_ARGS_BEGIN).replace(re.escape("{}"), r"(\S+)")
+    pattern = re.compile(f"({begin}\n)(.*?)({re.escape(SHOW_ARGS_END)})", re.S)
+    names: list[str] = []
+
+    def repl(m: re.Match) -> str:
+        names.append(m.group(2))
+        return m.group(1) + show_args_block(m.group(2)) + m.group(4)
+
+    doc.write_text(pattern.sub(repl, text))
+    return names
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "--show-args":
+        sys.stdout.write(show_args(argv[1]))
+        return 0
+    if len(argv) == 2 and argv[0] == "--write-docs":
+        names = write_docs(argv[1])
+        print(f"{argv[1]}: --show-args of {', '.join(names) or 'nothing (no SHOW-ARGS markers)'}")
+        return 0
+    sys.stderr.write("usage: python test/launch_stand_in.py --show-args LAUNCH_FILE | --write-docs docs/ros.md\n")
+    return 2
+
+
+__all__ = ["Context", "Started", "evaluate", "on_exit_actions", "show_args", "write_docs"]
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -41,6 +41,27 @@ def _params_files(cmd: list[str]) -> list[str]:
     return [args[i + 1] for i, a in enumerate(args) if a == "--params-file"]
 
 
+def effective_parameters(cmd: list[str], fq_name: str) -> dict:
+    """The parameters rcl gives node ``fq_name`` from the params files of a command line: each
+    file's sections that apply to the node (``/**``, ``/**/gs_tracker_node``, its full name, ...),
+    nested keys as dotted names, a later file or section winning."""
+    import yaml
+
+    from gs_tracker_ros.ros.startup_checks import _flat_names, _sections, node_pattern_matches
+
+    def leaf(params: dict, dotted: str):
+        for part in dotted.split("."):
+            params = params[part]
+        return params
+
+    values: dict = {}
+    for path in _params_files(cmd):
+        for pattern, params in _sections(yaml.safe_load(Path(path).read_text())):
+            if node_pattern_matches(pattern, fq_name):
+                values.update({name: leaf(params, name) for name in _flat_names(params)})
+    return values
+
+
 def _node_topics() -> set[str]:
     from gs_tracker_ros.ros import node as node_module
 
@@ -69,6 +90,7 @@ def test_launch_starts_the_ament_executable_with_the_installed_params(ros_env, n
     nodes = ctx.nodes()
     assert len(nodes) == 1, ctx.started
     cmd = nodes[0].cmd
+    assert nodes[0].lifecycle, "the node is a launch_ros LifecycleNode (launch can drive its transitions)"
     exe = ament_executable(ros_env, PACKAGE, "gs_tracker_node")
     assert cmd[0] == str(exe) and os.access(exe, os.X_OK), (cmd[0], exe)
     assert nodes[0].node_name == "gs_tracker_node"  # the params file's node key matches
@@ -147,14 +169,76 @@ def test_replay_launch_fails_when_play_or_record_fails(ros_env):
 
 @pytest.mark.ros
 def test_replay_node_takes_images_with_the_qos_ros2_bag_play_offers(ros_env):
-    import yaml
-
-    for args, qos in [(REPLAY_ARGS, "reliable"), ({**REPLAY_ARGS, "image_qos": "sensor_data"}, "sensor_data")]:
-        files = _params_files(_launch("replay.launch.py", args, ros_env).nodes()[0].cmd)
-        last = yaml.safe_load(Path(files[-1]).read_text())  # the later file wins
-        assert last == {"/**": {"ros__parameters": {"image_qos": qos}}}, last
+    for args, qos in [(REPLAY_ARGS, "reliable"), ({**REPLAY_ARGS, "image_qos": "sensor_data"}, "sensor_data"),
+                      ({**REPLAY_ARGS, "image_qos": "system_default"}, "system_default")]:
+        cmd = _launch("replay.launch.py", args, ros_env).nodes()[0].cmd
+        values = effective_parameters(cmd, "/gs_tracker_node")
+        assert values["image_qos"] == qos and values["autostart"] is True, values
+        assert values["method"] == "probfuse" and values["image_transport"] == "raw"  # the params file's
+    cmd = _launch("replay.launch.py", {**REPLAY_ARGS, "method": "klt", "image_transport": "compressed"},
+                  ros_env).nodes()[0].cmd
+    values = effective_parameters(cmd, "/gs_tracker_node")
+    assert (values["method"], values["image_transport"]) == ("klt", "compressed"), values
     with pytest.raises(ValueError, match="image_qos"):
         _launch("replay.launch.py", {**REPLAY_ARGS, "image_qos": "fast"}, ros_env)
+
+
+@pytest.mark.ros
+def test_tracker_launch_arguments_set_the_node_parameters(ros_env, tmp_path):
+    """Issue 27: `ros2 launch gs_tracker_ros tracker.launch.py image_transport:=compressed` ran on
+    raw images (undeclared arguments are ignored by launch). The arguments given set the node's
+    parameters over the params file; those not given leave the params file's values alone."""
+    args = {**TRACKER_ARGS, "image_transport": "compressed", "image_qos": "reliable", "method": "probfuse-fast"}
+    ctx = _launch("tracker.launch.py", args, ros_env)
+    values = effective_parameters(ctx.nodes()[0].cmd, "/ns/gs_tracker_node")
+    assert (values["image_transport"], values["image_qos"], values["method"]) == \
+        ("compressed", "reliable", "probfuse-fast"), values
+    assert values["autostart"] is True and values["seed_grid_size"] == 8  # from config/tracker.yaml
+    # nothing given: the shipped params file decides
+    values = effective_parameters(_launch("tracker.launch.py", TRACKER_ARGS, ros_env).nodes()[0].cmd,
+                                  "/ns/gs_tracker_node")
+    assert (values["image_transport"], values["image_qos"], values["method"], values["autostart"]) == \
+        ("raw", "auto", "probfuse", True), values
+    # a params file of the user's is not overridden by an argument's default
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("/**/gs_tracker_node:\n  ros__parameters:\n    method: klt\n    image_qos: sensor_data\n"
+                    "    autostart: false\n")
+    values = effective_parameters(_launch("tracker.launch.py", {**TRACKER_ARGS, "params_file": str(mine)},
+                                          ros_env).nodes()[0].cmd, "/ns/gs_tracker_node")
+    assert (values["method"], values["image_qos"], values["autostart"]) == ("klt", "sensor_data", False), values
+    values = effective_parameters(_launch("tracker.launch.py", {**TRACKER_ARGS, "params_file": str(mine),
+                                                                "autostart": "true"}, ros_env).nodes()[0].cmd,
+                                  "/ns/gs_tracker_node")
+    assert values["autostart"] is True, values
+    for name, bad in [("image_qos", "fast"), ("image_transport", "theora"), ("autostart", "yes")]:
+        with pytest.raises(ValueError, match=name):
+            _launch("tracker.launch.py", {**TRACKER_ARGS, name: bad}, ros_env)
+    # every node parameter a user changes at launch has an argument in both files
+    for name, wanted in [("tracker.launch.py", {"image_topic", "image_transport", "image_qos", "method",
+                                                "params_file", "namespace", "autostart"}),
+                         ("replay.launch.py", {"image_topic", "image_transport", "image_qos", "method",
+                                               "params_file", "namespace"})]:
+        declared = set(_launch(name, TRACKER_ARGS if name == "tracker.launch.py" else REPLAY_ARGS,
+                               ros_env).declared)
+        assert wanted <= declared, (name, sorted(wanted - declared))
+
+
+def test_docs_show_the_launch_arguments_as_generated():
+    """docs/ros.md's `--show-args` blocks are generated from the launch files
+    (python test/launch_stand_in.py --write-docs docs/ros.md), never typed."""
+    import shutil
+    import tempfile
+
+    from launch_stand_in import write_docs
+
+    doc = REPO / "docs" / "ros.md"
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "ros.md"
+        shutil.copy(doc, copy)
+        names = write_docs(copy)
+        assert sorted(names) == ["launch/replay.launch.py", "launch/tracker.launch.py"], names
+        assert copy.read_text() == doc.read_text(), (
+            "docs/ros.md's launch arguments are out of date: python test/launch_stand_in.py --write-docs docs/ros.md")
 
 
 # ------------------------------------------------------------------------------------- run it
@@ -242,11 +326,11 @@ def test_node_runs_with_the_tracker_launch_arguments(ros_env, ros_context, tmp_p
         # the params file applied: it turns grid seeding on (the default is off)
         pclient = cli.node.create_client(GetParameters, "/ns/gs_tracker_node/get_parameters")
         assert pclient.wait_for_service(timeout_sec=15.0)
-        req = GetParameters.Request(names=["seed_grid_size", "method"])
+        req = GetParameters.Request(names=["seed_grid_size", "method", "image_qos", "image_transport"])
         fut = pclient.call_async(req)
         assert cli.wait_for(lambda: fut.done(), 15.0), "get_parameters timed out"
         values = [v.integer_value if v.type == 2 else v.string_value for v in fut.result().values]
-        assert values == [8, "probfuse"], values
+        assert values == [8, "probfuse", "auto", "raw"], values
 
         tex = MovingTexture(160, 120, velocity=(1, 0), num_frames=9, seed=21)
         seeds = grid_points(160, 120, 8, margin=0.5 / 8)  # the seeder: one point per grid cell

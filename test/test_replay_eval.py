@@ -108,6 +108,26 @@ def test_replay_eval_reports_a_node_that_does_not_start(tmp_path, ros_process_en
         replay_eval([bag], ReplayOptions(node_cmd=bad, startup_timeout_s=20, quiet=True))
 
 
+def test_replay_eval_refuses_unknown_node_parameters_in_one_line(tmp_path, ros_process_env):
+    """Issue 26: `bag replay-eval -p no_such:=1` used to run (and exit 0) on the defaults. A name
+    the CLI can check is refused before anything starts; a qos_overrides.* name that does not
+    exist is refused by the node, and its one line is passed on."""
+    bag = make_bags("synthetic", tmp_path / "s", synthetic=SyntheticOptions(width=64, height=48, frames=3, points=2))[0]
+    for extra, needle in [
+        ("max_trakcs:=5", "error: unknown parameter 'max_trakcs' (did you mean 'max_tracks'?)"),
+        ("qos_overrides./image.subscription.durability:=volatile",
+         "error: the tracker node refused to start: unknown parameter 'qos_overrides./image.subscription.durability' "
+         "(did you mean 'qos_overrides./camera/image_raw.subscription.reliability'?)"),  # the bag's image topic
+    ]:
+        cmd = [sys.executable, "-m", "gs_tracker_ros.cli.main", "bag", "replay-eval", str(bag), "-p", extra,
+               "--log-dir", str(tmp_path / "logs")]
+        proc = subprocess.run(cmd, env=ros_process_env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, (proc.stdout, proc.stderr)
+        assert needle in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        errors = [ln for ln in proc.stderr.splitlines() if "error" in ln]
+        assert len(errors) == 1, proc.stderr  # (besides the progress line "started the tracker node: ...")
+
+
 def _children(pid: int) -> list[int]:
     """Pids of the direct children of ``pid`` (from /proc)."""
     out = []

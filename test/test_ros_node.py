@@ -269,9 +269,16 @@ def test_lifecycle_transitions_subscribe_only_while_active(rig):
         assert state() == "unconfigured"
         eventually(lambda: f"{fq}/add_queries" not in graph("srv"), "cleanup releases the services")
 
+        # issue 27: shutdown used to leave the process running, its diagnostics saying "activate"
         transition(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
-        assert state() == "finalized"
-        assert node.alive()
+        try:
+            exit_code = node.proc.wait(10)
+        except Exception:
+            exit_code = None
+        assert exit_code == 0, ("the process did not end after shutdown", node.log_text()[-3000:])
+        final = cli.latest_diagnostics(fresh=False, timeout_s=1.0)
+        assert final is not None and final["lifecycle_state"] == "finalized", final
+        assert final["_message"] == "finalized: not tracking (lifecycle shutdown; the process exits)", final
     finally:
         cli.close()
         rc = node.stop()
@@ -279,7 +286,8 @@ def test_lifecycle_transitions_subscribe_only_while_active(rig):
     log = node.log_text()
     assert "Traceback" not in log
     for needle in ("configured: method 'probfuse'", "tracking with method", "deactivated: not subscribed",
-                   "cleaned up: tracker and services released"):
+                   "cleaned up: tracker and services released",
+                   "shut down (lifecycle shutdown from 'unconfigured'): not tracking"):
         assert needle in log, log[-3000:]
 
 
@@ -343,6 +351,9 @@ def test_burst_is_dropped_counted_and_memory_stays_bounded(rig):
         while "incompatible QoS" not in node.log_text() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert "incompatible QoS" in node.log_text()
+        assert "offers incompatible QoS (reliability): no images from it reach the node; image_qos 'reliable' " \
+               "needs a reliable publisher" in node.log_text()
+        assert int(sub.diag()["incompatible_qos_events"]) >= 1  # and counted on /diagnostics
     finally:
         cli.close()
         rc = node.stop()
@@ -572,23 +583,34 @@ def test_a_camera_stall_turns_diagnostics_warn_then_error(rig):
     assert d.get("_level") == 0, d
 
 
-def test_repeated_and_backward_stamps_warn_and_are_tracked(rig):
+def test_repeated_stamps_warn_and_a_jump_back_resets_with_one_warning(rig):
+    """The same stamp again is tracked as the next frame (warned); an older stamp (a looping bag,
+    a restarted driver) resets the tracker with one warning (issue 27: a looped bag used to be
+    tracked across the jump)."""
     tex = MovingTexture(160, 120, velocity=(1, 0), num_frames=4, seed=17)
     s0, _ = rig.start_sequence(tex)
+    assert rig.cli.add_queries([40.0, 80.0, 100.0], [40.0, 60.0, 80.0]).success
     s1 = rig.stamp()
-    assert rig.cli.send_and_wait(rig.cli.image_msg(tex.frame(1), s1)) is not None
+    m = rig.cli.send_and_wait(rig.cli.image_msg(tex.frame(1), s1))
+    assert m is not None and len(m.tracks) == 3
     d0 = rig.settle()
     rig.cli.publish(rig.cli.image_msg(tex.frame(2), s1))  # the same stamp again
     assert rig.cli.wait_for(lambda: rig.cli.tracks_order.count(s1) >= 2), "no tracks for the repeated stamp"
+    assert len(rig.cli.tracks[s1].tracks) == 3  # tracked on
     rig.cli.publish(rig.cli.image_msg(tex.frame(3), s0))  # older than the previous image
     assert rig.cli.wait_for(lambda: rig.cli.tracks_order.count(s0) >= 2), "no tracks for the older stamp"
+    assert len(rig.cli.tracks[s0].tracks) == 0  # reset: this image started afresh
     d1 = rig.settle()
     assert int(d1["stamps_out_of_order"]) - int(d0["stamps_out_of_order"]) == 2
+    assert int(d1["stamp_jumps_back"]) - int(d0["stamp_jumps_back"]) == 1
     assert int(d1["frames_processed"]) - int(d0["frames_processed"]) == 2
+    assert d1["live_tracks"] == "0"
     log = rig.node.log_text()
-    for needle in (f"image stamped {s1[0]}.{s1[1]:09d} has the same stamp as the previous image",
-                   f"image stamped {s0[0]}.{s0[1]:09d} is 1.000 s older than the previous image"):
-        assert needle in log, log[-3000:]
+    assert f"image stamped {s1[0]}.{s1[1]:09d} has the same stamp as the previous image" in log, log[-3000:]
+    jump = (f"image stamped {s0[0]}.{s0[1]:09d} is 1.000 s older than the previous image "
+            f"({s1[0]}.{s1[1]:09d}): time jumped back (a looping bag or a restarted source); resetting the "
+            f"tracker, 3 track(s) dropped")
+    assert log.count(jump) == 1 and log.count("time jumped back") == 1, log[-3000:]
 
 
 def test_node_shuts_down_cleanly_on_sigint(rig):
@@ -656,6 +678,53 @@ def test_mailbox_keeps_only_the_newest_image_and_counts_the_rest(local_node):
     assert (s["frames_received"], s["frames_processed"], s["frames_dropped"]) == (6, 2, 4)
     np.testing.assert_array_equal(seen[1], tex.frame(5)[0, 0])  # the newest image won
     assert node._latest_header.stamp.sec == 5
+
+
+def test_a_looping_source_resets_the_tracker_once_per_jump_with_one_warning(local_node):
+    """Three passes over the same 12 stamps (a bag played with --loop): every image is tracked,
+    each jump back resets the tracker, one warning line at most per jump (throttled: a short loop
+    gives one line per 5 s with the count of the others)."""
+    node = local_node
+    warnings = []
+
+    class Recorder:  # the node's logger, recording what it warns (after throttling)
+        def __init__(self, logger):
+            self._real = logger
+
+        def warning(self, text, **kw):
+            warnings.append(text)
+            return self._real.warning(text, **kw)
+
+        def __getattr__(self, name):
+            return getattr(self._real, name)
+
+    node._logger = Recorder(node.get_logger())
+    tex = MovingTexture(96, 64, velocity=(1, 0), num_frames=12)
+    done = 0
+    for loop in range(3):
+        for t in range(12):
+            msg = _image(tex, t)
+            node._on_image(msg)
+            done += 1
+            assert _wait(lambda: node.stats.frames_processed == done)
+            if t == 0 and node._live_ids == set():
+                with node._tracker_lock:
+                    node._live_ids.update(node._tracker.add_queries(np.array([[30.0, 30.0], [50.0, 40.0]])).tolist())
+    s = node.stats.snapshot()
+    assert (s["stamp_jumps_back"], s["stamps_out_of_order"], s["errors"]) == (2, 2, 0), s
+    jumps = [w for w in warnings if "time jumped back" in w]
+    assert len(jumps) == 1 and "resetting the tracker, 2 track(s) dropped" in jumps[0], warnings
+    assert len(warnings) == 1, warnings  # nothing else was warned
+    assert node._live_ids  # the points added after the last jump are tracked
+
+
+def test_shutdown_from_active_finalizes_the_node(local_node):
+    node = local_node
+    assert node.lifecycle_state() == "active" and not node.finalized
+    node.trigger_shutdown()
+    assert node.finalized
+    assert node.image_sub is None and node.tracks_pub is None and node._tracker is None
+    assert node._worker is None or not node._worker.is_alive()
 
 
 def test_worker_survives_exceptions_and_tracks_the_next_image(local_node):

@@ -280,14 +280,35 @@ def test_invalid_startup_parameter_exits_with_a_clear_message(ros_env, tmp_path)
         assert "cannot start" in text and needle in text and "Traceback" not in text, text
 
 
-def test_typos_in_startup_parameters_are_reported_with_the_closest_name(make_node):
-    node = make_node(**{"no_such": 1, "tracker.outler_px": 3.0, "tracker.integration.outlier_px": 7.0})
-    assert node.unknown_parameters == [
-        "ignoring unknown parameter 'no_such'; `ros2 param list` shows the node's parameters",
-        "ignoring unknown parameter 'tracker.outler_px' (did you mean 'tracker.integration.outlier_px'?); "
-        "`ros2 param list` shows the node's parameters",
-    ]
-    assert node._config.integration.outlier_px == 7.0  # the known one applied
+def test_typos_in_startup_parameters_are_refused_with_the_closest_name(make_node):
+    with pytest.raises(ConfigError) as err:
+        make_node(**{"no_such": 1, "tracker.outler_px": 3.0, "tracker.integration.outlier_px": 7.0})
+    assert str(err.value) == (
+        "unknown parameters 'no_such', 'tracker.outler_px' (did you mean 'tracker.integration.outlier_px'?); "
+        "`ros2 param list` or docs/ros.md lists the node's parameters")
+    assert make_node(**{"tracker.integration.outlier_px": 7.0})._config.integration.outlier_px == 7.0
+
+
+def test_parameter_sources_wildcard_sections_and_node_patterns(tmp_path):
+    """Only a name that reaches the node solely through a params-file section for all nodes is
+    not refused (startup_checks)."""
+    from gs_tracker_ros.ros.startup_checks import (command_line_parameters, node_pattern_matches,
+                                                   wildcard_only_parameters)
+
+    fq = "/robot1/gs_tracker_node"
+    for pattern, ok in [("/**", True), ("/**/gs_tracker_node", True), ("/robot1/gs_tracker_node", True),
+                        ("robot1/gs_tracker_node", True), ("/*/gs_tracker_node", True), ("/robot1/*", True),
+                        ("/*", False), ("/gs_tracker_node", False), ("/robot2/**", False), ("/**/other", False)]:
+        assert node_pattern_matches(pattern, fq) == ok, pattern
+    files = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    files[0].write_text("/**:\n  ros__parameters:\n    robot_radius: 0.3\n    method: klt\n"
+                        "/other_node:\n  ros__parameters:\n    speed: 1.0\n")
+    files[1].write_text("robot1:\n  gs_tracker_node:\n    ros__parameters:\n      tracker: {outler_px: 3.0}\n"
+                        "/robot1/*:\n  ros__parameters:\n    foo: 1\n")
+    argv = ["exe", "--ros-args", "--params-file", str(files[0]), "--params-file", str(files[1]),
+            "-p", "method:=klt", "-p", "gs_tracker_node:bar:=2"]
+    assert command_line_parameters(argv) == {"method", "bar"}
+    assert wildcard_only_parameters(argv, fq) == {"robot_radius", "foo"}
 
 
 def test_max_tracks_below_the_live_count_is_refused_with_the_reason(make_node):
@@ -339,6 +360,37 @@ def test_stale_input_turns_the_status_warn_then_error():
     assert level == ERROR and re.match(r"no image for (5\.[5-9]|6\.\d) s: the camera", text), text
 
 
+def test_frames_lost_by_dds_and_incompatible_publishers_turn_the_status_warn():
+    from gs_tracker_ros.ros.diagnostics import OK, WARN, NodeStats, status_level
+
+    stats = NodeStats()
+    for _ in range(96):
+        stats.received()
+        stats.processed(0.01, 0, 0)
+    stats.lost(4)  # 4 of 100 in the period: at most 5 %, no warning
+    assert status_level(stats.snapshot(end_period=True))[0] == OK
+    for _ in range(90):
+        stats.received()
+        stats.processed(0.01, 0, 0)
+    stats.lost(10)  # 10 of 100: more than 5 %
+    level, text = status_level(stats.snapshot(end_period=True))
+    assert level == WARN and text.startswith("10 of 100 image(s) (10 %) lost before reaching the node: likely "
+                                             "large images over UDP without shared memory"), text
+    assert "fix: a reliable camera publisher" in text and "docs/ros.md#qos" in text
+    assert status_level(stats.snapshot(end_period=True))[0] == OK  # the next period, nothing lost
+    stats.lost(30)  # everything lost: said so, not "no image"
+    assert "30 of 30 image(s) (100 %) lost" in status_level(stats.snapshot(end_period=True))[1]
+    stats.incompatible_qos("a publisher of '/image' offers incompatible QoS (reliability): ...")
+    assert status_level(stats.snapshot(end_period=True)) == (
+        WARN, "a publisher of '/image' offers incompatible QoS (reliability): ...")
+    assert status_level(stats.snapshot(end_period=True))[0] == WARN  # still no image since: still the reason
+    stats.received()
+    stats.processed(0.01, 0, 0)
+    assert status_level(stats.snapshot(end_period=True))[0] == OK
+    snap = stats.snapshot()
+    assert (snap["frames_lost"], snap["incompatible_qos_events"]) == (44, 1)
+
+
 @pytest.mark.parametrize("cli_args, expected", [
     ([], "/camera_info"),
     (["-r", "image:=/camera/image_raw"], "/camera/camera_info"),  # image_transport's pairing
@@ -361,10 +413,9 @@ def test_qos_overrides_are_ros_parameters_on_top_of_image_qos(make_node):
     """ROS's own QoS overrides (QoSOverridingOptions) refine the image_qos profile per topic."""
     from rclpy.qos import HistoryPolicy, ReliabilityPolicy, qos_profile_sensor_data
 
-    node = make_node(**{"qos_overrides./image.subscription.reliability": "reliable",
+    node = make_node(**{"image_qos": "sensor_data", "qos_overrides./image.subscription.reliability": "reliable",
                         "qos_overrides./image.subscription.depth": 2,
                         "qos_overrides./tracks.publisher.depth": 50})
-    assert node.unknown_parameters == []  # declared by rclpy: not typos
     qos = node.image_sub.qos_profile
     assert (qos.reliability, qos.depth, qos.history) == (ReliabilityPolicy.RELIABLE, 2, HistoryPolicy.KEEP_LAST)
     assert node.tracks_pub.qos_profile.depth == 50
@@ -372,8 +423,25 @@ def test_qos_overrides_are_ros_parameters_on_top_of_image_qos(make_node):
     assert qos_profile_sensor_data.depth == 5  # the shared rclpy profile was not edited in place
     d = node.describe_parameter("qos_overrides./image.subscription.reliability")
     assert d.read_only
-    plain = make_node()
-    assert plain.image_sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT  # image_qos: sensor_data
+    plain = make_node()  # image_qos auto, no publisher yet: best effort (matches any)
+    assert plain.image_sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+    assert plain.image_sub.describe() == "auto: best effort, keep last 5"
+    # auto chooses the reliability: an override of it is refused with the way to fix it
+    with pytest.raises(ConfigError, match=r"'qos_overrides./image.subscription.reliability' \(image_qos auto "
+                                          r"chooses the reliability from the publishers: set image_qos"):
+        make_node(**{"qos_overrides./image.subscription.reliability": "reliable"})
+    assert make_node(**{"qos_overrides./image.subscription.depth": 1}).image_sub.qos_profile.depth == 1
+
+
+def test_auto_image_qos_follows_the_publishers():
+    from gs_tracker_ros.ros.qos import auto_choice
+
+    assert auto_choice([], "/cam/image_raw") == (
+        "sensor_data", "no publisher of '/cam/image_raw' yet: best effort matches any; re-checked as they come")
+    assert auto_choice([True], "/c") == ("reliable", "the publisher of '/c' is reliable")
+    assert auto_choice([True, True], "/c") == ("reliable", "all 2 publishers of '/c' are reliable")
+    assert auto_choice([False], "/c") == ("sensor_data", "the publisher of '/c' is best effort")
+    assert auto_choice([True, False, True], "/c") == ("sensor_data", "1 of the 3 publishers of '/c' are best effort")
 
 
 def test_one_qos_vocabulary_for_node_player_and_replay(capsys):
@@ -381,9 +449,10 @@ def test_one_qos_vocabulary_for_node_player_and_replay(capsys):
     from gs_tracker_ros.ros.parameters import SPECS
     from gs_tracker_ros.ros.qos import QOS_PROFILES, qos_profile
 
-    assert SPECS["image_qos"].choices == QOS_PROFILES
+    # the node takes the player's names plus auto (a subscriber's choice: a publisher has none)
+    assert SPECS["image_qos"].choices == ("auto", *QOS_PROFILES)
     parser = build_parser()
-    for name in QOS_PROFILES:  # the node's image_qos names, accepted by the bag tools
+    for name in QOS_PROFILES:  # the node's fixed image_qos names, accepted by the bag tools
         assert parser.parse_args(["bag", "play", "b", "--qos", name]).qos == name
         assert parser.parse_args(["bag", "replay-eval", "b", "--image-qos", name]).image_qos == name
         assert qos_profile(name) is not qos_profile(name)  # fresh copies (overrides edit them)

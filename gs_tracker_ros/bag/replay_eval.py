@@ -91,6 +91,9 @@ class ReplayOptions:
             raise InputError(f"--image-qos must be one of {', '.join(QOS_PROFILES)}, got '{self.image_qos}'")
         if self.params_file is not None and not Path(self.params_file).is_file():
             raise InputError(f"--params-file not found: {self.params_file}")
+        from ..ros.parameters import check_parameter_names
+
+        check_parameter_names(self.node_params)  # a typo ends the run before anything starts
         if self.domain_id is not None and not 0 <= self.domain_id <= 232:
             raise InputError(f"--domain-id must be in [0, 232], got {self.domain_id}")
         if self.method is not None:
@@ -160,6 +163,9 @@ def _wait_ready(session: _Session, node: NodeProcess, opts: ReplayOptions, log: 
     deadline = t0 + timeout_s
     while True:
         if not node.alive():
+            refused = [ln.split("cannot start: ", 1)[1] for ln in node.log_text().splitlines() if "cannot start: " in ln]
+            if node.proc.returncode == 2 and refused:  # the node's own one-line reason (bad parameter, ...)
+                raise ReplayError(f"the tracker node refused to start: {refused[-1]} (log {node.log_path})")
             raise ReplayError(f"the tracker node exited with status {node.proc.returncode} while starting "
                               f"(log {node.log_path}):\n{node.tail()}")
         ready = (session.pubs.publishers[session.image_topic].get_subscription_count() > 0

@@ -62,7 +62,9 @@ from .image_conversion import (
     image_to_rgb,
     rgb_to_image,
 )
-from .qos import overriding_options, qos_profile
+from . import startup_checks
+from .image_subscription import ImageSubscription
+from .qos import AUTO, AUTO_OVERRIDE_POLICIES, QOS_OVERRIDE_POLICIES, overriding_options, qos_profile
 
 NODE_NAME = "gs_tracker_node"
 # Topic and service names (relative to the node's namespace / private namespace); the tests and
@@ -111,7 +113,10 @@ class TrackerNode(LifecycleNode):
     :class:`TrackerError` it met.
     """
 
-    def __init__(self, node_name: str = NODE_NAME, autostart: bool | None = None, **kwargs: Any) -> None:
+    def __init__(self, node_name: str = NODE_NAME, autostart: bool | None = None,
+                 argv: list[str] | None = None, **kwargs: Any) -> None:
+        """``argv``: the process's command line (default ``sys.argv``), read for where each
+        parameter override came from (:func:`.startup_checks.wildcard_only_parameters`)."""
         super().__init__(node_name, **kwargs)
         self._throttle = _Throttle()
         self.stats = NodeStats()
@@ -125,6 +130,9 @@ class TrackerNode(LifecycleNode):
             P.check_node_values(self._params)
             self._config = P.tracker_config_from_params(self._params)
             self._method = self._params["method"]
+            # the image topic after remapping; compressed images come on its /compressed sub-topic
+            self._image_topic = self.resolve_topic_name("image")
+            self._refuse_unknown_parameters(sys.argv if argv is None else argv)
         except BaseException:
             super().destroy_node()
             raise
@@ -147,11 +155,10 @@ class TrackerNode(LifecycleNode):
         # created by configure (services) and activate (topics); None otherwise
         self.add_srv = self.remove_srv = self.reset_srv = None
         self.tracks_pub = self.overlay_pub = self.image_sub = self.info_sub = None
-        self.unknown_parameters: list[str] | None = None  # checked on the first activation
-        # the image topic after remapping; compressed images come on its /compressed sub-topic
-        self._image_topic = self.resolve_topic_name("image")
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)  # in every state
         self.diag_timer = self.create_timer(self._params["diagnostics_period_s"], self._publish_diagnostics)
+        # two nodes of one name would both track every image and answer every call: say so
+        self._name_clash = startup_checks.NameClashCheck(self, self.get_logger().warning)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
 
@@ -189,30 +196,25 @@ class TrackerNode(LifecycleNode):
         self.tracks_pub = self.create_publisher(PointTrackArray, "tracks", qos_profile("reliable", depth=10),
                                                 qos_overriding_options=overriding_options())
         self.overlay_pub = self.create_publisher(Image, "tracks_image", qos_profile("reliable", depth=1))
-        qos = qos_profile(self._params["image_qos"])
+        image_qos = self._params["image_qos"]
         if self._params["image_transport"] == "compressed":
-            self.image_sub = self.create_subscription(
-                CompressedImage, self._image_topic + "/compressed", self._on_image, qos,
-                qos_overriding_options=overriding_options())
+            topic = self._image_topic + "/compressed"
+            self.image_sub = ImageSubscription(self, CompressedImage, topic, topic, self._on_image, image_qos,
+                                               self.stats, self._warn)
         else:
-            self.image_sub = self.create_subscription(Image, "image", self._on_image, qos,
-                                                      qos_overriding_options=overriding_options())
-        qos = qos_profile(self._params["image_qos"])  # camera_info: the profile without the image's overrides
+            self.image_sub = ImageSubscription(self, Image, "image", self._image_topic, self._on_image, image_qos,
+                                               self.stats, self._warn)
+        # camera_info: the profile without the image's overrides; under auto best effort (small
+        # messages, and it matches every publisher)
+        qos = qos_profile("sensor_data" if image_qos == AUTO else image_qos)
         self.info_sub = self.create_subscription(CameraInfo, self._camera_info_topic(), self._on_camera_info, qos)
-        if self.unknown_parameters is None:
-            # typos in -p / params files would otherwise be ignored without a word (checked once
-            # all parameters, the qos_overrides.* ones too, are declared)
-            self.unknown_parameters = P.unknown_parameter_warnings(
-                n for n in getattr(self, "_parameter_overrides", {}) if not self.has_parameter(n))
-            for text in self.unknown_parameters:
-                self.get_logger().warning(text)
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="gs_tracker_worker", daemon=True)
         self._worker.start()
         self.get_logger().info(
             f"tracking with method '{self._method}' on '{self.image_sub.topic_name}' "
             f"(camera_info '{self.info_sub.topic_name}') "
-            f"(QoS {self._params['image_qos']}); publishing '{self.tracks_pub.topic_name}'"
+            f"(QoS {self.image_sub.describe()}); publishing '{self.tracks_pub.topic_name}'"
             + (f"; grid seeding {self._seeder.grid_size}x{self._seeder.grid_size}" if self._seeder.enabled else "")
         )
         return super().on_activate(state)
@@ -230,14 +232,23 @@ class TrackerNode(LifecycleNode):
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._deactivate()
         self._cleanup()
+        self.get_logger().info(f"shut down (lifecycle shutdown from '{state.label}'): not tracking, tracker and "
+                               f"services released; finalized, the process exits")
         return TransitionCallbackReturn.SUCCESS
+
+    @property
+    def finalized(self) -> bool:
+        """True once the lifecycle ``shutdown`` transition completed (nothing can bring the node
+        back: :func:`main` then ends the process with exit code 0)."""
+        return self.lifecycle_state() == "finalized"
 
     def _deactivate(self) -> None:
         """Unsubscribe, stop the worker (an image still in the mailbox counts as dropped), stop
         publishing. Idempotent."""
-        for sub in (self.image_sub, self.info_sub):
-            if sub is not None:
-                self.destroy_subscription(sub)
+        if self.image_sub is not None:
+            self.image_sub.destroy()
+        if self.info_sub is not None:
+            self.destroy_subscription(self.info_sub)
         self.image_sub = self.info_sub = None
         self.stop_worker()
         with self._mail_cv:
@@ -270,6 +281,34 @@ class TrackerNode(LifecycleNode):
             return remapped
         return camera_info_sibling(self._image_topic)
 
+    def _qos_override_names(self) -> dict[str, str | None]:
+        """The ``qos_overrides.*`` parameters the image subscription and the tracks publisher
+        declare on activation (rclpy's QoSOverridingOptions), each with None or the reason it is
+        not offered, known before they exist so that a typo is refused at start-up."""
+        image = self._image_topic + ("/compressed" if self._params["image_transport"] == "compressed" else "")
+        auto = self._params["image_qos"] == AUTO
+        names: dict[str, str | None] = {}
+        for topic, kind in ((image, "subscription"), (self.resolve_topic_name("tracks"), "publisher")):
+            for policy in QOS_OVERRIDE_POLICIES:
+                offered = not (auto and kind == "subscription" and policy not in AUTO_OVERRIDE_POLICIES)
+                names[f"qos_overrides.{topic}.{kind}.{policy}"] = None if offered else (
+                    "image_qos auto chooses the reliability from the publishers: set image_qos to reliable or "
+                    "sensor_data to fix it")
+        return names
+
+    def _refuse_unknown_parameters(self, argv: list[str]) -> None:
+        """Raise :class:`ConfigError` (one line) for start-up overrides that name no parameter of
+        this node; warn about those from params-file sections for all nodes (startup_checks)."""
+        overrides = list(getattr(self, "_parameter_overrides", {}))
+        qos_names = self._qos_override_names()
+        known = [*P.known_parameter_names(), *(n for n, why in qos_names.items() if why is None)]
+        hints = {n: why for n, why in qos_names.items() if why is not None}
+        error, warnings = startup_checks.unknown_parameter_report(
+            overrides, known, startup_checks.wildcard_only_parameters(argv, self.get_fully_qualified_name()), hints)
+        for text in warnings:
+            self.get_logger().warning(text)
+        if error is not None:
+            raise ConfigError(error)
 
     def _build_tracker(self) -> PointTracker:
         """The one tracker of this node, from :func:`make_tracker` (engine settings included:
@@ -358,8 +397,8 @@ class TrackerNode(LifecycleNode):
             return
         hw = (int(frame.shape[0]), int(frame.shape[1]))
         with self._tracker_lock:
-            if self._latest_header is not None:
-                self._check_stamp_order(msg.header, self._latest_header)
+            if self._latest_header is not None and self._jumped_back(msg.header, self._latest_header):
+                self._reset_tracker_locked()  # this image starts afresh, like the first one
             if self._frame_hw is not None and hw != self._frame_hw:
                 self.get_logger().warning(
                     f"image size changed from {self._frame_hw[1]}x{self._frame_hw[0]} to {hw[1]}x{hw[0]}: "
@@ -385,18 +424,27 @@ class TrackerNode(LifecycleNode):
         # or error (an exception above counts as an error only)
         self.stats.processed(latency, len(state), int(state.visible.sum()))
 
-    def _check_stamp_order(self, header: Header, previous: Header) -> None:
-        """Warn (throttled) about an image stamped no later than the previous one. The tracker goes
-        by arrival order: such an image is tracked as the next frame; its tracks carry its stamp."""
+    def _jumped_back(self, header: Header, previous: Header) -> bool:
+        """Whether an image is stamped before the previous one: time jumped back (a looping bag,
+        a restarted driver), the tracker must start afresh; one warning per jump (throttled).
+        An image with the previous image's stamp is tracked as the next frame, with a warning.
+        Tracker lock held."""
         now_ns, prev_ns = _stamp_ns(header.stamp), _stamp_ns(previous.stamp)
         if now_ns > prev_ns:
-            return
+            return False
         self.stats.stamp_out_of_order()
-        kind = "has the same stamp as" if now_ns == prev_ns else f"is {(prev_ns - now_ns) / 1e9:.3f} s older than"
-        self._warn(("stamp_order", now_ns == prev_ns),
-                   f"image stamped {_stamp_text(header.stamp)} {kind} the previous image "
-                   f"({_stamp_text(previous.stamp)}): tracking it as the next frame anyway (the tracker "
-                   f"follows arrival order; a replayed or restarted source should call ~/reset)")
+        if now_ns == prev_ns:
+            self._warn("stamp_repeated",
+                       f"image stamped {_stamp_text(header.stamp)} has the same stamp as the previous image: "
+                       f"tracking it as the next frame anyway (the tracker follows arrival order)")
+            return False
+        self.stats.jumped_back()
+        self._warn("stamp_jump_back",
+                   f"image stamped {_stamp_text(header.stamp)} is {(prev_ns - now_ns) / 1e9:.3f} s older than the "
+                   f"previous image ({_stamp_text(previous.stamp)}): time jumped back (a looping bag or a "
+                   f"restarted source); resetting the tracker, {len(self._live_ids)} track(s) dropped (add points "
+                   f"again with ~/add_queries; grid seeding re-seeds)")
+        return True
 
     def _seed(self, state: TrackState, hw: tuple[int, int]) -> None:
         """Grid seeding on the frame just stepped (tracker lock held)."""
@@ -627,6 +675,8 @@ class TrackerNode(LifecycleNode):
         snap = self.stats.snapshot(end_period=True)
         state = self.lifecycle_state()
         extra = {"method": self._method, "lifecycle_state": state}
+        image_sub = self.image_sub
+        extra["image_qos"] = image_sub.describe() if image_sub is not None else self._params["image_qos"]
         hw = self._frame_hw
         extra["image_size"] = f"{hw[1]}x{hw[0]}" if hw else "none"
         info = self._camera_info
@@ -643,7 +693,11 @@ class TrackerNode(LifecycleNode):
                                                extra=extra, stale_after_s=self._params["stale_after_s"],
                                                stale_error_after_s=self._params["stale_error_after_s"],
                                                not_tracking=None if state == "active" else
-                                               f"{state}: not tracking (lifecycle; activate to subscribe)"))
+                                               _NOT_TRACKING.get(state, f"{state}: not tracking")))
+
+    def publish_diagnostics_now(self) -> None:
+        """One status now (outside the timer): the last word of a node that is about to exit."""
+        self._publish_diagnostics()
 
     # ------------------------------------------------------------------------------------ life cycle
     def stop_worker(self, timeout_s: float = 5.0) -> None:
@@ -656,6 +710,15 @@ class TrackerNode(LifecycleNode):
     def destroy_node(self) -> None:
         self.stop_worker()
         super().destroy_node()
+
+
+# /diagnostics message of each lifecycle state but active (level OK: not tracking on purpose)
+_NOT_TRACKING = {
+    "unconfigured": "unconfigured: not tracking (lifecycle: configure, then activate, to track)",
+    "inactive": "inactive: not tracking (lifecycle: activate to track)",
+    "finalized": "finalized: not tracking (lifecycle shutdown; the process exits)",
+}
+FINAL_GRACE_S = 0.5  # after shutdown: time for the change_state reply and the last status to leave
 
 
 def camera_info_sibling(image_topic: str) -> str:
@@ -753,56 +816,78 @@ def main(args: list[str] | None = None) -> int:
     """Run ``gs_tracker_node`` (standard ``--ros-args`` accepted); the exit code.
 
     0 after SIGINT / SIGTERM, also when one arrives while the node is starting; 2 with one line
-    for a bad command line (a missing or malformed ``--params-file``) or an invalid parameter.
-    :func:`gs_tracker_ros.ros.run_node.main` (the ``gs_tracker_node`` executable) turns SIGTERM
-    into the same clean stop as SIGINT before importing anything heavy.
+    for a bad command line (a missing, binary or malformed ``--params-file``) or an invalid
+    parameter; 1 with one line for any other failure before the node spins (nothing fails
+    silently: a launcher always sees it). :func:`gs_tracker_ros.ros.run_node.main` (the
+    ``gs_tracker_node`` executable) turns SIGTERM into the same clean stop as SIGINT before
+    importing anything heavy.
     """
     from rclpy._rclpy_pybind11 import RCLError
 
+    from .run_node import stop_requested  # a signal whose KeyboardInterrupt was swallowed
+
     argv = sys.argv if args is None else args
     node = None
+    initialised = spinning = False
     try:
         try:
             P.check_params_files(argv)
             with _rcl_init_output() as rcl_output:
                 rclpy.init(args=args)
+            initialised = True
         except (ConfigError, RCLError) as err:
             if isinstance(err, RCLError):  # rcl logged "Failed to parse global arguments" already
                 rcl_output.drop(RCL_INIT_FAILURE_LINE)
             text = str(err) if isinstance(err, ConfigError) else _rcl_error_line(err)
-            print(f"[FATAL] [{NODE_NAME}]: cannot start: {text}", file=sys.stderr, flush=True)
+            fatal_line(f"cannot start: {text}")
             return 2
-        from .run_node import stop_requested  # a signal whose KeyboardInterrupt was swallowed
-
         if stop_requested():
             return 0
         try:
-            node = TrackerNode()
+            node = TrackerNode(argv=argv)
         except (TrackerError, ValueError) as err:
-            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {err}")
+            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {first_line(err)}")
             return 2
         if stop_requested():
             return 0
         executor = SingleThreadedExecutor()
         executor.add_node(node)
+        spinning = True
         try:
-            executor.spin()
+            while rclpy.ok() and not node.finalized:
+                executor.spin_once(timeout_sec=0.2)
+            if node.finalized:  # `ros2 lifecycle set ... shutdown`: say so, then end the process
+                node.publish_diagnostics_now()
+                end = time.monotonic() + FINAL_GRACE_S
+                while rclpy.ok() and time.monotonic() < end:
+                    executor.spin_once(timeout_sec=0.05)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         return 0
     except KeyboardInterrupt:  # a signal while starting (before spin)
         return 0
-    except Exception:
-        from .run_node import stop_requested
-
-        if stop_requested() or not rclpy.ok():  # a signal arrived while the node was starting
+    except Exception as err:
+        if stop_requested() or (initialised and not rclpy.ok()):  # a signal arrived meanwhile
             return 0
-        raise
+        if spinning:  # a failure that escaped a callback: the traceback is the bug report
+            raise
+        fatal_line(f"cannot start: {type(err).__name__}: {first_line(err)}")
+        return 1
     finally:
         _ignore_further_signals()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+
+
+def first_line(err: BaseException) -> str:
+    """The first non-empty line of an exception's text (its type name if it has none)."""
+    return next((ln.strip() for ln in str(err).splitlines() if ln.strip()), type(err).__name__)
+
+
+def fatal_line(text: str) -> None:
+    """One ``[FATAL] [gs_tracker_node]: ...`` line on stderr (before rclpy's logging is up)."""
+    print(f"[FATAL] [{NODE_NAME}]: {text}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -30,13 +30,12 @@ from typing import Any, Iterable
 from ..tracking.config import TrackerConfig
 from ..core.errors import ConfigError, yaml_error_text
 from ..methods import DEFAULT_METHOD, method_names
-from .qos import QOS_PROFILES
+from .qos import IMAGE_QOS_CHOICES
 from ..motion.config import DIS_PRESETS
 from ..engines.settings import BACKENDS, PRECISIONS
 from ..relocalize.config import DESCRIPTOR_CHANNELS
 
 TRACKER_PREFIX = "tracker."
-IMAGE_QOS_CHOICES = QOS_PROFILES  # one vocabulary: gs_tracker_ros.ros.qos
 IMAGE_TRANSPORT_CHOICES = ("raw", "compressed")
 
 
@@ -87,9 +86,11 @@ NODE_PARAMS: list[ParamSpec] = [
     ParamSpec("autostart", True,
               "configure and activate the (lifecycle) node at start-up; false = wait in unconfigured "
               "for lifecycle transitions (ros2 lifecycle set ...)"),
-    ParamSpec("image_qos", "sensor_data",
-              "QoS of the image / camera_info subscriptions: sensor_data (best effort, depth 5), "
-              "reliable (depth 5) or system_default", choices=IMAGE_QOS_CHOICES),
+    ParamSpec("image_qos", "auto",
+              "QoS of the image / camera_info subscriptions: auto (reliable when every publisher of the "
+              "image topic is reliable, else best effort; re-checked as publishers come and go), "
+              "sensor_data (best effort, depth 5), reliable (depth 5) or system_default",
+              choices=IMAGE_QOS_CHOICES),
     ParamSpec("image_transport", "raw",
               "raw: sensor_msgs/Image on image; compressed: sensor_msgs/CompressedImage (jpeg, png) on "
               "<image>/compressed, as image_transport's compressed transport publishes it",
@@ -429,27 +430,42 @@ def declare_all(node) -> dict[str, Any]:
 RCLPY_OWN_PARAMETERS = ("use_sim_time", "start_type_description_service")
 
 
-def unknown_parameter_warnings(override_names: Iterable[str]) -> list[str]:
-    """One warning per start-up override (``-p name:=value``, a params file) that names no parameter
-    of the node, with the closest known name: a typo would otherwise be silently ignored.
+def known_parameter_names() -> list[str]:
+    """The node's own parameters and those rclpy declares for every node (not the
+    ``qos_overrides.*`` ones, which depend on the node's topics)."""
+    return [*SPECS, *RCLPY_OWN_PARAMETERS]
 
-    Not an error: one params file may legitimately carry parameters for several nodes
-    (``/**: ros__parameters: ...``)."""
+
+def closest_parameter(name: str, known: Iterable[str] | None = None) -> str | None:
+    """The known parameter name closest to a misspelt ``name`` (None if none is close): the whole
+    name first, then the last part of a dotted name (``tracker.outler_px`` ->
+    ``tracker.integration.outlier_px``)."""
     import difflib
 
-    known = [*SPECS, *RCLPY_OWN_PARAMETERS]
+    known = list(known_parameter_names() if known is None else known)
+    guess = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    if guess:
+        return guess[0]
     leaves: dict[str, list[str]] = {}
-    for name in SPECS:
-        leaves.setdefault(name.rsplit(".", 1)[-1], []).append(name)
-    out = []
-    for name in sorted(set(override_names) - set(known)):
-        guess = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
-        if not guess:  # a typo in the last part of a dotted name, e.g. tracker.outler_px
-            leaf = difflib.get_close_matches(name.rsplit(".", 1)[-1], list(leaves), n=1, cutoff=0.75)
-            guess = leaves[leaf[0]][:1] if leaf else []
-        hint = f" (did you mean '{guess[0]}'?)" if guess else ""
-        out.append(f"ignoring unknown parameter '{name}'{hint}; `ros2 param list` shows the node's parameters")
-    return out
+    for k in known:
+        leaves.setdefault(k.rsplit(".", 1)[-1], []).append(k)
+    leaf = difflib.get_close_matches(name.rsplit(".", 1)[-1], list(leaves), n=1, cutoff=0.75)
+    return leaves[leaf[0]][0] if leaf else None
+
+
+def check_parameter_names(assignments: Iterable[str]) -> None:
+    """Refuse ``name:=value`` assignments (``gs-tracker bag replay-eval -p``) whose name is not a
+    parameter of the node, with the closest name. ``qos_overrides.*`` names depend on the node's
+    topics and are left to the node's own start-up check. Raises :class:`ConfigError`."""
+    for item in assignments:
+        if ":=" not in item:
+            raise ConfigError(f"-p takes name:=value, got '{item}'")
+        name = item.split(":=", 1)[0]
+        if name in known_parameter_names() or name.startswith("qos_overrides."):
+            continue
+        guess = closest_parameter(name)
+        raise ConfigError(f"unknown parameter '{name}'" + (f" (did you mean '{guess}'?)" if guess else "")
+                          + "; docs/ros.md lists the node's parameters")
 
 
 def params_files(argv: Iterable[str]) -> list[str]:
@@ -467,8 +483,8 @@ def params_files(argv: Iterable[str]) -> list[str]:
 
 
 def check_params_files(argv: Iterable[str]) -> None:
-    """Refuse a missing, unreadable or malformed ``--params-file`` with one line naming the file
-    (and the line / column), before rcl's multi-line parser error. Raises :class:`ConfigError`."""
+    """Refuse a missing, unreadable, binary or malformed ``--params-file`` with one line naming the
+    file (and the line / column), before rcl's multi-line parser error. Raises :class:`ConfigError`."""
     import yaml
 
     for name in params_files(argv):
@@ -479,6 +495,9 @@ def check_params_files(argv: Iterable[str]) -> None:
             raise ConfigError(f"params file not found: {name}") from None
         except OSError as err:
             raise ConfigError(f"cannot read params file {name}: {err.strerror}") from None
+        except UnicodeDecodeError as err:  # random bytes, a binary file given by mistake
+            raise ConfigError(f"params file {name} is not text (byte 0x{err.object[err.start]:02x} at offset "
+                              f"{err.start} is not UTF-8): give a YAML params file") from None
         except yaml.YAMLError as err:
             raise ConfigError("params file " + yaml_error_text(name, err)) from None
         if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):

@@ -39,17 +39,20 @@ def main(args: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        from .node import main as run
-
+        try:
+            from .node import main as run
+        except Exception as err:  # a broken install (a missing library, ...): one line, not a traceback
+            if stop_requested():  # a swallowed interrupt left the import half done
+                return 0
+            text = next((ln for ln in str(err).splitlines() if ln.strip()), "")
+            print(f"[FATAL] [gs_tracker_node]: cannot start: {type(err).__name__}: {text}", file=sys.stderr,
+                  flush=True)
+            return 1
         if stop_requested():
             return 0
         return run(args)
     except KeyboardInterrupt:
         return 0
-    except Exception:
-        if stop_requested():  # a swallowed interrupt left the start-up half done
-            return 0
-        raise
 
 
 if __name__ == "__main__":
