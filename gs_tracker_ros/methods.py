@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable
 from .baselines.dis_chain import DISChainTracker
 from .baselines.klt import KLTTracker
 from .core.errors import ConfigError
+from .core.evidence import EvidenceModel
 from .core.types import PointTracker
 from .engines.settings import EngineSettings
 from .motion.base import MotionSource
@@ -92,13 +93,16 @@ def build_relocalizer(config: RelocalizeConfig) -> tuple[ChainFilter | None, Obs
 
 
 def build_probabilistic_tracker(config: TrackerConfig | None = None, name: str = "probfuse",
-                                relocalize: bool = True, engine=None) -> ProbabilisticTracker:
-    """A :class:`ProbabilisticTracker` with every part ``config`` names: its motion sources and,
-    with ``relocalize``, its chain filter and observer."""
+                                relocalize: bool = True, engine=None,
+                                track_model: EvidenceModel | None = None) -> ProbabilisticTracker:
+    """A :class:`ProbabilisticTracker` with every part ``config`` names: its motion sources, its
+    evidence models (``uncertainty.model``, and ``integration.chain_model`` with
+    ``integration.fusion: mixture``) and, with ``relocalize``, its chain filter and observer.
+    ``track_model`` replaces the configured track model (fitting a new one)."""
     config = (config or TrackerConfig()).validate()
     chain_filter, observer = build_relocalizer(config.relocalize) if relocalize else (None, None)
     return ProbabilisticTracker(config, build_sources(config, engine), chain_filter=chain_filter,
-                                observer=observer, name=name)
+                                observer=observer, name=name, track_model=track_model)
 
 
 def _probfuse(config: TrackerConfig | None) -> PointTracker:
@@ -117,10 +121,6 @@ ACCURATE_PROFILE: dict[str, Any] = {
     "relocalize.learned.model_name": "aliked-n16",
     "relocalize.learned.backend": "onnxruntime",
     "relocalize.every": 1,
-    # calibrated variance for this profile (core/uncertainty.py): 2-sigma coverage ~95 % / 80 %
-    # on dog / horsejump-high
-    "uncertainty.drift_per_px": 0.4,
-    "uncertainty.drift_per_frame": 0.25,
     # OpenCV's minimum-eigenvalue threshold: the dense DIS chain already follows smooth regions,
     # and the live profile's 1e-5 made this profile's cycle check slightly worse (docs/accuracy.md)
     "lk.min_eig_threshold": 1.0e-4,

@@ -296,3 +296,30 @@ def test_play_reaches_a_subscriber_in_another_process(frame_folder, tmp_path, ro
     assert got["sha"] == [hashlib.sha256(f.tobytes()).hexdigest() for f in frames]
     assert got["span_s"] >= 0.1  # timing honoured on the receiving side too
     assert time.monotonic() - t0 < 60
+
+
+def test_bags_recorded_before_p_lost_still_read(tmp_path):
+    """A bag whose PointTrack definition has no p_lost (recorded before 2026-12-05) reads in the
+    current layout: same ids, positions, variance and visibility, p_lost NaN (not estimated)."""
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    from gs_tracker_ros.bag.groundtruth import parse_tracks
+    from gs_tracker_ros.bag.typestore import LEGACY_POINT_TRACK, TRACK_TYPE, TRACKS_TYPE
+
+    old = get_typestore(Stores.ROS2_KILTED)
+    types = get_types_from_msg(LEGACY_POINT_TRACK, TRACK_TYPE)
+    types.update(get_types_from_msg("std_msgs/Header header\ngs_tracker_ros/PointTrack[] tracks\n", TRACKS_TYPE))
+    old.register(types)
+    Header, Time = old.types["std_msgs/msg/Header"], old.types["builtin_interfaces/msg/Time"]
+    track = old.types[TRACK_TYPE](id=7, x=1.5, y=2.25, variance=4.0, visible=True, status=1)
+    msg = old.types[TRACKS_TYPE](header=Header(stamp=Time(sec=3, nanosec=5), frame_id="cam"), tracks=[track])
+    path = tmp_path / "old_bag"
+    with Writer(path, version=9) as writer:
+        conn = writer.add_connection("/tracks", TRACKS_TYPE, typestore=old)
+        writer.write(conn, 3_000_000_005, old.serialize_cdr(msg, TRACKS_TYPE))
+    (_, msgtype, _, raw), = list(iter_messages(path))
+    got = parse_tracks(raw)
+    assert msgtype == TRACKS_TYPE and got.stamp_ns == 3_000_000_005 and got.frame_id == "cam"
+    assert got.ids.tolist() == [7] and got.xy.tolist() == [[1.5, 2.25]] and got.variance.tolist() == [4.0]
+    assert got.visible.tolist() == [True] and np.isnan(got.p_lost).all()

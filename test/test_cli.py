@@ -57,6 +57,11 @@ def test_track_real_video_writes_tracks_and_overlay(davis_video, tmp_path):
     hidden = (status[:, 1:] != TrackStatus.VISIBLE) & (status[:, :-1] != TrackStatus.VISIBLE)
     seen = (status[:, 1:] == TrackStatus.VISIBLE) & (status[:, :-1] == TrackStatus.VISIBLE)
     assert hidden.sum() >= 20 and step[hidden].max() <= 2 * np.percentile(step[seen], 95)
+    # p_lost: a probability on every tracked frame, 0 on the query frame; the hidden points are
+    # doubted more than the visible ones
+    p_lost = data["p_lost"]
+    assert p_lost.shape == (25, 30) and np.all((p_lost >= 0) & (p_lost <= 1)) and np.all(p_lost[:, 0] == 0)
+    assert p_lost[status != TrackStatus.VISIBLE].mean() > p_lost[status == TrackStatus.VISIBLE].mean()
     cap = cv2.VideoCapture(str(overlay))
     n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     ok, frame = cap.read()

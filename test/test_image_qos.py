@@ -171,7 +171,9 @@ def test_default_qos_takes_every_reliable_frame_and_reports_best_effort_loss(def
         print(f"best-effort camera: {got_small} of 30 frames 320x240 received; 60 frames 640x480: "
               f"{int(d['frames_received']) - before - got_small} received, {d['frames_lost']} lost")
         assert got_small >= 25, got_small
-        assert int(d["frames_lost"]) >= 30, d
+        # how many large frames UDP drops depends on the machine's load (59 of 60 on an idle one, 12
+        # under a full test run): what must hold is that a loss above 5 % is counted and reported
+        assert int(d["frames_lost"]) >= 3, d
         warned = [s for s in during if s["_level"] == 1 and "lost before reaching the node" in s["_message"]]
         assert warned, [s["_message"] for s in during]
         assert "large images over UDP without shared memory" in warned[0]["_message"]

@@ -74,9 +74,10 @@ def test_observation_is_product_of_gaussians():
 
 def _integrate(mu_k, v_k, valid, computed=None, observation=None, outlier_px=10.0):
     n = mu_k.shape[0]
-    return integrate(mu_k, v_k, valid, valid if computed is None else computed,
-                     prev_mu=np.full((n, 2), 7.0), prev_v=np.full(n, 5.0), outlier_px=outlier_px, rho=0.0,
-                     occluded_variance_growth=4.0, observation=observation)
+    out = integrate(mu_k, v_k, valid, valid if computed is None else computed,
+                    prev_mu=np.full((n, 2), 7.0), prev_v=np.full(n, 5.0), outlier_px=outlier_px, rho=0.0,
+                    occluded_variance_growth=4.0, observation=observation)
+    return out.mu, out.v, out.visible
 
 
 def test_integrate_occlusion_uses_best_computed_chain_and_grows_variance():

@@ -35,7 +35,7 @@ def _sample_array(n: int = 3) -> PointTrackArray:
     # float32-exact values so that equality after the round trip is exact
     msg.tracks = [
         PointTrack(id=i * 1_000_000_007, x=0.5 + i * 1.25, y=-3.75 + i * 0.5, variance=0.015625 * (i + 1),
-                   visible=bool(i % 2 == 0), status=1 + i % 3)
+                   p_lost=0.125 * i, visible=bool(i % 2 == 0), status=1 + i % 3)
         for i in range(n)
     ]
     return msg
@@ -46,7 +46,7 @@ def _as_plain(msg: PointTrackArray) -> dict:
         "sec": msg.header.stamp.sec,
         "nanosec": msg.header.stamp.nanosec,
         "frame_id": msg.header.frame_id,
-        "tracks": [[t.id, t.x, t.y, t.variance, t.visible, t.status] for t in msg.tracks],
+        "tracks": [[t.id, t.x, t.y, t.variance, t.p_lost, t.visible, t.status] for t in msg.tracks],
     }
 
 
@@ -89,7 +89,8 @@ def test_imports_from_any_directory_in_a_fresh_process(ros_env, tmp_path):
 
 def test_point_track_fields():
     assert PointTrack.get_fields_and_field_types() == {
-        "id": "int64", "x": "float", "y": "float", "variance": "float", "visible": "boolean", "status": "uint8",
+        "id": "int64", "x": "float", "y": "float", "variance": "float", "p_lost": "float", "visible": "boolean",
+        "status": "uint8",
     }
     assert PointTrackArray.get_fields_and_field_types() == {
         "header": "std_msgs/Header", "tracks": "sequence<gs_tracker_ros/PointTrack>",
@@ -182,7 +183,7 @@ _SUBSCRIBER = textwrap.dedent("""
     m = got[0]
     print(json.dumps({"sec": m.header.stamp.sec, "nanosec": m.header.stamp.nanosec,
                       "frame_id": m.header.frame_id,
-                      "tracks": [[t.id, t.x, t.y, t.variance, t.visible, t.status] for t in m.tracks]}), flush=True)
+                      "tracks": [[t.id, t.x, t.y, t.variance, t.p_lost, t.visible, t.status] for t in m.tracks]}), flush=True)
     node.destroy_node()
     rclpy.shutdown()
 """)

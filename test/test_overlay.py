@@ -133,6 +133,23 @@ def test_tails_are_drawn_only_along_visible_segments():
     assert not out[:, 50:140].any()  # nothing bridges the hidden gap
 
 
+def test_a_visible_point_the_tracker_doubts_is_a_faint_hollow_ring():
+    img = _frame()
+    sure, doubt, unknown = TrackHistory(), TrackHistory(), TrackHistory()
+    for h, p in ((sure, 0.1), (doubt, 0.8), (unknown, np.nan)):
+        st = _state(0, [[80.0, 60.0]], [True])
+        h.update(TrackState(0, st.ids, st.xy, st.variance, st.visible, st.status, np.array([p], np.float32)))
+    s, d, u = (draw_tracks(img, h, header=False) for h in (sure, doubt, unknown))
+    assert _changed(s, img)[60, 80] and not _changed(d, img)[60, 80]  # filled dot vs hollow ring
+    assert _changed(d, img).sum() > 5
+    np.testing.assert_array_equal(u, s)  # no p_lost (a baseline): drawn as sure
+    diff_d = np.abs(d.astype(int) - img.astype(int)).sum(axis=2).max()
+    diff_s = np.abs(s.astype(int) - img.astype(int)).sum(axis=2).max()
+    assert diff_d < diff_s  # faint
+    legend_sure, legend_doubt = draw_tracks(img, sure), draw_tracks(img, doubt)
+    assert not np.array_equal(legend_sure[-25:], legend_doubt[-25:])  # the legend counts it apart
+
+
 def test_legend_counts_points_per_status():
     img = np.zeros((240, 320, 3), np.uint8)
     h = TrackHistory()

@@ -1,15 +1,13 @@
 """The two profiles and the parts the live default gained: occluded-state chains, the median
-outlier reference, the predicted search centre, the drift term of the published variance."""
+outlier reference, the predicted search centre."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from gs_tracker_ros.tracking.config import TrackerConfig
 from gs_tracker_ros.core.integration import reject_outliers
 from gs_tracker_ros.tracking.tracker import predicted_positions
-from gs_tracker_ros.core.uncertainty import UncertaintyConfig, grow_drift, published_variance
 from gs_tracker_ros.evaluation.runner import evaluate_badja
 from gs_tracker_ros.evaluation.synthetic_gt import scene_sequence
 from gs_tracker_ros.methods import ACCURATE_PROFILE, build_probabilistic_tracker, make_tracker, method_names
@@ -34,26 +32,6 @@ def test_predicted_positions_use_valid_chains_else_previous():
     xy, has = predicted_positions(mu_k, valid, np.array([[0.0, 0.0], [50.0, 60.0]]))
     np.testing.assert_allclose(xy, [[2.0, 2.0], [50.0, 60.0]])
     assert has.tolist() == [True, False]
-
-
-def test_drift_grows_with_path_and_age_and_stays_finite():
-    cfg = UncertaintyConfig(drift_per_px=0.2, drift_per_frame=0.25)
-    drift = grow_drift(np.zeros(2), np.zeros((2, 2)), np.array([[3.0, 4.0], [0.0, 0.0]]), cfg)
-    np.testing.assert_allclose(drift, [0.2 * 5 + 0.25, 0.25])
-    assert np.all(np.isfinite(published_variance(np.array([1e30, 0.0]), drift)))
-
-
-def test_tracker_publishes_fusion_variance_plus_drift():
-    base = texture(h=120, w=160, seed=2)
-    cfg = TrackerConfig().replace(**{"uncertainty.drift_per_px": 0.5, "uncertainty.drift_per_frame": 1.0})
-    tracker = build_probabilistic_tracker(cfg, relocalize=False)
-    tracker.step(base)
-    tracker.add_queries(np.array([[80.0, 60.0]]))
-    for t in range(1, 5):
-        state = tracker.step(translated(base, 2.0 * t, 0))
-    expected_drift = 4 * (0.5 * 2.0 + 1.0)
-    assert abs(float(tracker.points.drift[0]) - expected_drift) < 0.2
-    assert state.variance[0] == pytest.approx(tracker.points.cur_v[0] + tracker.points.drift[0] ** 2, rel=1e-5)
 
 
 def test_chains_from_occluded_states_keep_following_a_point():
@@ -105,12 +83,16 @@ def getattr_dotted(obj, key):
     return obj
 
 
-def test_live_profile_calibrated_on_a_generated_scene():
+def test_live_profile_spread_fits_a_generated_scene():
+    """On a generated scene like those the track model was fitted on (another seed): the spread of
+    the points called right covers their errors about as the fit did (75.7 % within 2 sigma, see
+    checkpoints/evidence/README.md), on the scale of the errors, and few points are called lost."""
     scene = make_scene(SceneConfig(width=320, height=192, num_frames=48, seed=5))
     seq = scene_sequence(scene, num_points=96, seed=1)
     res = evaluate_badja(lambda: make_tracker("probfuse"), [seq], progress=False)["overall"]
-    # conservative on generated scenes (chaining drifts less there than on real footage): 94-97 %
-    assert 0.80 <= res["coverage_2sigma"] <= 0.99, res["coverage_2sigma"]
+    assert 0.65 <= res["coverage_2sigma"] <= 0.97, res["coverage_2sigma"]
+    assert 1 / 3 <= res["median_sigma_px"] / res["median_error_px"] <= 3, res
+    assert res["called_lost"] < 0.1
 
 
 def test_a_dense_source_runs_only_on_its_own_intervals():

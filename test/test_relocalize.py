@@ -309,6 +309,8 @@ def test_tracker_refreshes_its_filter_with_the_fused_positions():
     calls = []
 
     class Recording:
+        chain_similarity = None  # compares no appearance
+
         def filter(self, buffer, frame, query_ids, landing, valid):
             return valid
 

@@ -148,6 +148,8 @@ def test_config_round_trip_and_unknown_keys():
 class _RejectAll:
     """A chain filter that drops every chain it is shown and remembers what it saw."""
 
+    chain_similarity = None  # compares no appearance
+
     def __init__(self):
         self.shown: list[np.ndarray] = []
 

@@ -11,8 +11,9 @@ def _occluded(growth: float, prev_v: float) -> np.ndarray:
     mu_k = np.zeros((2, 1, 2))
     v_k = np.array([[2.0], [np.inf]])
     computed = np.array([[True], [False]])  # point 1: no chain computed -> its previous state
-    _, v, vis = integrate(mu_k, v_k, np.zeros((2, 1), bool), computed, np.zeros((2, 2)),
-                          np.array([1.0, prev_v]), outlier_px=10.0, rho=0.0, occluded_variance_growth=growth)
+    out = integrate(mu_k, v_k, np.zeros((2, 1), bool), computed, np.zeros((2, 2)),
+                    np.array([1.0, prev_v]), outlier_px=10.0, rho=0.0, occluded_variance_growth=growth)
+    v, vis = out.v, out.visible
     assert not vis.any()
     return v
 

@@ -56,28 +56,46 @@ GT_FORMAT_VERSION = 1
 
 
 def tracks_cdr(stamp_ns: int, frame_id: str, ids: np.ndarray, xy: np.ndarray, visible: np.ndarray,
-               variance: np.ndarray | None = None) -> bytes:
-    """CDR bytes of a PointTrackArray (rosbags typestore, no rclpy)."""
+               variance: np.ndarray | None = None, p_lost: np.ndarray | None = None) -> bytes:
+    """CDR bytes of a PointTrackArray (rosbags typestore, no rclpy); ``variance`` and ``p_lost``
+    default to 0 (ground truth: exact and not lost)."""
     store = get_typestore()
     Track = store.types[TRACK_TYPE]
     Array = store.types[TRACKS_TYPE]
     var = np.zeros(len(ids), np.float32) if variance is None else np.asarray(variance, np.float32)
+    lost = np.zeros(len(ids), np.float32) if p_lost is None else np.asarray(p_lost, np.float32)
     status = track_status(np.asarray(xy).reshape(-1, 2), visible, None)
     tracks = [Track(id=int(i), x=float(np.float32(p[0])), y=float(np.float32(p[1])), variance=float(v),
-                    visible=bool(b), status=int(s)) for i, p, v, b, s in zip(ids, xy, var, visible, status)]
+                    p_lost=float(q), visible=bool(b), status=int(s))
+              for i, p, v, q, b, s in zip(ids, xy, var, lost, visible, status)]
     return serialize(Array(header=make_header(stamp_ns, frame_id), tracks=tracks), TRACKS_TYPE)
 
 
-def parse_tracks(raw: bytes) -> tuple[int, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(stamp ns, frame_id, ids (N,) int64, xy (N, 2) float32, visible (N,) bool,
-    variance (N,) float32)`` from PointTrackArray CDR bytes."""
+@dataclass(frozen=True)
+class ParsedTracks:
+    """One PointTrackArray: ``stamp_ns``, ``frame_id``, ``ids (N,) int64``, ``xy (N, 2) float32`` px,
+    ``visible (N,) bool``, ``variance (N,) float32`` px^2, ``p_lost (N,) float32``."""
+
+    stamp_ns: int
+    frame_id: str
+    ids: np.ndarray
+    xy: np.ndarray
+    visible: np.ndarray
+    variance: np.ndarray
+    p_lost: np.ndarray
+
+
+def parse_tracks(raw: bytes) -> ParsedTracks:
+    """The :class:`ParsedTracks` of PointTrackArray CDR bytes (current layout; bags recorded
+    before ``p_lost`` existed are upgraded as they are read, :func:`~.io.iter_messages`)."""
     msg = deserialize(raw, TRACKS_TYPE)
     n = len(msg.tracks)
-    ids = np.fromiter((t.id for t in msg.tracks), np.int64, n)
-    xy = np.array([(t.x, t.y) for t in msg.tracks], np.float32).reshape(n, 2)
-    vis = np.fromiter((bool(t.visible) for t in msg.tracks), bool, n)
-    var = np.fromiter((t.variance for t in msg.tracks), np.float32, n)
-    return stamp_to_ns(msg.header.stamp), str(msg.header.frame_id), ids, xy, vis, var
+    return ParsedTracks(stamp_to_ns(msg.header.stamp), str(msg.header.frame_id),
+                        np.fromiter((t.id for t in msg.tracks), np.int64, n),
+                        np.array([(t.x, t.y) for t in msg.tracks], np.float32).reshape(n, 2),
+                        np.fromiter((bool(t.visible) for t in msg.tracks), bool, n),
+                        np.fromiter((t.variance for t in msg.tracks), np.float32, n),
+                        np.fromiter((t.p_lost for t in msg.tracks), np.float32, n))
 
 
 @dataclass
@@ -177,8 +195,8 @@ def load_bag_sequence(path: str | Path, image_topic: str | None = None, with_fra
 
     stamps: list[int] = []
     frames: list[np.ndarray] = []
-    gt_msgs: list[tuple] = []
-    q_msgs: list[tuple] = []
+    gt_msgs: list[ParsedTracks] = []
+    q_msgs: list[ParsedTracks] = []
     for topic, msgtype, _, raw in iter_messages(path, [image_topic, gt_topic, q_topic]):
         try:
             if topic == image_topic:
@@ -217,7 +235,7 @@ def load_bag_sequence(path: str | Path, image_topic: str | None = None, with_fra
 
     # Points: those with a query, in order of first appearance in the ground truth.
     query_of: dict[int, tuple[int, np.ndarray]] = {}
-    for stamp, _, ids, xy, _, _ in q_msgs:
+    for stamp, ids, xy in ((m.stamp_ns, m.ids, m.xy) for m in q_msgs):
         f = frame_index(stamp, "query")
         for i, p in zip(ids, xy):
             if int(i) in query_of:
@@ -225,7 +243,7 @@ def load_bag_sequence(path: str | Path, image_topic: str | None = None, with_fra
             query_of[int(i)] = (f, p)
     gt_order: list[int] = []
     seen: set[int] = set()
-    for _, _, ids, _, _, _ in sorted(gt_msgs, key=lambda m: m[0]):
+    for ids in (m.ids for m in sorted(gt_msgs, key=lambda m: m.stamp_ns)):
         for i in ids:
             if int(i) in query_of and int(i) not in seen:
                 seen.add(int(i))
@@ -237,7 +255,7 @@ def load_bag_sequence(path: str | Path, image_topic: str | None = None, with_fra
     tracks = np.full((n, t_all, 2), np.nan, np.float32)
     visible = np.zeros((n, t_all), bool)
     annotated = np.zeros(t_all, bool)
-    for stamp, _, ids, xy, vis, _ in gt_msgs:
+    for stamp, ids, xy, vis in ((m.stamp_ns, m.ids, m.xy, m.visible) for m in gt_msgs):
         t = frame_index(stamp, "ground-truth")
         annotated[t] = True
         for i, p, v in zip(ids, xy, vis):

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.output import AtomicOutput, check_output, os_error_text
-from .typestore import IMAGE_TYPE, get_typestore, register_bag_types
+from .typestore import IMAGE_TYPE, get_typestore, is_legacy, register_bag_types, upgrade_cdr
 
 STORAGE_FORMATS = ("sqlite3", "mcap")
 # Key of the bag's metadata.yaml custom_data entry that holds the ground-truth description.
@@ -129,7 +129,8 @@ def read_custom_data(path: str | Path) -> dict[str, str]:
 def iter_messages(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[tuple[str, str, int, bytes]]:
     """``(topic, msgtype, log time ns, CDR bytes)`` of the bag's messages in log-time order.
 
-    ``topics`` restricts the output (None = all). Raises :class:`BagError` naming the bag when it
+    ``topics`` restricts the output (None = all). Track messages recorded with the definition
+    before ``p_lost`` existed come out in the current layout (``p_lost`` NaN). Raises :class:`BagError` naming the bag when it
     cannot be opened or turns out to be damaged part-way.
     """
     path = Path(path).expanduser()
@@ -139,8 +140,10 @@ def iter_messages(path: str | Path, topics: Iterable[str] | None = None) -> Iter
         if wanted is not None and not conns:
             return
         try:
+            legacy = {c.id for c in conns if is_legacy(c)}
             for conn, timestamp, raw in reader.messages(connections=conns):
-                yield conn.topic, conn.msgtype, int(timestamp), bytes(raw)
+                data = upgrade_cdr(bytes(raw), conn.msgtype) if conn.id in legacy else bytes(raw)
+                yield conn.topic, conn.msgtype, int(timestamp), data
         except GeneratorExit:
             raise
         except BagError:

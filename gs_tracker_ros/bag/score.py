@@ -47,12 +47,13 @@ class SequenceReplay:
 
 def predictions(rep: SequenceReplay, with_variance: bool = False):
     """``(xy (N,T,2) float32 NaN-filled, visible (N,T) bool, received (T,) bool)`` in the point
-    order of ``rep.gt.seq``; with ``with_variance`` also ``variance (N,T) float32`` (NaN where
-    missing, 0 on the query frame)."""
+    order of ``rep.gt.seq``; with ``with_variance`` also ``variance (N,T) float32`` and
+    ``p_lost (N,T) float32`` (NaN where missing, 0 on the query frame)."""
     seq = rep.gt.seq
     n, t_all = seq.num_points, seq.num_frames
     xy = np.full((n, t_all, 2), np.nan, np.float32)
     var = np.full((n, t_all), np.nan, np.float32)
+    lost = np.full((n, t_all), np.nan, np.float32)
     vis = np.zeros((n, t_all), bool)
     received = np.zeros(t_all, bool)
     frame_of = rep.gt.frame_of_stamp()
@@ -61,19 +62,21 @@ def predictions(rep: SequenceReplay, with_variance: bool = False):
         if t is None:
             continue
         received[t] = True
-        _, _, ids, p, v, s2 = parse_tracks(raw)
-        for i, pt, vv, ss in zip(ids.tolist(), p, v, s2):
+        msg = parse_tracks(raw)
+        for i, pt, vv, ss, pl in zip(msg.ids.tolist(), msg.xy, msg.visible, msg.variance, msg.p_lost):
             r = rep.id_to_row.get(int(i))
             if r is not None:
                 xy[r, t] = pt
                 vis[r, t] = vv
                 var[r, t] = ss
+                lost[r, t] = pl
     rows = np.arange(n)
     xy[rows, seq.query_frame] = seq.query_xy
     vis[rows, seq.query_frame] = True
     var[rows, seq.query_frame] = 0.0
+    lost[rows, seq.query_frame] = 0.0
     if with_variance:
-        return xy, vis, received, var
+        return xy, vis, received, var, lost
     return xy, vis, received
 
 
@@ -101,8 +104,8 @@ def score_replays(replays: Sequence[SequenceReplay], method: str) -> dict[str, A
     all_scores, all_lat = [], []
     dropped_total = frames_total = 0
     for rep in replays:
-        xy, vis, received, var = predictions(rep, with_variance=True)
-        scores = score_sequence(xy, vis, var, rep.gt.seq)
+        xy, vis, received, var, lost = predictions(rep, with_variance=True)
+        scores = score_sequence(xy, vis, var, rep.gt.seq, lost)
         dropped = int((~received).sum())
         per_seq[rep.gt.seq.name] = summary(scores, rep.latency_ms, dropped, len(received))
         all_scores.append(scores)
@@ -151,7 +154,7 @@ def score_recording(gt_bags: Iterable[str | Path], records: Iterable[str | Path]
         for t, msgtype, _, raw in iter_messages(rec_path, [topic]):
             if msgtype != TRACKS_TYPE:
                 raise BagError(f"bag {rec_path}: topic {topic} holds {msgtype}, not {TRACKS_TYPE}")
-            tracks.setdefault(parse_tracks(raw)[0], raw)
+            tracks.setdefault(parse_tracks(raw).stamp_ns, raw)
         lat = np.array([np.nan if v is None else v for v in meta.get("latency_ms", [])], np.float64)
         if lat.size != gt.seq.num_frames:
             lat = np.full(gt.seq.num_frames, np.nan)

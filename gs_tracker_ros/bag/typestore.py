@@ -72,6 +72,57 @@ def get_typestore():
     return _typestore_for(str(find_msg_dir()))
 
 
+# PointTrack as bags recorded before 2026-12-05 store it (no ``p_lost``); their messages are
+# upgraded to the current layout as they are read (:func:`upgrade_cdr`), so old bags still replay.
+LEGACY_POINT_TRACK = """int64 id
+float32 x
+float32 y
+float32 variance
+bool visible
+uint8 status
+"""
+LEGACY_NAME = "gs_tracker_ros_legacy/msg/PointTrack"
+
+
+def is_legacy(connection) -> bool:
+    """Whether a bag connection of this package's tracks type stores the definition without
+    ``p_lost`` (its messages need :func:`upgrade_cdr`)."""
+    if connection.msgtype not in (TRACKS_TYPE, TRACK_TYPE):
+        return False
+    data = getattr(getattr(connection, "msgdef", None), "data", "") or ""
+    return bool(data) and "p_lost" not in data
+
+
+@lru_cache(maxsize=1)
+def _legacy_store():
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore as rosbags_store
+
+    store = rosbags_store(Stores.ROS2_KILTED)
+    types = get_types_from_msg(LEGACY_POINT_TRACK, LEGACY_NAME)
+    types.update(get_types_from_msg(f"std_msgs/Header header\n{LEGACY_NAME.replace('/msg/', '/')}[] tracks\n",
+                                    "gs_tracker_ros_legacy/msg/PointTrackArray"))
+    store.register(types)
+    return store
+
+
+def upgrade_cdr(raw: bytes, msgtype: str) -> bytes:
+    """CDR bytes of a legacy PointTrack / PointTrackArray (no ``p_lost``) re-encoded in the current
+    layout with ``p_lost`` NaN (not estimated)."""
+    old, new = _legacy_store(), get_typestore()
+    legacy_type = msgtype.replace(f"{PACKAGE}/", "gs_tracker_ros_legacy/")
+    msg = old.deserialize_cdr(raw, legacy_type)
+    track = new.types[TRACK_TYPE]
+
+    def convert(t):
+        return track(id=t.id, x=t.x, y=t.y, variance=t.variance, p_lost=float("nan"), visible=t.visible,
+                     status=t.status)
+
+    if msgtype == TRACK_TYPE:
+        return bytes(new.serialize_cdr(convert(msg), TRACK_TYPE))
+    out = new.types[TRACKS_TYPE](header=msg.header, tracks=[convert(t) for t in msg.tracks])
+    return bytes(new.serialize_cdr(out, TRACKS_TYPE))
+
+
 def register_bag_types(store, connections) -> None:
     """Register message types a bag defines that ``store`` does not know yet (from the msgdefs
     stored in the bag), so bags written by other tools with other custom types can be read."""

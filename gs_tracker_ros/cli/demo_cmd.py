@@ -66,10 +66,10 @@ def _render(rep, frames: list[np.ndarray], video: Path | None, sheet: Path, titl
     from ..bag.score import predictions
     from ..viz.run_overlay import write_run_overlay
 
-    xy, vis, received, var = predictions(rep, with_variance=True)
+    xy, vis, received, var, lost = predictions(rep, with_variance=True)
     ids = np.asarray(rep.gt.point_ids, np.int64)
     titles = [title + ("" if ok else " (frame dropped)") for ok in received]
-    return write_run_overlay(frames, ids, xy, vis, var, video, fps=fps, title=titles, sheet_path=sheet)
+    return write_run_overlay(frames, ids, xy, vis, var, video, fps=fps, title=titles, sheet_path=sheet, p_lost=lost)
 
 
 def run(args: argparse.Namespace) -> int:

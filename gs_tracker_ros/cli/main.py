@@ -18,7 +18,7 @@ from ..core.errors import InputWarning, TrackerError
 from ..core.output import os_error_text
 
 # Subcommand modules, in the order they appear in ``--help``.
-SUBCOMMANDS = ("demo", "track", "eval", "bench", "train", "export", "bag")
+SUBCOMMANDS = ("demo", "track", "eval", "bench", "train", "fit_evidence", "export", "bag")
 
 
 def build_parser() -> argparse.ArgumentParser:

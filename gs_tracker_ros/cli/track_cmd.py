@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--queries", type=Path, metavar="FILE",
                    help="query file: .npy or text/CSV rows 'x y' (frame 0) or 'frame x y' (pixels, x right, y down)")
     p.add_argument("--out", type=Path, required=True,
-                   help="output .npz with tracks_xy, visible, status, variance, ids (see README); a name "
+                   help="output .npz with tracks_xy, visible, status, variance, p_lost, ids (see README); a name "
                         "without a suffix gets .npz")
     p.add_argument("--overlay", type=Path, default=None,
                    help=f"also write an overlay video ({' or '.join(VIDEO_SUFFIXES)})")
@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     with AtomicOutput(args.out) as tmp:
         np.savez_compressed(tmp, tracks_xy=run_.xy, visible=run_.visible, status=run_.status,
                             status_names=np.array([s.name.lower() for s in TrackStatus]), variance=run_.variance,
-                            ids=run_.ids, query_frame=run_.query_frame, query_xy=run_.query_xy,
+                            p_lost=run_.p_lost, ids=run_.ids, query_frame=run_.query_frame, query_xy=run_.query_xy,
                             step_ms=run_.step_ms, method=np.array(run_.method), image_wh=np.array([width, height]))
     last = run_.status[:, -1] if run_.status.size else np.zeros(0, np.uint8)
     counts = ", ".join(f"{int((last == s).sum())} {s.name.lower().replace('_', ' ')}"
@@ -204,7 +204,8 @@ def run(args: argparse.Namespace) -> int:
 
         path = write_run_overlay(frames, run_.ids, run_.xy, run_.visible, run_.variance, args.overlay,
                                  fps=frames.fps or 25.0, title=run_.method, sheet_path=args.sheet,
-                                 status=run_.status, style=OverlayStyle(show_uncertainty=args.uncertainty))
+                                 status=run_.status, style=OverlayStyle(show_uncertainty=args.uncertainty),
+                                 p_lost=run_.p_lost)
         if path is not None:
             print(f"overlay -> {path}")
         if args.sheet is not None:

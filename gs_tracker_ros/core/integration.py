@@ -16,6 +16,7 @@ import numpy as np
 from .errors import check_range as _check
 
 _EPS_VAR = 1e-6  # px^2, guards 1/v
+FUSION_RULES = ("inverse_variance", "mixture")
 
 
 @dataclass
@@ -52,6 +53,15 @@ class IntegrationConfig:
             forward-backward check is their only test, as in plain KLT. Default 0 (none): 2 (the
             t-1 and t-2 chains) helped dog and the cycle check on the protocol but cost
             horsejump-high 1.9 delta_seg (docs/accuracy.md), so it is not the default.
+        fusion: how the valid chains of a point become one estimate (steps 3 and 4):
+            ``inverse_variance`` (outliers farther than ``outlier_px`` from a reference dropped,
+            the rest averaged by inverse variance: the paper's rule) or ``mixture`` (each chain
+            weighed by its evidence model's probability of being wrong: the best-supported
+            position is chosen and the chains that do not support it are rejected, not
+            averaged; :func:`fuse_mixture`).
+        chain_model: the fitted evidence model of one chain (JSON, see
+            :mod:`~gs_tracker_ros.core.evidence`), a path relative to the repository; used with
+            ``fusion: mixture``.
     """
 
     intervals: tuple[int, ...] = (1, 2, 4, 8)
@@ -65,6 +75,8 @@ class IntegrationConfig:
     motion_std_ratio: float = 0.0
     max_query_frames: int = 16
     unfiltered_max_interval: int = 0
+    fusion: str = "inverse_variance"
+    chain_model: str = "checkpoints/evidence/chain.json"
 
     def validate(self) -> None:
         ks = tuple(int(k) for k in self.intervals)
@@ -83,6 +95,9 @@ class IntegrationConfig:
                "in [1, 1024]")
         _check(0 <= self.unfiltered_max_interval <= 256, "integration.unfiltered_max_interval",
                self.unfiltered_max_interval, "in [0, 256] frames (0 = every chain is filtered)")
+        _check(self.fusion in FUSION_RULES, "integration.fusion", self.fusion, f"one of {FUSION_RULES}")
+        _check(self.fusion != "mixture" or bool(self.chain_model.strip()), "integration.chain_model",
+               self.chain_model, "a model file (fusion: mixture needs one)")
         self.intervals = tuple(sorted(ks))
 
 
@@ -150,6 +165,46 @@ def fuse(mu_k: np.ndarray, v_k: np.ndarray, valid: np.ndarray, rho: float):
     return mu, v, any_valid
 
 
+def fuse_mixture(mu_k: np.ndarray, v_k: np.ndarray, valid: np.ndarray, p_out: np.ndarray, rho: float,
+                 outlier_density: float):
+    """Steps 3-4 as a robust mixture: choose the best-supported position, reject the rest.
+
+    Each valid chain k is right with probability ``1 - p_out[k]`` (its landing then lies within
+    its isotropic variance ``v_k`` px^2 of the truth) or wrong (anywhere: a flat density
+    ``outlier_density`` per px^2). Every valid chain c is a candidate position; its support is
+    ``sum_j log[((1 - p_j) N2(mu_j; mu_c, v_j + v_c) + p_j U) / U]`` over the valid chains j.
+    The best-supported candidate wins; chain j's posterior of supporting it is
+    ``r_j = (1 - p_j) N2 / ((1 - p_j) N2 + p_j U)``, and the chains with ``r_j >= 0.5`` are fused
+    by inverse variance (:func:`fuse`) while the others are rejected, however certain they claim
+    to be. So a chain that disagrees with the evidence-backed majority is not averaged in, and a
+    lone confident chain with a poor record loses to two that agree.
+
+    Returns ``mu (N, 2)``, ``v (N,)``, ``any_valid (N,)``, ``kept (N, C)`` (the chains fused) and
+    ``p_wrong (N,)``: the probability that every kept chain is wrong (the product of their
+    ``p_out``; 1 where none is valid).
+    """
+    n, c = valid.shape
+    if n == 0 or c == 0:
+        return (np.zeros((n, 2)), np.zeros(n), np.zeros(n, bool), np.zeros((n, c), bool), np.ones(n))
+    p = np.clip(np.where(valid, p_out, 1.0), 1e-6, 1.0 - 1e-6)
+    var = np.maximum(np.where(valid, v_k, 1.0), _EPS_VAR)
+    pair_var = var[:, :, None] + var[:, None, :]  # (N, j, c) per-axis variance of mu_j - mu_c
+    diff = mu_k[:, :, None, :] - mu_k[:, None, :, :]
+    d2 = np.nan_to_num(np.einsum("njcd,njcd->njc", diff, diff), nan=np.inf, posinf=np.inf)
+    log_in = np.log1p(-p)[:, :, None] - np.log(2.0 * np.pi * pair_var) - 0.5 * d2 / pair_var
+    log_out = (np.log(p) + np.log(outlier_density))[:, :, None]
+    log_mix = np.logaddexp(log_in, log_out)
+    support = np.where(valid[:, :, None], log_mix - np.log(outlier_density), 0.0).sum(axis=1)  # (N, c)
+    best = np.argmax(np.where(valid, support, -np.inf), axis=1)
+    rows = np.arange(n)
+    resp = np.exp(log_in[rows, :, best] - log_mix[rows, :, best])  # (N, j)
+    kept = valid & (resp >= 0.5)
+    kept[rows, best] = valid[rows, best]  # the winner always supports itself
+    mu, v, any_valid = fuse(mu_k, v_k, kept, rho)
+    p_wrong = np.where(any_valid, np.prod(np.where(kept, p, 1.0), axis=1), 1.0)
+    return mu, v, any_valid, kept, p_wrong
+
+
 def fuse_lowest_variance(mu_k: np.ndarray, v_k: np.ndarray, valid: np.ndarray):
     """Ablation of step 4: take the single valid chain with the lowest variance."""
     best = lowest_variance_index(v_k, valid)
@@ -167,6 +222,28 @@ def fuse_observation(mu: np.ndarray, v: np.ndarray, mu_obs: np.ndarray, v_obs: n
     denom = np.maximum(v + v_obs, _EPS_VAR)
     mu_new = (v_obs[:, None] * mu + v[:, None] * mu_obs) / denom[:, None]
     return mu_new, v * v_obs / denom
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """The result of one frame's integration (:func:`integrate`), one row per point.
+
+    Attributes:
+        mu: ``(N, 2)`` px fused position (the best guess where ``visible`` is False).
+        v: ``(N,)`` px^2 fusion variance.
+        visible: ``(N,)`` a chain or an observation vouches for the point on this frame.
+        kept: ``(N, C)`` the chains that were fused (after outlier rejection).
+        p_wrong: ``(N,)`` probability that every kept chain is wrong (``fusion: mixture``; 0 for
+            ``inverse_variance``, which has no such model; 1 where no chain was kept).
+        observed: ``(N,)`` the observation (keypoint match) was fused or taken alone.
+    """
+
+    mu: np.ndarray
+    v: np.ndarray
+    visible: np.ndarray
+    kept: np.ndarray
+    p_wrong: np.ndarray
+    observed: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -205,7 +282,9 @@ def integrate(
     observation: Observation | None = None,
     observation_gate_px: float = 10.0,
     outlier_reference: str = "lowest_variance",
-):
+    p_out: np.ndarray | None = None,
+    outlier_density: float = 1.0 / (np.pi * 500.0**2),
+) -> Fusion:
     """Steps 3-6 for one frame: outliers, fusion, observation, occlusion.
 
     Args:
@@ -224,17 +303,27 @@ def integrate(
         observation: optional extra observation fused in step 5.
         observation_gate_px: an observation farther than this from the fused chains is ignored
             (but is taken alone when no chain is valid: re-found after occlusion).
+        p_out: ``(N, C)`` each chain's probability of being wrong (its evidence model): steps 3-4
+            become :func:`fuse_mixture` (``outlier_px`` and ``probabilistic`` are then unused).
+        outlier_density: the mixture's flat density of a wrong chain, per px^2.
 
-    Returns ``mu (N, 2)``, ``v (N,)``, ``visible (N,)``.
+    Returns the :class:`Fusion`.
     """
     mu_k = np.asarray(mu_k, np.float64)
     v_k = np.asarray(v_k, np.float64)
-    if np.isfinite(outlier_px):
-        valid = reject_outliers(mu_k, v_k, valid, outlier_px, outlier_reference)
-    if probabilistic:
-        mu, v, visible = fuse(mu_k, v_k, valid, rho)
+    if p_out is not None:
+        mu, v, visible, valid, p_wrong = fuse_mixture(mu_k, v_k, valid, np.asarray(p_out, np.float64), rho,
+                                                      outlier_density)
     else:
-        mu, v, visible = fuse_lowest_variance(mu_k, v_k, valid)
+        if np.isfinite(outlier_px):
+            valid = reject_outliers(mu_k, v_k, valid, outlier_px, outlier_reference)
+        if probabilistic:
+            mu, v, visible = fuse(mu_k, v_k, valid, rho)
+        else:
+            mu, v, visible = fuse_lowest_variance(mu_k, v_k, valid)
+            valid = valid & (np.arange(valid.shape[1])[None] == lowest_variance_index(v_k, valid)[:, None])
+        p_wrong = np.where(visible, 0.0, 1.0)
+    observed = np.zeros(visible.shape, bool)
 
     if observation is not None:
         obs_ok = observation.valid & np.all(np.isfinite(observation.mu), axis=1)
@@ -246,6 +335,7 @@ def integrate(
         mu[refound] = observation.mu[refound]
         v[refound] = observation.variance[refound]
         visible = visible | refound
+        observed = both | refound
 
     # Step 6: occlusion. Best guess = lowest-variance computed chain, else the previous state.
     occluded = ~visible
@@ -258,4 +348,4 @@ def integrate(
         guess_v[~has_any] = prev_v[occluded][~has_any]
         mu[occluded] = guess_mu
         v[occluded] = np.minimum(guess_v + occluded_variance_growth, MAX_VARIANCE_PX2)
-    return mu, v, visible
+    return Fusion(mu, v, visible, valid, p_wrong, observed)

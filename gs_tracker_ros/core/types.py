@@ -59,6 +59,10 @@ class TrackState:
             compatibility: ``visible == (status == TrackStatus.VISIBLE)``).
         status: ``(N,) uint8`` :class:`TrackStatus` codes; when not given, derived from ``visible``
             (``VISIBLE`` / ``OCCLUDED``: a tracker that knows the image size passes it).
+        p_lost: ``(N,) float32`` probability in [0, 1] that the position is wrong by more than
+            its spread (``variance`` is the spread when it is right, see
+            :mod:`~gs_tracker_ros.core.uncertainty`); NaN for a tracker that does not estimate
+            it (the classical baselines), which is also the default.
     """
 
     frame_index: int
@@ -67,10 +71,13 @@ class TrackState:
     variance: np.ndarray
     visible: np.ndarray
     status: np.ndarray | None = None
+    p_lost: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.status is None:
             object.__setattr__(self, "status", track_status(self.xy, self.visible, None))
+        if self.p_lost is None:
+            object.__setattr__(self, "p_lost", np.full(len(self.ids), np.nan, np.float32))
 
     @staticmethod
     def empty(frame_index: int) -> "TrackState":
@@ -81,6 +88,7 @@ class TrackState:
             np.zeros(0, np.float32),
             np.zeros(0, bool),
             np.zeros(0, np.uint8),
+            np.zeros(0, np.float32),
         )
 
     def __len__(self) -> int:

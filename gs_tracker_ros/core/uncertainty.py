@@ -1,25 +1,22 @@
-"""The published positional variance: fusion variance plus an accumulated drift term.
+"""The published uncertainty of a point: a spread when right, and the probability of being wrong.
 
-The fusion variance ``v`` (px^2) of :mod:`~gs_tracker_ros.core.integration` measures how well
-the motion chains of one frame agree; it says nothing about the error that chaining builds up
-over many frames (drift), which on real footage dominates: measured on badja_dev, the median
-error was ~30 px against a median fusion sigma of ~1.5 px. So the tracker publishes::
+The errors of a tracker on real footage are a mixture: most estimates are close, some are lost far
+away. One Gaussian sigma cannot say both "precise" and "possibly lost" (with the earlier drift-grown
+variance, 1 sigma held ~60 % of the errors on badja_dev against 39 % for a Gaussian, and the median
+sigma was twice the median error). So every point carries two numbers on every frame:
 
-    variance_published = v + drift^2          (px^2)
-    drift_t = drift_{t-1} + per_px * |mu_t - mu_{t-1}| + per_frame     (px; 0 on the query frame)
+* ``variance`` (px^2, isotropic per axis): the spread of the estimate *when it is right*;
+* ``p_lost`` in [0, 1]: the probability that it is wrong by more than that spread.
 
-i.e. a standard deviation that grows linearly with the path the point has travelled (and, if
-configured, with its age), as systematic (correlated) drift does. Only the published variance
-carries the drift term; fusion weights use ``v`` alone, so positions do not depend on it.
+Both come from the fitted *track model* (:class:`~gs_tracker_ros.core.evidence.EvidenceModel`,
+file ``uncertainty.model``) applied to the point's evidence of this frame
+(:mod:`~gs_tracker_ros.tracking.evidence`). A visible point's variance never exceeds the model's
+``max_variance`` (its documented visible ceiling); a hidden point's adds the variance that grew
+while it was hidden (:mod:`~gs_tracker_ros.core.hidden_motion`), capped at
+:data:`~gs_tracker_ros.core.integration.MAX_VARIANCE_PX2`.
 
-The rates (:class:`UncertaintyConfig`) are a calibration, fitted on badja_dev (the only labelled
-real footage we have) and checked on generated scenes: with the live profile's
-``drift_per_px = 0.3`` the 2-sigma coverage (see :mod:`~gs_tracker_ros.evaluation.calibration`)
-is ~91 % on dog and ~82 % on horsejump-high (a calibrated Gaussian: 86.5 %), and 91-99 % on
-generated scenes, where chaining drifts less per pixel travelled: there the variance is
-conservative. An age term (``drift_per_frame``) over-covered the generated scenes further, so it
-is 0 for the live profile; the accurate profile, whose learned matches sometimes snap a point
-confidently onto a look-alike, needs 0.4 and 0.25 (``methods.ACCURATE_PROFILE``).
+A robot's estimator can then gate on ``p_lost`` (e.g. drop points above 0.5) and weigh the rest
+by ``1 / variance``.
 """
 
 from __future__ import annotations
@@ -29,32 +26,34 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import check_range
+from .integration import MAX_VARIANCE_PX2
 
 
 @dataclass
 class UncertaintyConfig:
-    """Drift term of the published variance (module doc).
+    """Where the published uncertainty comes from (module doc).
 
     Attributes:
-        drift_per_px: px of standard deviation added per px the point moves (dimensionless).
-        drift_per_frame: px of standard deviation added per frame of tracking.
+        model: the fitted track model (JSON, :mod:`~gs_tracker_ros.core.evidence`), a path
+            relative to the repository; it maps each point's evidence to its published
+            ``variance`` and ``p_lost``. Fitted by ``gs-tracker fit-evidence`` on generated scenes
+            with exact ground truth (command and data in ``checkpoints/evidence/README.md``).
     """
 
-    drift_per_px: float = 0.3
-    drift_per_frame: float = 0.0
+    model: str = "checkpoints/evidence/track.json"
 
     def validate(self) -> None:
-        check_range(0.0 <= self.drift_per_px <= 10.0, "uncertainty.drift_per_px", self.drift_per_px, "in [0, 10]")
-        check_range(0.0 <= self.drift_per_frame <= 100.0, "uncertainty.drift_per_frame", self.drift_per_frame,
-                    "in [0, 100] px")
+        check_range(bool(self.model.strip()), "uncertainty.model", self.model, "a model file")
 
 
-def grow_drift(drift: np.ndarray, prev_mu: np.ndarray, mu: np.ndarray, config: UncertaintyConfig) -> np.ndarray:
-    """``drift (N,)`` px after one frame in which points moved from ``prev_mu`` to ``mu`` ``(N, 2)``."""
-    step = np.linalg.norm(np.asarray(mu) - np.asarray(prev_mu), axis=1)
-    return drift + config.drift_per_px * step + config.drift_per_frame
-
-
-def published_variance(v: np.ndarray, drift: np.ndarray) -> np.ndarray:
-    """``v + drift^2`` px^2 (finite inputs give a finite result)."""
-    return np.asarray(v) + np.asarray(drift) ** 2
+def published_variance(spread: np.ndarray, hidden_variance: np.ndarray, visible: np.ndarray,
+                       prev_published: np.ndarray, prev_hidden_variance: np.ndarray) -> np.ndarray:
+    """px^2: ``spread`` (the track model's, bounded by its visible ceiling) for visible points;
+    for hidden ones ``spread + hidden_variance``, and never less than last frame's published
+    variance plus this frame's growth of the hidden variance (so it grows on every hidden frame
+    even when the spread shrinks); capped at ``MAX_VARIANCE_PX2``."""
+    spread = np.asarray(spread, np.float64)
+    hidden_variance = np.asarray(hidden_variance, np.float64)
+    grown = np.asarray(prev_published, np.float64) + np.maximum(hidden_variance - prev_hidden_variance, 0.0)
+    out = np.where(np.asarray(visible, bool), spread, np.maximum(spread + hidden_variance, grown))
+    return np.minimum(out, MAX_VARIANCE_PX2)

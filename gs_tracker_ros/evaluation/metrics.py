@@ -48,6 +48,19 @@ PX_THRESHOLD = 3.0  # delta_3px threshold in native px
 SCORE_KEYS: tuple[str, ...] = ("delta_seg", "delta_3px", "delta_avg", "OA", "AJ")
 
 
+def seg_threshold(mask_area: np.ndarray | None, num_frames: int) -> np.ndarray:
+    """``(T,)`` px delta_seg threshold per frame, ``SEG_FACTOR * sqrt(mask area)`` (NaN: unknown)."""
+    if mask_area is None:
+        return np.full(num_frames, np.nan)
+    return SEG_FACTOR * np.sqrt(np.asarray(mask_area, np.float64))
+
+
+def seg_threshold_px(seq: TrackingSequence) -> np.ndarray:
+    """``(T,)`` px delta_seg threshold of each frame of ``seq`` (inf where the mask is unknown)."""
+    thr = seg_threshold(seq.mask_area, seq.num_frames)
+    return np.where(np.isfinite(thr), thr, np.inf)
+
+
 def scored_pairs(annotated: np.ndarray, query_frame: np.ndarray) -> np.ndarray:
     """``(N, T) bool``: annotated frames strictly after each point's query frame."""
     t = np.arange(annotated.shape[0])
@@ -91,9 +104,7 @@ def count_matches(
     dist256 = np.sqrt(np.sum((diff * scale) ** 2, axis=-1))
 
     vis = gt_visible & evaluate
-    if mask_area is None:
-        mask_area = np.full(evaluate.shape[1], np.nan)
-    seg_thr = SEG_FACTOR * np.sqrt(np.asarray(mask_area, np.float64))  # (T,)
+    seg_thr = seg_threshold(mask_area, evaluate.shape[1])  # (T,)
     seg_known = np.isfinite(seg_thr)[None, :]
     with np.errstate(invalid="ignore"):
         seg_ok = dist < np.where(np.isfinite(seg_thr), seg_thr, -1.0)[None, :]

@@ -19,7 +19,7 @@ from ..core.types import PointTracker, TrackState, TrackStatus
 from .badja import TrackingSequence
 from .calibration import (calibration_counts, coverage_from_counts, error_vs_sigma, scored_errors,
                           sum_calibration_counts)
-from .metrics import SCORE_KEYS, aggregate, badja_scores, scored_pairs
+from .metrics import SCORE_KEYS, aggregate, badja_scores, scored_pairs, seg_threshold_px
 
 
 @dataclass
@@ -40,6 +40,8 @@ class TrackerRun:
         variance: ``(N, T) float32`` px^2; NaN before the query frame; 0 on the query frame.
         status: ``(N, T) uint8`` :class:`~gs_tracker_ros.core.types.TrackStatus` codes
             (``NOT_TRACKED`` = 0 where ``xy`` is NaN).
+        p_lost: ``(N, T) float32`` the tracker's probability that the position is wrong (NaN where
+            it does not estimate one, and before the query frame; 0 on the query frame).
         step_ms: ``(T,) float64`` wall-clock milliseconds of each ``step()`` call.
     """
 
@@ -51,6 +53,7 @@ class TrackerRun:
     visible: np.ndarray
     variance: np.ndarray
     status: np.ndarray
+    p_lost: np.ndarray
     step_ms: np.ndarray
 
     @property
@@ -77,6 +80,27 @@ def _check_queries(queries_by_frame: Mapping[int, np.ndarray]) -> dict[int, np.n
 
 
 StepCallback = Callable[[int, TrackState], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class _FrameRows:
+    """One frame's outputs, one row per query added so far (NaN / 0 where not reported)."""
+
+    xy: np.ndarray
+    variance: np.ndarray
+    status: np.ndarray
+    p_lost: np.ndarray
+
+    @staticmethod
+    def empty(n: int) -> "_FrameRows":
+        return _FrameRows(np.full((n, 2), np.nan, np.float32), np.full(n, np.nan, np.float32), np.zeros(n, np.uint8),
+                          np.full(n, np.nan, np.float32))
+
+    def grow(self, n: int) -> "_FrameRows":
+        """These rows followed by empty ones up to ``n``."""
+        extra = _FrameRows.empty(n - len(self.status))
+        return _FrameRows(*(np.concatenate([getattr(self, k), getattr(extra, k)]) for k in ("xy", "variance", "status",
+                                                                                          "p_lost")))
 
 
 def run_tracker_on_sequence(
@@ -110,52 +134,43 @@ def run_tracker_on_sequence(
     query_frame: list[int] = []
     query_xy: list[np.ndarray] = []
     row_of_id: dict[int, int] = {}
-    xy_rows: list[np.ndarray] = []
-    var_rows: list[np.ndarray] = []
-    status_rows: list[np.ndarray] = []
+    frames_out: list[_FrameRows] = []
     step_ms: list[float] = []
 
-    def new_rows(t: int, new_ids: np.ndarray, xy: np.ndarray, xy_t, var_t, status_t):
+    def new_rows(t: int, new_ids: np.ndarray, xy: np.ndarray, out: _FrameRows) -> _FrameRows:
         rows = np.arange(len(ids), len(ids) + len(new_ids))
         ids.extend(int(i) for i in new_ids)
         query_frame.extend([t] * len(new_ids))
         query_xy.append(np.asarray(xy, np.float32).reshape(-1, 2))
         row_of_id.update({int(i): int(r) for i, r in zip(new_ids, rows)})
-        grow = len(ids) - len(xy_t)
-        xy_t = np.concatenate([xy_t, np.full((grow, 2), np.nan, np.float32)])
-        var_t = np.concatenate([var_t, np.full(grow, np.nan, np.float32)])
-        status_t = np.concatenate([status_t, np.zeros(grow, np.uint8)])
-        xy_t[rows], var_t[rows], status_t[rows] = xy, 0.0, TrackStatus.VISIBLE
-        return xy_t, var_t, status_t
+        out = out.grow(len(ids))
+        out.xy[rows], out.variance[rows], out.status[rows], out.p_lost[rows] = xy, 0.0, TrackStatus.VISIBLE, 0.0
+        return out
 
     tracker.reset()
     for t, frame in enumerate(frames):
         t0 = time.perf_counter()
         state = tracker.step(frame)
         step_ms.append((time.perf_counter() - t0) * 1e3)
-        n = len(ids)
-        xy_t = np.full((n, 2), np.nan, np.float32)
-        var_t = np.full(n, np.nan, np.float32)
-        status_t = np.zeros(n, np.uint8)
+        out = _FrameRows.empty(len(ids))
         if len(state):
             rows = np.array([row_of_id.get(int(i), -1) for i in state.ids], np.int64)
             known = rows >= 0
-            xy_t[rows[known]] = state.xy[known]
-            var_t[rows[known]] = state.variance[known]
-            status_t[rows[known]] = state.status[known]
+            out.xy[rows[known]] = state.xy[known]
+            out.variance[rows[known]] = state.variance[known]
+            out.status[rows[known]] = state.status[known]
+            out.p_lost[rows[known]] = state.p_lost[known]
         if t in queries:
             q = queries[t]
             new_ids = np.asarray(tracker.add_queries(q), np.int64)
             if new_ids.shape != (len(q),):
                 raise InputError(f"{tracker.name}.add_queries returned {new_ids.shape} ids for {len(q)} queries")
-            xy_t, var_t, status_t = new_rows(t, new_ids, q, xy_t, var_t, status_t)
+            out = new_rows(t, new_ids, q, out)
         if on_step is not None:
             added_ids, added_xy = on_step(t, state)
             if len(added_ids):
-                xy_t, var_t, status_t = new_rows(t, np.asarray(added_ids, np.int64), added_xy, xy_t, var_t, status_t)
-        xy_rows.append(xy_t)
-        var_rows.append(var_t)
-        status_rows.append(status_t)
+                out = new_rows(t, np.asarray(added_ids, np.int64), added_xy, out)
+        frames_out.append(out)
         if progress is not None:
             progress(t)
 
@@ -165,22 +180,24 @@ def run_tracker_on_sequence(
         raise InputError(f"queries on frame(s) {late} but the clip has only {num_frames} frames")
     n = len(ids)
 
-    def stack(rows: list[np.ndarray], fill, shape_tail: tuple[int, ...], dtype) -> np.ndarray:
-        out = np.full((n, num_frames) + shape_tail, fill, dtype)
-        for t, r in enumerate(rows):
-            out[: len(r), t] = r
-        return out
+    def stack(name: str, fill, shape_tail: tuple[int, ...], dtype) -> np.ndarray:
+        arr = np.full((n, num_frames) + shape_tail, fill, dtype)
+        for t, rows in enumerate(frames_out):
+            values = getattr(rows, name)
+            arr[: len(values), t] = values
+        return arr
 
-    status = stack(status_rows, 0, (), np.uint8)
+    status = stack("status", 0, (), np.uint8)
     return TrackerRun(
         method=str(getattr(tracker, "name", type(tracker).__name__)),
         ids=np.asarray(ids, np.int64),
         query_frame=np.asarray(query_frame, np.int64),
         query_xy=np.concatenate(query_xy).astype(np.float32) if query_xy else np.zeros((0, 2), np.float32),
-        xy=stack(xy_rows, np.nan, (2,), np.float32),
+        xy=stack("xy", np.nan, (2,), np.float32),
         visible=status == TrackStatus.VISIBLE,
-        variance=stack(var_rows, np.nan, (), np.float32),
+        variance=stack("variance", np.nan, (), np.float32),
         status=status,
+        p_lost=stack("p_lost", np.nan, (), np.float32),
         step_ms=np.asarray(step_ms, np.float64),
     )
 
@@ -203,19 +220,20 @@ def run_on_badja_sequence(tracker: PointTracker, seq: TrackingSequence) -> tuple
     order = _query_order(seq)
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
-    for name in ("ids", "query_frame", "query_xy", "xy", "visible", "variance", "status"):
+    for name in ("ids", "query_frame", "query_xy", "xy", "visible", "variance", "status", "p_lost"):
         setattr(run, name, getattr(run, name)[inverse])
-    return run, score_sequence(run.xy, run.visible, run.variance, seq)
+    return run, score_sequence(run.xy, run.visible, run.variance, seq, run.p_lost)
 
 
-def score_sequence(xy: np.ndarray, visible: np.ndarray, variance: np.ndarray, seq: TrackingSequence) -> dict[str, Any]:
+def score_sequence(xy: np.ndarray, visible: np.ndarray, variance: np.ndarray, seq: TrackingSequence,
+                   p_lost: np.ndarray | None = None) -> dict[str, Any]:
     """:func:`badja_scores` of predictions ``xy (N, T, 2)`` px / ``visible (N, T)`` plus the
     ``"calibration"`` counts of the published ``variance (N, T)`` px^2 (one scoring for
     ``eval``, the bag replay and recorded bags)."""
     scores = badja_scores(xy, visible, seq)
     visible_pairs = scored_pairs(seq.annotated, seq.query_frame) & seq.visible
-    err, sigma = scored_errors(xy, variance, seq.tracks_xy, visible_pairs)
-    scores["calibration"] = calibration_counts(err, sigma)
+    err, sigma, p, lost = scored_errors(xy, variance, seq.tracks_xy, visible_pairs, p_lost, seg_threshold_px(seq))
+    scores["calibration"] = calibration_counts(err, sigma, p, lost)
     return scores
 
 

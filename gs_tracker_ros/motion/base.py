@@ -19,17 +19,24 @@ class MotionEstimate:
         variance: ``(N,) float32`` px^2, isotropic uncertainty of the displacement.
         valid: ``(N,) bool`` False where the source cannot vouch for the point (occluded,
             left the image, failed consistency check).
+        fb_error: ``(N,) float32`` px, the source's forward-backward residual (how far the point
+            lands from where it started after going a -> b -> a), evidence of how far to trust
+            it; NaN where the source measures none (``None``: all NaN). ``inf`` where a pass failed.
     """
 
     displacement: np.ndarray
     variance: np.ndarray
     valid: np.ndarray
+    fb_error: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = self.displacement.shape[0]
         assert self.displacement.shape == (n, 2), self.displacement.shape
         assert self.variance.shape == (n,), self.variance.shape
         assert self.valid.shape == (n,), self.valid.shape
+        if self.fb_error is None:
+            object.__setattr__(self, "fb_error", np.full(n, np.nan, np.float32))
+        assert self.fb_error.shape == (n,), self.fb_error.shape
 
 
 class MotionSource(ABC):

@@ -98,4 +98,4 @@ class DISFlowSource(MotionSource):
         inside = inside_image(land, buffer.shape)
         variance = self.config.sigma0**2 + fb_err**2
         valid = (fb_err < self.config.fb_threshold) & inside
-        return MotionEstimate(disp.astype(np.float32), variance.astype(np.float32), valid)
+        return MotionEstimate(disp.astype(np.float32), variance.astype(np.float32), valid, fb_err.astype(np.float32))

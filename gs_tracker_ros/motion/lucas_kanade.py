@@ -82,4 +82,5 @@ class LucasKanadeSource(MotionSource):
         disp = res.landing - np.asarray(points, np.float32)
         variance = self.config.sigma0**2 + fb_err**2
         valid = res.converged & (fb_err < self.config.fb_threshold) & inside_image(res.landing, buffer.shape)
-        return MotionEstimate(disp.astype(np.float32), variance.astype(np.float32), valid)
+        return MotionEstimate(disp.astype(np.float32), variance.astype(np.float32), valid,
+                              res.fb_error.astype(np.float32))

@@ -29,26 +29,28 @@ class FeatureSimilarityFilter:
 
     The filter reads the :class:`QueryBank` (query descriptors, and ``lost``, which the
     :class:`~.observer.LongTermObserver` keeps) and writes only the bank's refreshed descriptors;
-    :meth:`filter` itself stores nothing but ``last_similarity``, a debugging copy of its result.
+    :meth:`filter` itself stores nothing but ``chain_similarity``, the similarities it compared (the
+    tracker reads them as evidence of each chain).
     """
 
     def __init__(self, config: FeatureFilterConfig, bank: QueryBank) -> None:
         self.config = config
         self.config.validate()
         self.bank = bank
-        self.last_similarity: np.ndarray | None = None  # (N, C), NaN where not evaluated (debugging)
+        self.chain_similarity: np.ndarray | None = None  # (N, C) of the last filter(), NaN = not evaluated
 
     def filter(self, buffer: ClipBuffer, frame: int, query_ids: np.ndarray, landing: np.ndarray,
                valid: np.ndarray) -> np.ndarray:
         valid = np.asarray(valid, bool)
         rows = self.bank.rows(query_ids)
+        self.chain_similarity = np.full(valid.shape, np.nan)
         if self.config.enabled and valid.any():
             valid = valid.copy()
             sim = self.similarity(buffer, frame, query_ids, landing, valid)
             need = np.where(self.bank.lost[rows] > 0, max(self.config.threshold, self.config.revive_threshold),
                             self.config.threshold)
             valid &= ~(sim < need[:, None])  # NaN (not evaluated / no information) keeps the chain
-            self.last_similarity = sim
+            self.chain_similarity = sim
         return valid
 
     def similarity(self, buffer: ClipBuffer, frame: int, query_ids: np.ndarray, landing: np.ndarray,

@@ -95,6 +95,7 @@ class LearnedMatchObserver:
         self._ids = np.zeros(0, np.int64)
         self._desc = np.zeros((0, 0), np.float32)
         self.last_similarity: np.ndarray | None = None
+        self.chain_similarity: np.ndarray | None = None  # (N, C) of the last filter(), NaN = not evaluated
 
     def descriptor_map(self, buffer: ClipBuffer, frame: int):
         """The frame's :class:`DescriptorMap` (computed once per frame, kept with the frame)."""
@@ -124,6 +125,7 @@ class LearnedMatchObserver:
         (N, C, 2)`` px has a cosine similarity to the query below ``filter_threshold`` (a pure
         function of its inputs and the frame's descriptor map; nothing is stored)."""
         thr = self.config.filter_threshold
+        self.chain_similarity = np.full(valid.shape, np.nan)
         if thr <= -1.0 or not valid.any():
             return valid
         dmap = self.descriptor_map(buffer, frame)
@@ -132,6 +134,7 @@ class LearnedMatchObserver:
         pts = dmap.to_map(landing.reshape(-1, 2))
         desc = sample_descriptors(dmap.descriptors, np.nan_to_num(pts)).reshape(n, c, -1)
         sim = np.einsum("ncd,nd->nc", desc, self._desc[rows])
+        self.chain_similarity = np.where(valid, sim, np.nan)
         return valid & (sim >= thr)
 
     def refresh(self, buffer: ClipBuffer, frame: int, query_ids: np.ndarray, xy: np.ndarray,

@@ -464,12 +464,14 @@ class TrackerNode(LifecycleNode):
         xs = state.xy[:, 0].tolist()
         ys = state.xy[:, 1].tolist()
         vs = state.variance.tolist()
+        lost = state.p_lost.tolist()
         vis = state.visible.tolist()
         status = state.status.tolist()
         tracks = []
         for i in range(len(ids)):
             t = PointTrack()
             t.id, t.x, t.y, t.variance, t.visible, t.status = ids[i], xs[i], ys[i], vs[i], vis[i], status[i]
+            t.p_lost = lost[i]
             tracks.append(t)
         out.tracks = tracks
         return out

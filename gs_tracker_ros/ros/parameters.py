@@ -34,6 +34,7 @@ from .qos import IMAGE_QOS_CHOICES
 from ..motion.config import DIS_PRESETS
 from ..engines.settings import BACKENDS, PRECISIONS
 from ..relocalize.config import DESCRIPTOR_CHANNELS
+from ..core.integration import FUSION_RULES
 
 TRACKER_PREFIX = "tracker."
 IMAGE_TRANSPORT_CHOICES = ("raw", "compressed")
@@ -147,8 +148,6 @@ TRACKER_RANGES: dict[str, tuple[float, float]] = {
     "klt.min_eig_threshold": (0.0, 1.0),
     "klt.sigma0": (0.0, 50.0),
     "klt.fb_threshold": (0.0, 1000.0),
-    "uncertainty.drift_per_px": (0.0, 10.0),
-    "uncertainty.drift_per_frame": (0.0, 100.0),
     "integration.outlier_px": (0.0, math.inf),
     "integration.rho": (0.0, 1.0),
     "integration.occluded_variance_growth": (0.0, math.inf),
@@ -179,6 +178,7 @@ def _tracker_choices() -> dict[str, tuple[str, ...]]:
         "relocalize.descriptor.channels": tuple(DESCRIPTOR_CHANNELS),
         "engine.backend": tuple(BACKENDS),
         "engine.precision": tuple(PRECISIONS),
+        "integration.fusion": tuple(FUSION_RULES),
     }
 
 
@@ -198,8 +198,6 @@ RUNTIME_TRACKER_KEYS: frozenset[str] = frozenset({
     "integration.occluded_variance_growth",
     "integration.motion_std_ratio",
     "integration.unfiltered_max_interval",
-    "uncertainty.drift_per_px",
-    "uncertainty.drift_per_frame",
     "hidden.enabled",
     "hidden.neighbours",
     "hidden.min_neighbours",

@@ -24,13 +24,18 @@ class PointStates:
         ring_mu, ring_v, ring_vis, ring_stamp: fused position ``(N, R, 2)``, its variance
             ``(N, R)``, visibility ``(N, R) bool`` and frame ``(N, R) int64`` per ring slot.
         cur_mu, cur_v, cur_vis: the latest fused state (where the chains start from).
-        pub_mu, pub_v: the published position and its variance (without the drift term); they
-            differ from the fused state for hidden points (:mod:`~gs_tracker_ros.core.hidden_motion`).
+        pub_mu: the published position; it differs from the fused state for hidden points
+            (:mod:`~gs_tracker_ros.core.hidden_motion`).
+        hidden_v: ``(N,)`` px^2 the variance the hidden-point step gave (grows while hidden).
+        spread: ``(N,)`` px^2 the track model's spread of the estimate when right.
+        pub_v: ``(N,)`` px^2 the published variance (:func:`~gs_tracker_ros.core.uncertainty.published_variance`).
         own_vel, own_known: the point's own velocity ``(N, 2)`` px/frame, measured while it was
             last visible, and whether it could be measured.
         last_seen: ``(N,) int64`` the last frame the point was visible on.
-        drift: ``(N,)`` px, the accumulated drift term of the published variance
-            (:mod:`~gs_tracker_ros.core.uncertainty`).
+        path: ``(N,)`` px the published position travelled since the query (evidence).
+        sim_mean: ``(N,)`` running mean of the appearance similarity to the query, 1 at the
+            query (evidence, :mod:`~gs_tracker_ros.tracking.evidence`).
+        p_lost: ``(N,)`` the published probability that the estimate is wrong.
     """
 
     ids: np.ndarray
@@ -44,11 +49,15 @@ class PointStates:
     cur_v: np.ndarray
     cur_vis: np.ndarray
     pub_mu: np.ndarray
+    hidden_v: np.ndarray
+    spread: np.ndarray
     pub_v: np.ndarray
     own_vel: np.ndarray
     own_known: np.ndarray
     last_seen: np.ndarray
-    drift: np.ndarray
+    path: np.ndarray
+    sim_mean: np.ndarray
+    p_lost: np.ndarray
 
     @classmethod
     def queries(cls, ids: np.ndarray, frame: int, xy: np.ndarray, ring: int) -> "PointStates":
@@ -63,9 +72,10 @@ class PointStates:
         ring_vis[:, frame % ring] = True
         return cls(ids=np.asarray(ids, np.int64), q_frame=np.full(n, frame, np.int64), q_xy=xy, ring_mu=ring_mu,
                    ring_v=np.zeros((n, ring)), ring_vis=ring_vis, ring_stamp=ring_stamp, cur_mu=xy.copy(),
-                   cur_v=np.zeros(n), cur_vis=np.ones(n, bool), pub_mu=xy.copy(), pub_v=np.zeros(n),
+                   cur_v=np.zeros(n), cur_vis=np.ones(n, bool), pub_mu=xy.copy(), hidden_v=np.zeros(n),
+                   spread=np.zeros(n), pub_v=np.zeros(n),
                    own_vel=np.zeros((n, 2)), own_known=np.zeros(n, bool), last_seen=np.full(n, frame, np.int64),
-                   drift=np.zeros(n))
+                   path=np.zeros(n), sim_mean=np.ones(n), p_lost=np.zeros(n))
 
     @classmethod
     def empty(cls, ring: int) -> "PointStates":

@@ -14,11 +14,13 @@ from ..core.clip_buffer import ClipBuffer
 from ..core.errors import InputError
 from ..core.geometry import inside_image, validate_query_points
 from ..core.hidden_motion import LastVisibleMotion, last_visible_motion, move_hidden_points, stays_in_view
-from ..core.integration import Observation, chain, integrate
+from ..core.evidence import EvidenceModel, load_evidence_model
+from ..core.integration import Fusion, Observation, chain, integrate
 from ..core.median import nanmedian
 from ..core.types import TrackState, track_status
-from ..core.uncertainty import grow_drift, published_variance
+from ..core.uncertainty import published_variance
 from .config import TrackerConfig
+from .evidence import ChainResults, FrameEvidence, chain_features, track_features
 from .schedule import StageSchedule
 from .state import PointStates
 
@@ -27,11 +29,14 @@ class ChainFilter(Protocol):
     """Optional step 2 filter: may invalidate chains whose landing point looks wrong.
 
     :meth:`filter` is a pure function of its arguments and of state its owner keeps (e.g. the
-    query descriptors of the observer's bank): it stores nothing, so replacing or removing it
-    changes only which chains stay valid. After the fusion the tracker calls :meth:`refresh`,
+    query descriptors of the observer's bank): it stores nothing but ``chain_similarity``
+    (``(N, C)``, the appearance similarity it compared for each chain, NaN where it compared none),
+    which the tracker reads as evidence. After the fusion the tracker calls :meth:`refresh`,
     the one place the filter may update what it compares landings with (e.g. the refreshed
     appearance of points tracked with confidence).
     """
+
+    chain_similarity: np.ndarray | None
 
     def filter(self, buffer: ClipBuffer, frame: int, query_ids: np.ndarray, landing: np.ndarray,
                valid: np.ndarray) -> np.ndarray:
@@ -96,18 +101,28 @@ class ProbabilisticTracker:
         sources: Sequence[MotionSource],
         chain_filter: ChainFilter | None = None,
         observer: Observer | None = None,
-        name: str = "protrack",
+        name: str = "probfuse",
+        track_model: EvidenceModel | None = None,
+        chain_model: EvidenceModel | None = None,
     ) -> None:
         """``sources``: the motion sources ``config.sources`` names, in order (built by
         :func:`gs_tracker_ros.methods.build_sources`; use
-        :func:`~gs_tracker_ros.methods.build_probabilistic_tracker` to build a whole tracker)."""
+        :func:`~gs_tracker_ros.methods.build_probabilistic_tracker` to build a whole tracker).
+        ``track_model``: the evidence model of the published uncertainty, default the file
+        ``uncertainty.model`` names; ``chain_model``: the chains' evidence model of
+        ``integration.fusion: mixture``, default the file ``integration.chain_model`` names."""
         self.config = config.validate()
         if not sources:
             raise ValueError("ProbabilisticTracker needs at least one motion source")
         self.sources = list(sources)
+        self.track_model = track_model or load_evidence_model(self.config.uncertainty.model)
+        self.chain_model = None
+        if self.config.integration.fusion == "mixture":
+            self.chain_model = chain_model or load_evidence_model(self.config.integration.chain_model)
         self.chain_filter = chain_filter
         self.observer = observer
         self.name = name
+        self.evidence: FrameEvidence | None = None  # the last frame's evidence (inspection, fitting)
         # Threads the motion chains of a frame run on (1: one after the other, the default). Up to
         # the number of CPU cores, >1 lets OpenCV's LK calls of different chains (pyramids
         # included) overlap; the tracked positions are the same either way.
@@ -191,14 +206,23 @@ class ProbabilisticTracker:
 
     # ------------------------------------------------------------------ tracking
     def state(self) -> TrackState:
-        """Positions, visibility and the published variance (fusion variance + drift^2, px^2)."""
+        """Positions, visibility, the published variance (px^2, the spread when right) and
+        ``p_lost`` (:mod:`~gs_tracker_ros.core.uncertainty`)."""
         p = self.points
-        variance = published_variance(p.pub_v, p.drift)
-        return TrackState(self.buffer.latest, p.ids.copy(), p.pub_mu.astype(np.float32), variance.astype(np.float32),
-                          p.cur_vis.copy(), track_status(p.pub_mu, p.cur_vis, self.buffer.shape))
+        return TrackState(self.buffer.latest, p.ids.copy(), p.pub_mu.astype(np.float32), p.pub_v.astype(np.float32),
+                          p.cur_vis.copy(), track_status(p.pub_mu, p.cur_vis, self.buffer.shape),
+                          p.p_lost.astype(np.float32))
 
     def step(self, frame: np.ndarray) -> TrackState:
-        """Track every live point onto ``frame`` (RGB uint8 ``(H, W, 3)``); the points' new state."""
+        """Track every live point onto ``frame`` (RGB uint8 ``(H, W, 3)``); the points' new state.
+
+        In order: chain every source from the points' earlier states; drop chains that leave the
+        image or land on the wrong texture (chain filter); look for the points' appearance
+        (observer); weigh each chain by its evidence and fuse them with the observation (outliers
+        rejected, occlusion when nothing is left); publish hidden points where their neighbours
+        take them; map each point's evidence to its published spread and ``p_lost``; let the
+        filter refresh its appearance memory.
+        """
         t_start = time.perf_counter()
         t = self.buffer.push(frame)
         for src in self.sources:
@@ -206,40 +230,68 @@ class ProbabilisticTracker:
         if self.num_tracks == 0 or t == 0:
             return self.state()
         p, icfg = self.points, self.config.integration
-        # 1. chains: every source from every interval's state (the long ones as scheduled), (N, C)
-        mu_k, v_k, valid, computed = self._chains(t)
+        chains = self._chains(t)
         own = self._own_motion(t)
-        # out of view, or leaving the image: only the re-localisation brings it back (hidden_motion)
-        valid &= stays_in_view(p.cur_mu, p.cur_vis, own, self.buffer.shape,
-                               self.config.hidden.leaving_ends_chains)[:, None]
-        # 2. chain filter (pure): drop chains that land on the wrong texture (the unfiltered
-        #    short chains of visible points keep their forward-backward verdict)
-        if self.chain_filter is not None:
-            kept = valid & self._unfiltered(t, valid.shape[1])
-            valid = self.chain_filter.filter(self.buffer, t, p.ids, mu_k, valid & ~kept) | kept
-        was_visible = p.cur_vis
-        # 5. observer: record which points kept a chain, then observe around the predicted positions
-        observation = None
-        if self.observer is not None:
-            self.observer.record(t, p.ids, valid.any(axis=1))
-            if self.schedule.due(t, self.config.relocalize.every):
-                predicted, has_chain = predicted_positions(mu_k, valid, p.cur_mu)
-                observation = self.observer.observe(self.buffer, t, p.ids, predicted, has_chain)
-        # 3, 4, 6. outlier rejection, inverse-variance fusion with the observation, occlusion
-        mu, v, vis = integrate(
-            mu_k, v_k, valid, computed, p.cur_mu, p.cur_v,
+        valid = chains.valid & stays_in_view(p.cur_mu, p.cur_vis, own, self.buffer.shape,
+                                             self.config.hidden.leaving_ends_chains)[:, None]
+        valid, similarity = self._filter_chains(t, chains, valid)
+        observation = self._observe(t, chains, valid)
+        features = chain_features(chains, valid, similarity)
+        v_k, p_out = chains.v, None
+        if icfg.fusion == "mixture":
+            p_out, spread = self.chain_model.predict(features)
+            v_k = chains.source_v + spread
+        fusion = integrate(
+            chains.mu, v_k, valid, chains.computed, p.cur_mu, p.cur_v,
             outlier_px=icfg.outlier_px, rho=icfg.rho,
             occluded_variance_growth=icfg.occluded_variance_growth,
             probabilistic=icfg.probabilistic, observation=observation, outlier_reference=icfg.outlier_reference,
+            p_out=p_out,
         )
-        # hidden points: published where their neighbours take them
-        mu, v, vis, pub_mu, pub_v = self._place_hidden_points(own, mu, v, vis)
+        was_visible = p.cur_vis
+        mu, v, vis, pub_mu, pub_v = self._place_hidden_points(own, fusion.mu, fusion.v, fusion.visible)
+        track = self._publish_uncertainty(t, chains, valid, fusion, similarity, pub_mu, vis)
         self._store(t, mu, v, vis, pub_mu, pub_v)
-        # 2'. the filter's appearance refresh from the points tracked with confidence
+        self.evidence = FrameEvidence(t, p.ids.copy(), chains, valid, features, track)
         if self.chain_filter is not None:
             self.chain_filter.refresh(self.buffer, t, p.ids, mu, vis & was_visible, valid.sum(axis=1))
         self.schedule.update((time.perf_counter() - t_start) * 1e3)
         return self.state()
+
+    def _filter_chains(self, t: int, chains: ChainResults, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The chain filter (pure): drop chains that land on the wrong texture; the short chains
+        of visible points that ``integration.unfiltered_max_interval`` exempts keep their
+        forward-backward verdict. Returns the new ``valid`` and the similarities it compared."""
+        if self.chain_filter is None:
+            return valid, None
+        kept = valid & self._unfiltered(t, valid.shape[1])
+        valid = self.chain_filter.filter(self.buffer, t, self.points.ids, chains.mu, valid & ~kept) | kept
+        return valid, self.chain_filter.chain_similarity
+
+    def _observe(self, t: int, chains: ChainResults, valid: np.ndarray) -> Observation | None:
+        """The observer records which points kept a chain, then (when scheduled) looks for each
+        point's appearance around its predicted position."""
+        if self.observer is None:
+            return None
+        p = self.points
+        self.observer.record(t, p.ids, valid.any(axis=1))
+        if not self.schedule.due(t, self.config.relocalize.every):
+            return None
+        predicted, has_chain = predicted_positions(chains.mu, valid, p.cur_mu)
+        return self.observer.observe(self.buffer, t, p.ids, predicted, has_chain)
+
+    def _publish_uncertainty(self, t: int, chains: ChainResults, valid: np.ndarray, fusion: Fusion,
+                             similarity: np.ndarray | None, pub_mu: np.ndarray, vis: np.ndarray) -> dict[str, np.ndarray]:
+        """Each point's evidence of this frame -> its published variance (the spread when right,
+        plus what grew while hidden) and ``p_lost``, from the track model. Returns the features."""
+        p = self.points
+        unseen = np.where(vis, 0, t - p.last_seen)
+        features, p.path, p.sim_mean = track_features(
+            path=p.path, sim_mean=p.sim_mean, prev_xy=p.pub_mu, xy=pub_mu, age=t - p.q_frame, frames_unseen=unseen,
+            visible=vis, fused_v=fusion.v, chains=chains, valid=valid, kept=fusion.kept, similarity=similarity,
+            observed=fusion.observed)
+        p.p_lost, p.spread = self.track_model.predict(features)
+        return features
 
     def _store(self, t: int, mu: np.ndarray, v: np.ndarray, vis: np.ndarray, pub_mu: np.ndarray,
                pub_v: np.ndarray) -> None:
@@ -247,8 +299,8 @@ class ProbabilisticTracker:
         p = self.points
         slot = t % self._ring
         p.ring_mu[:, slot], p.ring_v[:, slot], p.ring_vis[:, slot], p.ring_stamp[:, slot] = mu, v, vis, t
-        p.drift = grow_drift(p.drift, p.pub_mu, pub_mu, self.config.uncertainty)
-        p.cur_mu, p.pub_mu, p.cur_v, p.pub_v, p.cur_vis = mu, pub_mu, v, pub_v, vis
+        p.pub_v = published_variance(p.spread, pub_v, vis, p.pub_v, p.hidden_v)
+        p.cur_mu, p.pub_mu, p.cur_v, p.hidden_v, p.cur_vis = mu, pub_mu, v, pub_v, vis
 
     def _own_motion(self, t: int) -> LastVisibleMotion:
         """Each point's own velocity, measured from its ring while it is visible and kept as it was
@@ -270,13 +322,13 @@ class ProbabilisticTracker:
         The chains of the next frames start from that position for a point it takes out of the
         image (and for every hidden point with ``hidden.moves_state``); otherwise from the
         fusion's best guess (the lowest-variance failed chain), and only the published position
-        follows the neighbours. Returns ``(mu, v, visible, published mu, published v)``, all
-        ``(N, ...)`` px / px^2.
+        follows the neighbours. Returns ``(mu, v, visible, published mu, hidden variance)``, all
+        ``(N, ...)`` px / px^2 (the hidden variance grows while a point is hidden).
         """
         cfg = self.config.hidden
         growth = self.config.integration.occluded_variance_growth
         p = self.points
-        pub_mu, pub_v = move_hidden_points(p.pub_mu, p.pub_v, p.cur_vis, mu, v, vis, cfg, growth, own)
+        pub_mu, pub_v = move_hidden_points(p.pub_mu, p.hidden_v, p.cur_vis, mu, v, vis, cfg, growth, own)
         # A point taken out of the image is out of view, not occluded: its state follows it
         # there so that no chain measures it until the re-localisation finds it again.
         follow = ~vis if cfg.moves_state else ~vis & ~inside_image(pub_mu, self.buffer.shape)
@@ -331,34 +383,36 @@ class ProbabilisticTracker:
             cols.append((p.q_frame.copy(), p.q_xy, np.zeros(n), ok))
         return cols
 
-    def _chains(self, t: int):
+    def _chains(self, t: int) -> ChainResults:
+        """Step 1: every source from every interval's state (the long ones as scheduled)."""
         cols = self._chain_sources(t)
         n = self.num_tracks
-        c = len(cols) * len(self.sources)
-        mu_k = np.zeros((n, c, 2))
-        v_k = np.full((n, c), np.inf)
-        valid = np.zeros((n, c), bool)
-        computed = np.zeros((n, c), bool)
+        intervals = self._column_intervals()
+        dense = np.array([src.name != "lk" for src in self.sources for _ in cols], bool)
+        out = ChainResults.empty(n, len(cols) * len(self.sources), dense)
         tasks = []  # (column, source, source frame, rows, mu_s, v_s), in column order
         col = 0
-        col_interval = self._column_intervals()
         for source in self.sources:
             allowed = getattr(source, "intervals", None)  # None: every chain
-            for (src_frame, mu_s, v_s, eligible), k in zip(cols, col_interval):
+            for (src_frame, mu_s, v_s, eligible), k in zip(cols, intervals):
                 if allowed is not None and k not in allowed:
                     col += 1
                     continue
                 for s in np.unique(src_frame[eligible]):
                     tasks.append((col, source, int(s), np.flatnonzero(eligible & (src_frame == s)), mu_s, v_s))
                 col += 1
-        for (col, _, _, rows, mu_s, v_s), est in zip(tasks, self._estimate(tasks, t)):
+        for (col, _, s, rows, mu_s, v_s), est in zip(tasks, self._estimate(tasks, t)):
             mu_c, v_c = chain(mu_s[rows], v_s[rows], est.displacement, est.variance,
                              self.config.integration.motion_std_ratio)
-            mu_k[rows, col] = mu_c
-            v_k[rows, col] = v_c
-            valid[rows, col] = est.valid
-            computed[rows, col] = True
-        return mu_k, v_k, valid, computed
+            out.mu[rows, col] = mu_c
+            out.v[rows, col] = v_c
+            out.valid[rows, col] = est.valid
+            out.computed[rows, col] = True
+            out.source_xy[rows, col] = mu_s[rows]
+            out.source_v[rows, col] = v_s[rows]
+            out.fb[rows, col] = est.fb_error
+            out.interval[rows, col] = t - s
+        return out
 
     def _estimate(self, tasks: list, t: int) -> list:
         """The motion estimates of ``tasks`` (see :meth:`_chains`), in order: on ``chain_workers``

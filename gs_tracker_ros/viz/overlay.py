@@ -23,6 +23,7 @@ from ..core.types import TrackState, TrackStatus, track_status
 
 _SHIFT = 4  # sub-pixel bits for cv2 drawing
 _ONE = 1 << _SHIFT
+_DOUBTFUL = -1  # legend / count key of visible points with a high p_lost (not a TrackStatus code)
 
 
 def _palette(n: int = 32) -> np.ndarray:
@@ -60,10 +61,13 @@ class OverlayStyle:
         min_sigma_radius: circles smaller than this are not drawn (they would hide in the dot).
         tail_bands: number of opacity steps the tail fades through (oldest = faintest).
         show_ids: draw each track's id next to its marker.
-        show_uncertainty: draw the 2-sigma circle of visible points. Off by default: the
-            published variance is calibrated (it includes the drift a point has accumulated,
-            ``core/uncertainty.py``), so after a few hundred px of travel the honest circle is
-            tens of px wide and crowds the picture.
+        show_uncertainty: draw the 2-sigma circle of visible points (the spread when right,
+            ``core/uncertainty.py``). Off by default: on fast footage the honest circles are tens
+            of px wide and crowd the picture.
+        doubt_threshold: a visible point with ``p_lost`` at or above this is drawn *doubtful*:
+            a faint hollow ring instead of a filled dot (the tracker sees it but may follow
+            something else), and counted apart in the legend.
+        doubt_opacity: opacity of the doubtful rings.
         show_hidden_uncertainty: also draw the uncertainty circle of occluded points (off: a
             long-hidden point's circle grows large and hides the picture).
         edge_markers: mark out-of-view points with a short tick on the nearest image border
@@ -82,12 +86,14 @@ class OverlayStyle:
     show_ids: bool = False
     show_uncertainty: bool = False
     show_hidden_uncertainty: bool = False
+    doubt_threshold: float = 0.5
+    doubt_opacity: float = 0.6
     edge_markers: bool = False
     legend: bool = True
 
 
 class TrackHistory:
-    """Bounded per-id history of recent ``(x, y, status)`` plus the latest variance.
+    """Bounded per-id history of recent ``(x, y, status)`` plus the latest variance and p_lost.
 
     Memory is bounded: at most ``max_len`` entries per live id; ids absent from an update are
     forgotten (they were removed from the tracker), unless ``keep_missing`` is set.
@@ -100,6 +106,7 @@ class TrackHistory:
         self.keep_missing = bool(keep_missing)
         self._tails: dict[int, deque[tuple[float, float, int]]] = {}
         self._variance: dict[int, float] = {}
+        self._p_lost: dict[int, float] = {}
         self.frame_index: int | None = None
 
     def __len__(self) -> int:
@@ -115,18 +122,20 @@ class TrackHistory:
     def clear(self) -> None:
         self._tails.clear()
         self._variance.clear()
+        self._p_lost.clear()
         self.frame_index = None
 
     def update(self, state: TrackState) -> None:
         """Append one tracker output (see :class:`~gs_tracker_ros.core.types.TrackState`)."""
-        self.update_arrays(state.ids, state.xy, state.visible, state.variance, state.frame_index, state.status)
+        self.update_arrays(state.ids, state.xy, state.visible, state.variance, state.frame_index, state.status,
+                           state.p_lost)
 
     def update_arrays(self, ids: Iterable[int] | np.ndarray, xy: np.ndarray, visible: np.ndarray,
                       variance: np.ndarray | None = None, frame_index: int | None = None,
-                      status: np.ndarray | None = None) -> None:
-        """Append positions ``xy (N, 2)`` px, ``visible (N,)``, optional ``variance (N,)`` px^2 and
+                      status: np.ndarray | None = None, p_lost: np.ndarray | None = None) -> None:
+        """Append positions ``xy (N, 2)`` px, ``visible (N,)``, optional ``variance (N,)`` px^2,
         optional ``status (N,)`` :class:`~gs_tracker_ros.core.types.TrackStatus` codes (default:
-        from ``visible``, hidden = occluded)."""
+        from ``visible``, hidden = occluded) and optional ``p_lost (N,)`` (NaN: not estimated)."""
         ids = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids).reshape(-1)
         xy = np.asarray(xy, np.float64).reshape(-1, 2)
         visible = np.asarray(visible, bool).reshape(-1)
@@ -135,6 +144,9 @@ class TrackHistory:
         var = None if variance is None else np.asarray(variance, np.float64).reshape(-1)
         if var is not None and len(var) != len(ids):
             raise InputError(f"variance has {len(var)} entries for {len(ids)} ids")
+        lost = None if p_lost is None else np.asarray(p_lost, np.float64).reshape(-1)
+        if lost is not None and len(lost) != len(ids):
+            raise InputError(f"p_lost has {len(lost)} entries for {len(ids)} ids")
         if status is None:
             status = track_status(xy, visible, None)
         status = np.asarray(status, np.int64).reshape(-1)
@@ -152,10 +164,15 @@ class TrackHistory:
                 self._variance[tid] = float(var[k])
             else:
                 self._variance.pop(tid, None)
+            if lost is not None and math.isfinite(lost[k]):
+                self._p_lost[tid] = float(lost[k])
+            else:
+                self._p_lost.pop(tid, None)
         if not self.keep_missing:
             for tid in [t for t in self._tails if t not in seen]:
                 del self._tails[tid]
                 self._variance.pop(tid, None)
+                self._p_lost.pop(tid, None)
         if frame_index is not None:
             self.frame_index = int(frame_index)
         elif self.frame_index is not None:
@@ -168,6 +185,10 @@ class TrackHistory:
     def variance(self, track_id: int) -> float | None:
         """Latest variance (px^2) of one id, or None if none was given."""
         return self._variance.get(int(track_id))
+
+    def p_lost(self, track_id: int) -> float | None:
+        """Latest p_lost of one id, or None if none was given (or it was NaN)."""
+        return self._p_lost.get(int(track_id))
 
 
 def _as_rgb(frame: np.ndarray) -> np.ndarray:
@@ -250,11 +271,17 @@ def _edge_tick(img: np.ndarray, x: float, y: float, colour: tuple[int, int, int]
     cv2.line(img, _fix(cx - 7 * ux, cy - 7 * uy), _fix(cx, cy), colour, 2, cv2.LINE_AA, _SHIFT)
 
 
+def _doubt_ring(img: np.ndarray, p: tuple[int, int], radius: float, colour: tuple[int, int, int]) -> None:
+    """A hollow ring (visible but doubtful: high p_lost), 2 px wide."""
+    cv2.circle(img, p, int(round(radius * _ONE)), colour, 2, cv2.LINE_AA, _SHIFT)
+
+
 def draw_legend(img: np.ndarray, counts: dict[int, int], style: OverlayStyle) -> None:
     """Legend with the count of points per status in a translucent box, bottom-left (in place)."""
     scale = _text_scale(img) * 0.85
     font = cv2.FONT_HERSHEY_SIMPLEX
     items = [(TrackStatus.VISIBLE, f"{counts.get(TrackStatus.VISIBLE, 0)} visible"),
+             (_DOUBTFUL, f"{counts.get(_DOUBTFUL, 0)} doubtful"),
              (TrackStatus.OCCLUDED, f"{counts.get(TrackStatus.OCCLUDED, 0)} occluded"),
              (TrackStatus.OUT_OF_VIEW, f"{counts.get(TrackStatus.OUT_OF_VIEW, 0)} out of view"
               + ("" if style.edge_markers else " (not drawn)"))]
@@ -275,6 +302,8 @@ def draw_legend(img: np.ndarray, counts: dict[int, int], style: OverlayStyle) ->
             _visible_dot(img, centre, style.dot_radius * 0.8, _LEGEND_COLOUR)
         elif code == TrackStatus.OCCLUDED:
             _hidden_ring(img, centre, style.hidden_radius + 0.5, _dim(_LEGEND_COLOUR, 0.8))
+        elif code == _DOUBTFUL:
+            _doubt_ring(img, centre, style.dot_radius * 0.8 + 0.5, _dim(_LEGEND_COLOUR, 0.8))
         else:
             cv2.line(img, _fix(x, cy), _fix(x + 9, cy), _LEGEND_COLOUR if style.edge_markers else (150, 150, 150),
                      2, cv2.LINE_AA, _SHIFT)
@@ -323,11 +352,13 @@ def draw_tracks(frame: np.ndarray, history: TrackHistory, *, style: OverlayStyle
                 extra_header: str | None = None) -> np.ndarray:
     """Draw the tracks held in ``history`` onto a copy of ``frame``.
 
-    Per track, by its latest status: *visible*: a fading tail of its last ``style.tail_len``
+    Per track, by its latest status: *visible* with ``p_lost`` below ``style.doubt_threshold``
+    (or none given): a fading tail of its last ``style.tail_len``
     positions (only segments between two visible positions), a filled dot with a dark rim and
     light halo, a circle of radius ``2 * sqrt(variance)`` px (clamped to
     ``style.max_sigma_radius``) for its uncertainty, optionally its id; *occluded*: a small
-    faint ring (its uncertainty circle only with ``style.show_hidden_uncertainty``); *out of
+    faint ring (its uncertainty circle only with ``style.show_hidden_uncertainty``); *visible
+    but doubtful* (``p_lost`` at or above the threshold): its tail and a faint hollow ring; *out of
     view*: nothing (a tick on the border with ``style.edge_markers``). Colours are stable per id.
     With ``header``, a header (top left) shows the frame index (argument, else
     ``history.frame_index``), ``fps`` if given and ``extra_header``, and the legend (bottom left,
@@ -389,8 +420,19 @@ def draw_tracks(frame: np.ndarray, history: TrackHistory, *, style: OverlayStyle
     if any_hidden:
         cv2.addWeighted(hidden_layer, st.hidden_opacity, out, 1.0 - st.hidden_opacity, 0.0, dst=out)
 
+    doubtful = {tid for tid, _, _, code in latest
+                if code == TrackStatus.VISIBLE and (history.p_lost(tid) or 0.0) >= st.doubt_threshold}
+    if doubtful:
+        doubt_layer = out.copy()
+        for tid, x, y, _ in latest:
+            if tid in doubtful:
+                _doubt_ring(doubt_layer, _fix(x, y), st.dot_radius + 0.5, track_colour(tid))
+        cv2.addWeighted(doubt_layer, st.doubt_opacity, out, 1.0 - st.doubt_opacity, 0.0, dst=out)
+    counts[_DOUBTFUL] = len(doubtful)
+    counts[TrackStatus.VISIBLE] = counts.get(TrackStatus.VISIBLE, 0) - len(doubtful)
+
     for tid, x, y, code in latest:
-        if code != TrackStatus.VISIBLE:
+        if code != TrackStatus.VISIBLE or tid in doubtful:
             continue
         colour = track_colour(tid)
         p = _fix(x, y)

@@ -16,8 +16,10 @@ def write_run_overlay(frames: Iterable[np.ndarray], ids: np.ndarray, xy: np.ndar
                       variance: np.ndarray, path: str | Path | None, fps: float = 25.0,
                       title: str | Sequence[str] | None = None, sheet_path: str | Path | None = None,
                       sheet_frames: int = 6, status: np.ndarray | None = None,
-                      style: OverlayStyle | None = None) -> Path | None:
-    """Draw tracks ``xy (N, T, 2)`` / ``visible (N, T)`` / ``variance (N, T)`` over ``frames``.
+                      style: OverlayStyle | None = None, p_lost: np.ndarray | None = None) -> Path | None:
+    """Draw tracks ``xy (N, T, 2)`` / ``visible (N, T)`` / ``variance (N, T)`` over ``frames``
+    (with ``p_lost (N, T)``, visible points the tracker doubts are drawn faint, see
+    :func:`~.overlay.draw_tracks`).
 
     ``status (N, T)`` holds :class:`~gs_tracker_ros.core.types.TrackStatus` codes; without it a
     hidden point outside the frame is out of view, else occluded. Points are drawn from their
@@ -34,7 +36,7 @@ def write_run_overlay(frames: Iterable[np.ndarray], ids: np.ndarray, xy: np.ndar
             code = (track_status(xy[live, t], visible[live, t], frame.shape[:2]) if status is None
                     else status[live, t])
             history.update(TrackState(t, ids[live], xy[live, t], np.nan_to_num(variance[live, t]), visible[live, t],
-                                      code))
+                                      code, None if p_lost is None else p_lost[live, t]))
             header = title if title is None or isinstance(title, str) else title[t]
             out.add(t, draw_tracks(frame, history, frame_index=t, extra_header=header, style=style))
     return out.video_path
