@@ -35,7 +35,9 @@ NEEDS_ROS = (("bag", "replay-eval"), ("bag", "latency"), ("bag", "play"), ("demo
 PARSE_ONLY = NEEDS_ROS + (("bench",),)
 # Options added to a run to keep it short (the README's own options stay as written).
 QUICK = {("track",): ["--max-frames", "3"], ("bag", "make"): ["--max-frames", "3"], ("train",): ["--steps", "1"],
-         ("eval", "cycle"): ["--frames", "4", "--grid", "4"]}
+         ("eval", "cycle"): ["--frames", "4", "--grid", "4"],
+         # checkpoints/ is linked into the sandbox: the refit writes elsewhere
+         ("fit-evidence",): ["--scenes", "1", "--frames", "8", "--out", "evidence_refit", "--cycles"]}
 # Stand-ins for the README's placeholder words.
 PLACEHOLDERS = {"VIDEO_OR_FOLDER": "../shared/data/davis_unlabeled/parkour"}
 BADJA_FRAMES = 5
@@ -47,7 +49,7 @@ def _command(text: str) -> list[str] | None:
     text = re.sub(r"\s+#.*$", "", " ".join(text.split()))  # one line, no trailing comment
     text = re.sub(r"\[([^\]]*)\]", r"\1", text)  # optional parts shown as [--opt V]: take them
     words = shlex.split(text)
-    if len(words) < 2 or words[0] not in PROGRAMS or words[1] not in SUBCOMMANDS:
+    if len(words) < 2 or words[0] not in PROGRAMS or words[1].replace("-", "_") not in SUBCOMMANDS:
         return None  # not a command (e.g. a quoted error line `gs-tracker track: error: ...`)
     return [PLACEHOLDERS.get(w, w) for w in words[1:]]
 
@@ -109,8 +111,10 @@ def sandbox(tmp_path_factory) -> Path:
     data = root / "shared" / "data"
     for name in ("dog",):
         _short_badja(SHARED / "badja_dev" / name, data / "badja_dev" / name, BADJA_FRAMES)
-    for name in ("parkour", "car-roundabout"):
+    for name in ("parkour", "car-roundabout", "car-shadow"):
         _link_first(SHARED / "davis_unlabeled" / name, data / "davis_unlabeled" / name, CLIP_FRAMES)
+    if (SHARED / "davis_masks" / "car-shadow").is_dir():
+        _link_first(SHARED / "davis_masks" / "car-shadow", data / "davis_masks" / "car-shadow", CLIP_FRAMES)
     for clip in sorted(p for p in (SHARED / "real_video").glob("*") if p.is_dir())[:2]:
         _link_first(clip, data / "real_video" / clip.name, CLIP_FRAMES)
     return repo

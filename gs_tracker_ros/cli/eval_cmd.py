@@ -12,7 +12,8 @@ from ..methods import DEFAULT_METHOD, make_tracker
 from .common import add_method_options, check_methods, load_config, override_keys
 
 DATASET_KINDS = ("badja", "cycle", "masks")
-BADJA_COLUMNS = ("delta_seg", "delta_3px", "delta_avg", "OA", "AJ", "coverage_1sigma", "coverage_2sigma")
+BADJA_COLUMNS = ("delta_seg", "delta_3px", "delta_avg", "OA", "AJ", "coverage_1sigma", "coverage_2sigma",
+                 "called_lost", "p_lost_auc")
 CYCLE_COLUMNS = ("within_2px", "within_4px", "within_8px", "tracked")
 MASK_COLUMNS = ("mask_stay", "visible_rate", "on_object")
 
@@ -224,8 +225,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             results = [evaluate(lambda m=m: make_tracker(m, config, keys)) for m in methods]
         columns = BADJA_COLUMNS
-        note = ("(scores in %; pooled = all scored (point, frame) pairs of all videos; coverage = fraction of "
-                "visible labelled points within 1 / 2 sigma of the published variance, 39.3 / 86.5 if calibrated)")
+        note = ("(scores in %; pooled = all scored (point, frame) pairs of all videos; coverage = fraction of the "
+                "visible labelled points called right (p_lost < 0.5) within 1 / 2 sigma of the published variance, "
+                "39.3 / 86.5 if calibrated; called_lost = share with p_lost >= 0.5; p_lost_auc = ROC AUC of p_lost "
+                "for the points off by more than the delta_seg threshold, nan without p_lost)")
     if args.plot is not None:
         from ..viz.calibration_plot import plot_error_vs_sigma
 

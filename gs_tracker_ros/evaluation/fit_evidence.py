@@ -219,6 +219,10 @@ def collect_real_cycles(folder: str, configs: dict[str, dict[str, Any]] | None =
                 errs.append(e)
             if progress:
                 progress(f"real video {clip.name} from frame {first}: {sum(len(e) for e in errs)} samples so far")
+    if not errs:
+        from ..core.errors import InputError
+
+        raise InputError(f"--cycles: no clip of at least {span} frames in {folder}")
     return {k: np.concatenate([f[k] for f in feats]) for k in TRACK_FEATURES}, np.concatenate(errs)
 
 
