@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ..core.errors import check_range as _check
 
 DIS_PRESETS = ("ultrafast", "fast", "medium")
+LK_BACKENDS = ("batched", "opencv")
 
 
 @dataclass
@@ -60,6 +61,13 @@ class LKConfig:
             check and the generated scenes, badja_dev unchanged (docs/accuracy.md).
         sigma0: base standard deviation of an LK estimate in px.
         fb_threshold: a chain is invalid when the forward-backward error exceeds this (px).
+        backend: ``batched`` (default): the project's LK kernel (native/, built by ``make setup``),
+            pyramids built once per frame and all chains of a frame in one call on ``threads``
+            threads; ``opencv``: ``cv2.calcOpticalFlowPyrLK`` per chain and direction, the
+            reference. Tracks agree to float rounding (docs/performance.md); where the kernel is
+            not built, ``batched`` runs OpenCV (with one warning). The ``klt`` baseline always
+            runs OpenCV.
+        threads: threads of the batched kernel (0: one per CPU core this process may use).
     """
 
     window: int = 21
@@ -69,6 +77,8 @@ class LKConfig:
     min_eig_threshold: float = 1.0e-5
     sigma0: float = 0.5
     fb_threshold: float = 16.0
+    backend: str = "batched"
+    threads: int = 0
 
     def validate(self, section: str = "lk") -> None:
         """Raise :class:`ConfigError` naming ``section.field`` for a value out of range."""
@@ -80,6 +90,8 @@ class LKConfig:
         _check(0.0 <= self.min_eig_threshold <= 1.0, p + "min_eig_threshold", self.min_eig_threshold, "in [0, 1]")
         _check(0.0 < self.sigma0 <= 50.0, p + "sigma0", self.sigma0, "in (0, 50] px")
         _check(0.0 < self.fb_threshold <= 1000.0, p + "fb_threshold", self.fb_threshold, "in (0, 1000] px")
+        _check(self.backend in LK_BACKENDS, p + "backend", self.backend, f"one of {LK_BACKENDS}")
+        _check(0 <= self.threads <= 256, p + "threads", self.threads, "in [0, 256] (0: one per core)")
 
 
 def klt_baseline_lk() -> LKConfig:
