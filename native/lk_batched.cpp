@@ -3,15 +3,16 @@
 // gs_tracker_ros/motion/lk_native.py with ctypes, which releases the GIL during the call).
 //
 // Written from the published description of OpenCV's cv::calcOpticalFlowPyrLK (video module) so
-// that its tracks agree with OpenCV's to float rounding: per pyramid level, the window of the
+// that its tracks are OpenCV's, bit for bit: per pyramid level, the window of the
 // first image and its Scharr derivatives are sampled bilinearly with 14-bit fixed-point weights
 // (the image at 32x its grey value), the 2x2 structure tensor and the mismatch vector are
 // integer sums scaled by 2^-20, and Newton steps are taken until a step is at most `epsilon` px,
 // `max_iterations` steps were taken, or a step undoes the previous one (then half of it is taken
 // back). A window whose smaller structure-tensor eigenvalue per pixel is below
 // `min_eig_threshold`, or that leaves the bordered image, fails at level 0 and is skipped on a
-// coarser level. OpenCV sums in float where this sums exactly in integers, the one source of
-// differences (docs/performance.md measures them).
+// coarser level. OpenCV adds the integer products of its window sums in float (4-lane vectors
+// over blocks of 8 columns, one float for the rest); lk_track.inc adds the same values in the same
+// order, keeping them in integers only while that cannot change a bit.
 //
 // The caller owns every buffer: per frame and pyramid level the grey image with a reflect-101
 // border and its Scharr derivatives with a zero border, each at least `window` px wide and with
@@ -48,7 +49,7 @@ extern "C" {
 // Version of this interface; lk_native.py refuses a library of another version.
 int gs_lk_version() { return 1; }
 
-// 1 where the AVX2 kernel is built and this CPU has AVX2, else 0 (the plain loops: same results).
+// 1 where the AVX2 kernel is built and this CPU has AVX2, else 0 (the plain loops: the same bits).
 int gs_lk_simd() { return pick_kernel(1) == &gs_lk::generic::track_point ? 0 : 1; }
 
 // For each item i: LK of points[i] from frame frame_a[i] to frame frame_b[i] (rows of `levels`,

@@ -26,16 +26,18 @@ struct Settings {
 };
 
 // Per-thread scratch: the window of the first image (grey x 32) and its derivatives, rows padded
-// to `pitch` (a multiple of 8) columns whose derivatives are zero, so that the mismatch sums can
-// run over whole vectors.
+// to `pitch` (a multiple of 8) columns whose derivatives are zero (so that the last columns can be
+// read as a whole vector), and the products of one mismatch pass kept for replaying.
 struct Patch {
     int pitch = 0;
     std::vector<int16_t> ival, ix, iy;
+    std::vector<int32_t> replay;  // one window's integer mismatch products, in OpenCV's order of addition
     void resize(int window) {
         pitch = (window + 7) & ~7;
         ival.assign(size_t(window) * pitch, 0);
         ix.assign(size_t(window) * pitch, 0);
         iy.assign(size_t(window) * pitch, 0);
+        replay.assign(size_t(window) * (pitch + 16), 0);
     }
 };
 
