@@ -64,8 +64,8 @@ class LKConfig:
         backend: ``batched`` (default): the project's LK kernel (native/, built by ``make setup``),
             pyramids built once per frame and all chains of a frame in one call on ``threads``
             threads; ``opencv``: ``cv2.calcOpticalFlowPyrLK`` per chain and direction, the
-            reference. Tracks agree to float rounding (docs/performance.md); where the kernel is
-            not built, ``batched`` runs OpenCV (with one warning). The ``klt`` baseline always
+            reference. The tracks are the same to the bit (docs/performance.md); where the kernel
+            is not built, ``batched`` runs OpenCV (with one warning). The ``klt`` baseline always
             runs OpenCV.
         threads: threads of the batched kernel (0: one per CPU core this process may use).
     """

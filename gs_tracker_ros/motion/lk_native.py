@@ -1,10 +1,11 @@
 """The batched LK kernel (native/lk_batched.cpp, built by ``make setup``): forward and backward
 pyramidal Lucas-Kanade for all points of many frame pairs in one call, on several threads.
 
-It reproduces OpenCV's ``calcOpticalFlowPyrLK`` (the same fixed-point sampling, iterations,
-stopping rules and failure tests) on pyramids built once per frame
-(:mod:`~gs_tracker_ros.motion.lk_pyramid`) instead of twice per call; positions agree with
-OpenCV's to float rounding (docs/performance.md). The call releases the GIL.
+It reproduces OpenCV's ``calcOpticalFlowPyrLK`` bit for bit (the same fixed-point sampling, float
+sums in the same order, iterations, stopping rules and failure tests) on pyramids built once per
+frame (:mod:`~gs_tracker_ros.motion.lk_pyramid`) instead of twice per call, and skips the
+backward pass of a point whose forward pass failed (its result is unused). The call releases the
+GIL.
 
 The library is ``gs_tracker_ros/motion/libgs_lk.so`` (``GS_TRACKER_LK_LIBRARY`` overrides the
 path); :func:`load_library` returns None where it is missing, and the LK source then runs OpenCV.
