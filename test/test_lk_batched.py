@@ -186,7 +186,7 @@ def test_pyramids_are_built_once_per_frame_and_shared_by_chains(monkeypatch):
     frames = [texture(120, 160, 20)] + [moved(texture(120, 160, 20), 1.5 * i, 0.5 * i) for i in range(1, 5)]
     buf = _buffer(frames)
     src = LucasKanadeSource(CONFIG)
-    assert src.batched
+    assert src.batched and src.batches
     built = []
     real = lucas_kanade.build_pyramid
     monkeypatch.setattr(lucas_kanade, "build_pyramid", lambda *a, **k: built.append(1) or real(*a, **k))
@@ -229,7 +229,8 @@ def test_default_estimate_many_calls_estimate_per_pair():
 
     out = Const().estimate_many(None, [(0, 2, np.zeros((3, 2))), (1, 2, np.zeros((1, 2)))])
     assert [e.displacement[0, 0] for e in out] == [2, 1] and [len(e.valid) for e in out] == [3, 1]
-    assert Const.batches is False and LucasKanadeSource.batches is True
+    assert Const.batches is False
+    assert LucasKanadeSource(LKConfig(backend="opencv")).batches is False
 
 
 def test_backend_setting_validated_and_missing_kernel_falls_back_to_opencv(monkeypatch, caplog):

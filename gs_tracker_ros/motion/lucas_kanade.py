@@ -89,7 +89,6 @@ class LucasKanadeSource(MotionSource):
 
     name = "lk"
     thread_safe = True
-    batches = True
 
     def __init__(self, config: LKConfig | None = None) -> None:
         self.config = config or LKConfig()
@@ -100,6 +99,7 @@ class LucasKanadeSource(MotionSource):
         self._threads = int(self.config.threads) or default_threads()
         self._pyramid_key = f"lk_pyramid:{self.config.window}:{self.config.levels}"
         self.batched = self.config.backend == "batched" and load_library() is not None
+        self.batches = self.batched  # the tracker hands estimate_many every chain of a frame
         if self.config.backend == "batched" and not self.batched:
             _log.warning("lk.backend batched: the LK kernel is not built (%s missing; `make setup` builds "
                          "it), running OpenCV's LK instead (the same tracks, slower)", library_path())
