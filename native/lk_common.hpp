@@ -31,13 +31,13 @@ struct Settings {
 struct Patch {
     int pitch = 0;
     std::vector<int16_t> ival, ix, iy;
-    std::vector<int32_t> replay;  // one window's integer mismatch products, in OpenCV's order of addition
+    std::vector<int16_t> replay;  // one mismatch pass's differences, for replaying OpenCV's additions
     void resize(int window) {
         pitch = (window + 7) & ~7;
         ival.assign(size_t(window) * pitch, 0);
         ix.assign(size_t(window) * pitch, 0);
         iy.assign(size_t(window) * pitch, 0);
-        replay.assign(size_t(window) * (pitch + 16), 0);
+        replay.assign(size_t(window) * pitch, 0);
     }
 };
 

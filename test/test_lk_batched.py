@@ -58,11 +58,11 @@ def kernel_passes(a: np.ndarray, b: np.ndarray, pts: np.ndarray, config: LKConfi
     return forward_backward_many([(pa, pb, pts)], settings(config), threads, simd=simd)[0]
 
 
-def assert_matches_opencv(a, b, pts, config: LKConfig = CONFIG):
+def assert_matches_opencv(a, b, pts, config: LKConfig = CONFIG, simd: bool = True):
     """Forward and backward passes: the same status as OpenCV's and, where it succeeded, the same
     float32 position (the kernel adds the same values in the same order)."""
     p1, st1, p0b, st2 = opencv_passes(a, b, pts, config)
-    ours = kernel_passes(a, b, pts, config)
+    ours = kernel_passes(a, b, pts, config, simd=simd)
     assert np.array_equal(st1, ours.forward_ok)
     assert st1.any()
     assert np.array_equal(p1[st1], ours.forward[st1]), np.abs(p1[st1] - ours.forward[st1]).max()
@@ -99,15 +99,17 @@ def test_kernel_matches_opencv_on_a_generated_scene():
 
 
 @needs_kernel
-@pytest.mark.parametrize("window,levels", [(7, 1), (9, 2), (15, 0), (23, 3), (31, 4)])
-def test_kernel_matches_opencv_with_other_settings(window, levels):
-    # windows below one vector block, with one or three blocks, with and without leftover columns
+@pytest.mark.parametrize("simd", [True, False], ids=["simd", "plain-loops"])
+@pytest.mark.parametrize("window,levels", [(7, 1), (9, 2), (15, 0), (21, 3), (23, 3), (31, 4)])
+def test_kernel_matches_opencv_with_other_settings(window, levels, simd):
+    # windows below one vector block, with one to three blocks, with and without leftover columns;
+    # the AVX2 build and the plain loops (what a CPU without AVX2 runs)
     config = LKConfig(window=window, levels=levels, max_iterations=30, epsilon=0.01, min_eig_threshold=1e-4)
     a = texture(200, 260, 5)
     b = moved(a, 3.4, -2.2)
     rng = np.random.default_rng(5)
     pts = np.stack([rng.uniform(0, 260, 600), rng.uniform(0, 200, 600)], 1).astype(np.float32)
-    assert_matches_opencv(a, b, pts, config)
+    assert_matches_opencv(a, b, pts, config, simd=simd)
 
 
 @needs_kernel
@@ -251,6 +253,16 @@ def test_backend_setting_validated_and_missing_kernel_falls_back_to_opencv(monke
     est = src.estimate(buf, 0, 1, pts)
     assert np.array_equal(est.displacement, ref.landing - pts)
     assert not LucasKanadeSource(LKConfig(backend="opencv")).batched
+
+
+def test_klt_baseline_stays_on_opencv():
+    from gs_tracker_ros.baselines.klt import KLTTracker
+    from gs_tracker_ros.motion.config import klt_baseline_lk
+
+    assert klt_baseline_lk().backend == "opencv"
+    KLTTracker()
+    with pytest.raises(ConfigError, match="klt.backend"):
+        KLTTracker(LKConfig(backend="batched"))
 
 
 @needs_kernel

@@ -62,9 +62,8 @@ class LKConfig:
         sigma0: base standard deviation of an LK estimate in px.
         fb_threshold: a chain is invalid when the forward-backward error exceeds this (px).
         backend: ``batched`` (default): the project's LK kernel (native/, built by ``make setup``),
-            pyramids built once per frame and all chains of a frame in one call on ``threads``
-            threads; ``opencv``: ``cv2.calcOpticalFlowPyrLK`` per chain and direction, the
-            reference. The tracks are the same to the bit (docs/performance.md); where the kernel
+            pyramids built once per frame and all chains of a frame in one multi-threaded call;
+            ``opencv``: ``cv2.calcOpticalFlowPyrLK`` per chain and direction, the reference. The tracks are the same to the bit (docs/performance.md); where the kernel
             is not built, ``batched`` runs OpenCV (with one warning). The ``klt`` baseline always
             runs OpenCV.
         threads: threads of the batched kernel (0: one per CPU core this process may use).
@@ -98,6 +97,7 @@ def klt_baseline_lk() -> LKConfig:
     """LK settings of the ``klt`` baseline, as OpenCV's own samples and most users run it:
     21 px window, 3 pyramid levels, 30 iterations / 0.01 px, OpenCV's minimum-eigenvalue
     threshold (1e-4), and the customary 1 px
-    forward-backward check (a point failing it is reported occluded for that frame only)."""
+    forward-backward check (a point failing it is reported occluded for that frame only); OpenCV's
+    own LK (``backend`` opencv: the baseline is what OpenCV users get)."""
     return LKConfig(window=21, levels=3, max_iterations=30, epsilon=0.01, min_eig_threshold=1.0e-4,
-                    fb_threshold=1.0)
+                    fb_threshold=1.0, backend="opencv")
