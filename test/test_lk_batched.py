@@ -12,11 +12,11 @@ import pytest
 from gs_tracker_ros.core.clip_buffer import ClipBuffer
 from gs_tracker_ros.core.errors import ConfigError
 from gs_tracker_ros.motion import lk_native
-from gs_tracker_ros.motion import lucas_kanade
+from gs_tracker_ros.motion import lk_pyramid, lucas_kanade
 from gs_tracker_ros.motion.base import MotionEstimate, MotionSource
 from gs_tracker_ros.motion.config import LKConfig
 from gs_tracker_ros.motion.lk_native import LKSettings, forward_backward_many
-from gs_tracker_ros.motion.lk_pyramid import build_pyramid, pyramid_levels
+from gs_tracker_ros.motion.lk_pyramid import PyramidPool, build_pyramid, pyramid_levels
 from gs_tracker_ros.motion.lucas_kanade import LucasKanadeSource, fb_result, lk_forward_backward, lk_params
 
 needs_kernel = pytest.mark.skipif(lk_native.load_library() is None,
@@ -190,8 +190,8 @@ def test_pyramids_are_built_once_per_frame_and_shared_by_chains(monkeypatch):
     src = LucasKanadeSource(CONFIG)
     assert src.batched and src.batches
     built = []
-    real = lucas_kanade.build_pyramid
-    monkeypatch.setattr(lucas_kanade, "build_pyramid", lambda *a, **k: built.append(1) or real(*a, **k))
+    real = lk_pyramid.build_pyramid
+    monkeypatch.setattr(lk_pyramid, "build_pyramid", lambda *a, **k: built.append(1) or real(*a, **k))
     for i in range(len(frames)):
         src.on_frame(buf, i)
     assert len(built) == len(frames)
@@ -286,3 +286,28 @@ def test_live_profile_tracks_are_the_same_with_either_backend():
         tracks[backend] = (np.stack([s.xy for s in states]), np.stack([s.visible for s in states]))
     assert np.array_equal(tracks["opencv"][0], tracks["batched"][0])
     assert np.array_equal(tracks["opencv"][1], tracks["batched"][1])
+
+
+@needs_kernel
+def test_pyramids_of_dropped_frames_lend_their_buffers_to_new_ones():
+    import gc
+
+    pool = PyramidPool(capacity=2)
+    frames = [texture(90, 120, 50 + i) for i in range(6)]
+    first = pool.build(frames[0], 21, 3)
+    kept = [np.array(b) for b in first.buffers]
+    old_ids = [b.ctypes.data for b in first.buffers]
+    del first
+    gc.collect()
+    assert len(pool) == 1
+    second = pool.build(frames[1], 21, 3)
+    assert [b.ctypes.data for b in second.buffers] == old_ids and len(pool) == 0  # the same memory, reused
+    fresh = build_pyramid(frames[1], 21, 3)
+    assert all(np.array_equal(a, b) for a, b in zip(second.buffers, fresh.buffers))
+    assert not all(np.array_equal(a, b) for a, b in zip(second.buffers, kept))
+    pyramids = [pool.build(f, 21, 3) for f in frames]
+    del pyramids
+    gc.collect()
+    assert len(pool) == 2  # at most `capacity` sets are kept
+    small = pool.build(texture(40, 50, 60), 21, 3)  # another size: new buffers of the right shape
+    assert small.buffers[0].shape == (40 + 42, 50 + 42)

@@ -10,6 +10,8 @@ width. :mod:`~gs_tracker_ros.motion.lk_native` tracks points on these buffers.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
 
 import cv2
@@ -57,33 +59,71 @@ def pyramid_levels(shape: tuple[int, int], window: int, max_level: int) -> int:
     return max_level + 1
 
 
-def _bordered(image: np.ndarray, pad: int, border: int) -> np.ndarray:
-    """``image`` with ``pad`` px of ``border`` on every side, in a buffer with slack after its end."""
+def _bordered(image: np.ndarray, pad: int, border: int, reuse: np.ndarray | None = None) -> np.ndarray:
+    """``image`` with ``pad`` px of ``border`` on every side, in a buffer with slack after its end
+    (``reuse``, when it is one of the right shape and type, else a new one)."""
     h, w = image.shape
     rows, cols = h + 2 * pad, w + 2 * pad
-    flat = np.empty(rows * cols * image.itemsize + _SLACK_BYTES, np.uint8)
-    out = flat[:rows * cols * image.itemsize].view(image.dtype).reshape(rows, cols)
+    if reuse is not None and reuse.shape == (rows, cols) and reuse.dtype == image.dtype:
+        out = reuse
+    else:
+        flat = np.empty(rows * cols * image.itemsize + _SLACK_BYTES, np.uint8)
+        out = flat[:rows * cols * image.itemsize].view(image.dtype).reshape(rows, cols)
     cv2.copyMakeBorder(image, pad, pad, pad, pad, border, dst=out, value=0)
     return out
 
 
-def build_pyramid(gray: np.ndarray, window: int, max_level: int) -> FramePyramid:
+def build_pyramid(gray: np.ndarray, window: int, max_level: int,
+                  reuse: tuple[np.ndarray, ...] = ()) -> FramePyramid:
     """The pyramid of ``gray`` (H, W) uint8 for an LK window of ``window`` px and at most
-    ``max_level`` levels above full resolution."""
+    ``max_level`` levels above full resolution; written into the ``buffers`` of an unused
+    pyramid (``reuse``) where they fit."""
     gray = np.ascontiguousarray(gray, np.uint8)
     pad = int(window)
     num = pyramid_levels(gray.shape, pad, int(max_level))
     levels = np.zeros(num, LEVEL_DTYPE)
     buffers = []
+    old = list(reuse) + [None] * (3 * num - len(reuse))
     image = gray
     for level in range(num):
         if level:
             image = cv2.pyrDown(image)
-        img = _bordered(image, pad, cv2.BORDER_REFLECT_101)
-        dx = _bordered(cv2.Scharr(image, cv2.CV_16S, 1, 0), pad, cv2.BORDER_CONSTANT)
-        dy = _bordered(cv2.Scharr(image, cv2.CV_16S, 0, 1), pad, cv2.BORDER_CONSTANT)
+        img = _bordered(image, pad, cv2.BORDER_REFLECT_101, old[3 * level])
+        dx = _bordered(cv2.Scharr(image, cv2.CV_16S, 1, 0), pad, cv2.BORDER_CONSTANT, old[3 * level + 1])
+        dy = _bordered(cv2.Scharr(image, cv2.CV_16S, 0, 1), pad, cv2.BORDER_CONSTANT, old[3 * level + 2])
         buffers += [img, dx, dy]
         origin = pad * img.shape[1] + pad  # element offset of pixel (0, 0)
         levels[level] = (img.ctypes.data + origin, dx.ctypes.data + 2 * origin, dy.ctypes.data + 2 * origin,
                          image.shape[0], image.shape[1], img.shape[1], dx.shape[1])
     return FramePyramid(levels, (int(gray.shape[0]), int(gray.shape[1])), pad, tuple(buffers))
+
+
+class PyramidPool:
+    """Builds frame pyramids into the buffers of pyramids no longer used (a pyramid is dropped
+    with its frame from the clip buffer), so that a long stream allocates no new ones: the
+    allocation churn of ~3 MB per frame otherwise made the process's memory creep.
+
+    Args:
+        capacity: buffer sets kept for reuse (the rest are freed).
+    """
+
+    def __init__(self, capacity: int = 4) -> None:
+        self.capacity = int(capacity)
+        self._free: list[tuple[np.ndarray, ...]] = []
+        self._lock = threading.Lock()
+
+    def build(self, gray: np.ndarray, window: int, max_level: int) -> FramePyramid:
+        """:func:`build_pyramid`, reusing a released buffer set when there is one."""
+        with self._lock:
+            reuse = self._free.pop() if self._free else ()
+        pyramid = build_pyramid(gray, window, max_level, reuse)
+        weakref.finalize(pyramid, self._release, pyramid.buffers)
+        return pyramid
+
+    def _release(self, buffers: tuple[np.ndarray, ...]) -> None:
+        with self._lock:
+            if len(self._free) < self.capacity:
+                self._free.append(buffers)
+
+    def __len__(self) -> int:
+        return len(self._free)

@@ -19,7 +19,7 @@ from .config import LKConfig
 from ..core.geometry import inside_image
 from .base import MotionEstimate, MotionSource
 from .lk_native import LKSettings, default_threads, forward_backward_many, library_path, load_library
-from .lk_pyramid import FramePyramid, build_pyramid
+from .lk_pyramid import FramePyramid, PyramidPool
 
 _log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ class LucasKanadeSource(MotionSource):
                                     float(self.config.epsilon), float(self.config.min_eig_threshold))
         self._threads = int(self.config.threads) or default_threads()
         self._pyramid_key = f"lk_pyramid:{self.config.window}:{self.config.levels}"
+        self._pyramids = PyramidPool()
         self.batched = self.config.backend == "batched" and load_library() is not None
         self.batches = self.batched  # the tracker hands estimate_many every chain of a frame
         if self.config.backend == "batched" and not self.batched:
@@ -113,8 +114,8 @@ class LucasKanadeSource(MotionSource):
 
     def pyramid(self, buffer: ClipBuffer, index: int) -> FramePyramid:
         """The LK pyramid of buffered frame ``index`` (built on first use, cached with the frame)."""
-        return buffer.cached(index, self._pyramid_key,
-                             lambda _rgb: build_pyramid(buffer.gray(index), self.config.window, self.config.levels))
+        return buffer.cached(index, self._pyramid_key, lambda _rgb: self._pyramids.build(
+            buffer.gray(index), self.config.window, self.config.levels))
 
     def estimate(self, buffer: ClipBuffer, a: int, b: int, points: np.ndarray) -> MotionEstimate:
         return self.estimate_many(buffer, [(a, b, points)])[0]
