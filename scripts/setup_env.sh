@@ -167,6 +167,28 @@ else
   stamp_set interfaces "$IFACE_HASH"
 fi
 
+# ---- 3b. the batched LK kernel (native/ -> gs_tracker_ros/motion/libgs_lk.so) -----------------
+# Optional at run time (without it the LK source runs OpenCV: the same tracks, slower), but built
+# here so that the default configuration gets it.
+LK_LIB="$ROOT/gs_tracker_ros/motion/libgs_lk.so"
+LK_HASH="$(hash_inputs native)-$( (c++ --version 2>/dev/null || g++ --version) | head -n1 | sha256sum | cut -c1-16)"
+if stamp_ok lk-kernel "$LK_HASH" && [[ -f "$LK_LIB" ]]; then
+  log "LK kernel: up to date"
+else
+  rm -f "$VENV/.stamp-lk-kernel"
+  LKLOG="$ROOT/build/lk_kernel.log"
+  log "LK kernel: building native/ (cmake; log: build/lk_kernel.log)"
+  if ! (
+    cmake -S "$ROOT/native" -B "$ROOT/build/native" -DCMAKE_BUILD_TYPE=Release &&
+      cmake --build "$ROOT/build/native" -j "$JOBS" &&
+      cp "$ROOT/build/native/libgs_lk.so" "$LK_LIB.tmp" && mv -f "$LK_LIB.tmp" "$LK_LIB"
+  ) >"$LKLOG" 2>&1; then
+    tail -n 40 "$LKLOG" >&2
+    die "building the LK kernel failed; full log: $LKLOG"
+  fi
+  stamp_set lk-kernel "$LK_HASH"
+fi
+
 # ---- 4. editable install of the sources ------------------------------------------------------
 EDIT_HASH="$(hash_inputs setup.py setup.cfg pyproject.toml)-$(printf '%s' "$ROOT" | sha256sum | cut -c1-16)"
 if stamp_ok editable "$EDIT_HASH" && [[ -x "$VENV/bin/gs-tracker" ]] \

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..core.clip_buffer import validate_frame
 from ..motion.config import LKConfig, klt_baseline_lk
-from ..core.errors import InputError
+from ..core.errors import ConfigError, InputError
 from ..core.geometry import clip_to_image, inside_image
 from ..core.geometry import validate_query_points
 from ..core.types import TrackState
@@ -41,6 +41,9 @@ class KLTTracker:
     def __init__(self, config: LKConfig | None = None) -> None:
         self.config = config or klt_baseline_lk()
         self.config.validate("klt")
+        if self.config.backend != "opencv":
+            raise ConfigError(f"klt.backend: the klt baseline runs OpenCV's LK only (got '{self.config.backend}'; "
+                              "lk.backend chooses the LK of our tracker)")
         self._params = lk_params(self.config)
         self.reset()
 

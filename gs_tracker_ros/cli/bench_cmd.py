@@ -328,6 +328,11 @@ def format_profile(results: dict[str, Any]) -> str:
     lines.append("| all points | " + " | ".join(f"{per[p]['lk_pair']['all_points_ms']:.2f}" for p in cols) + " |")
     lines.append("| one point (about the pyramids built inside both OpenCV calls) | "
                  + " | ".join(f"{per[p]['lk_pair']['one_point_ms']:.2f}" for p in cols) + " |")
+    for key, label in (("kernel_all_points_ms", "batched kernel, all points, pyramids built before (all cores)"),
+                       ("kernel_one_thread_ms", "batched kernel, all points, one thread"),
+                       ("pyramid_build_ms", "batched kernel: building one frame's pyramid")):
+        if all(key in per[p]["lk_pair"] for p in cols):
+            lines.append(f"| {label} | " + " | ".join(f"{per[p]['lk_pair'][key]:.2f}" for p in cols) + " |")
     lines.append("")
     ros = [per[p]["ros"] for p in cols]
     if isinstance(ros[0], str):

@@ -8,7 +8,8 @@ and as CPU time of the process (all its threads: OpenCV's workers included). On 
 with other work the CPU time is the steadier measure of the work done; the wall time is what a
 user waits. Chains are timed
 per source and interval (``lk t-1``, ``lk t-2``, ...; each row is one forward + backward LK
-pass of all its points). The timers change nothing that is computed: tracked positions are the
+pass of all its points), or, for a source that batches them (``lk.backend: batched``), as one
+row for all chains of the frame. The timers change nothing that is computed: tracked positions are the
 same with and without them. Used by ``gs-tracker bench --profile``.
 
 :func:`lk_pyramid_share` measures how much of one forward + backward LK pass is the image
@@ -115,6 +116,8 @@ def _instrument(tracker: Any, clock: _StageClock) -> None:
         src.estimate = clock.wrap(
             lambda _buffer, a, b, _points, _name=src.name: f"{_name} chain t-{b - a} (forward + backward)",
             src.estimate)
+        if src.batches:  # all chains of a frame in one call: one row
+            src.estimate_many = clock.wrap(f"{src.name} chains t-* batched (forward + backward)", src.estimate_many)
     tracker._chains = clock.wrap("chain bookkeeping (chain(), gather)", tracker._chains)
     tracker._own_motion = clock.wrap("own motion + leaving-image test", tracker._own_motion)
     if tracker.chain_filter is not None:
@@ -129,6 +132,8 @@ def _stage_order(name: str) -> tuple[int, int]:
     """Chains of one source together, shortest interval first; other stages in first-run order."""
     if " chain t-" in name:
         return (1, int(name.split(" chain t-")[1].split(" ")[0]))
+    if " chains t-* batched" in name:
+        return (1, 0)
     return (0 if name in ("frame push (validate, copy)", "grey conversion") or "on_frame" in name else 2, 0)
 
 
@@ -164,20 +169,36 @@ def profile_tracker(tracker: Any, frames: list[np.ndarray], num_points: int, war
 
 def lk_pyramid_share(frames: list[np.ndarray], num_points: int, params: dict, repeats: int = 10) -> dict[str, float]:
     """ms of one forward + backward LK pass between two frames with ``num_points`` points and
-    with one point (the latter is about the pyramids built inside the two OpenCV calls)."""
+    with one point (the latter is about the pyramids built inside the two OpenCV calls); where the
+    batched kernel is built, also the same pass with it on pyramids built beforehand (on all cores
+    and on one thread) and the ms to build one frame's pyramid for it."""
     import cv2
+
+    from ..motion.lk_native import LKSettings, default_threads, forward_backward_many, load_library
+    from ..motion.lk_pyramid import build_pyramid
 
     a = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)
     b = cv2.cvtColor(frames[1], cv2.COLOR_RGB2GRAY)
     h, w = a.shape
     pts = first_grid_points(w, h, num_points)
 
-    def median_ms(p: np.ndarray) -> float:
+    def median_ms(fn: Callable[[], Any]) -> float:
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            lk_forward_backward(a, b, p, params)
+            fn()
             times.append((time.perf_counter() - t0) * 1e3)
         return float(np.median(times))
 
-    return {"all_points_ms": median_ms(pts), "one_point_ms": median_ms(pts[:1])}
+    out = {"all_points_ms": median_ms(lambda: lk_forward_backward(a, b, pts, params)),
+           "one_point_ms": median_ms(lambda: lk_forward_backward(a, b, pts[:1], params))}
+    if load_library() is not None:
+        window, levels = params["winSize"][0], params["maxLevel"]
+        crit = params["criteria"]
+        settings = LKSettings(window, crit[1], crit[2], params["minEigThreshold"])
+        pa, pb = build_pyramid(a, window, levels), build_pyramid(b, window, levels)
+        out["kernel_all_points_ms"] = median_ms(lambda: forward_backward_many([(pa, pb, pts)], settings,
+                                                                              default_threads()))
+        out["kernel_one_thread_ms"] = median_ms(lambda: forward_backward_many([(pa, pb, pts)], settings, 1))
+        out["pyramid_build_ms"] = median_ms(lambda: build_pyramid(a, window, levels))
+    return out

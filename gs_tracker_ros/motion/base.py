@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -53,6 +54,9 @@ class MotionSource(ABC):
     #: chain intervals (frames) this source is used for; None = every chain of the ladder and the
     #: query chain. A dense source can limit itself to the short chains, whose fields it can afford.
     intervals: tuple[int, ...] | None = None
+    #: :meth:`estimate_many` does the frame pairs of one frame together (faster than one
+    #: :meth:`estimate` each): the tracker then hands it every chain of a frame in one call.
+    batches: bool = False
 
     def on_frame(self, buffer: ClipBuffer, index: int) -> None:  # optional hook
         """Called once after frame ``index`` was pushed; may precompute per-frame data."""
@@ -60,6 +64,13 @@ class MotionSource(ABC):
     @abstractmethod
     def estimate(self, buffer: ClipBuffer, a: int, b: int, points: np.ndarray) -> MotionEstimate:
         """Motion from frame ``a`` to frame ``b`` of ``points`` ``(N, 2)`` px given in frame a."""
+
+    def estimate_many(self, buffer: ClipBuffer,
+                      pairs: Sequence[tuple[int, int, np.ndarray]]) -> list[MotionEstimate]:
+        """:meth:`estimate` of every ``(a, b, points)`` in ``pairs``, in order. This default makes one
+        call per pair; a source with ``batches = True`` overrides it with one pass over all pairs
+        (the same numbers as its :meth:`estimate`)."""
+        return [self.estimate(buffer, a, b, points) for a, b, points in pairs]
 
     def reset(self) -> None:  # optional hook
         """Drop any cached state (called when the tracker resets)."""

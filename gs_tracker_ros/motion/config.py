@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ..core.errors import check_range as _check
 
 DIS_PRESETS = ("ultrafast", "fast", "medium")
+LK_BACKENDS = ("batched", "opencv")
 
 
 @dataclass
@@ -60,6 +61,12 @@ class LKConfig:
             check and the generated scenes, badja_dev unchanged (docs/accuracy.md).
         sigma0: base standard deviation of an LK estimate in px.
         fb_threshold: a chain is invalid when the forward-backward error exceeds this (px).
+        backend: ``batched`` (default): the project's LK kernel (native/, built by ``make setup``),
+            pyramids built once per frame and all chains of a frame in one multi-threaded call;
+            ``opencv``: ``cv2.calcOpticalFlowPyrLK`` per chain and direction, the reference. The tracks are the same to the bit (docs/performance.md); where the kernel
+            is not built, ``batched`` runs OpenCV (with one warning). The ``klt`` baseline always
+            runs OpenCV.
+        threads: threads of the batched kernel (0: one per CPU core this process may use).
     """
 
     window: int = 21
@@ -69,6 +76,8 @@ class LKConfig:
     min_eig_threshold: float = 1.0e-5
     sigma0: float = 0.5
     fb_threshold: float = 16.0
+    backend: str = "batched"
+    threads: int = 0
 
     def validate(self, section: str = "lk") -> None:
         """Raise :class:`ConfigError` naming ``section.field`` for a value out of range."""
@@ -80,12 +89,15 @@ class LKConfig:
         _check(0.0 <= self.min_eig_threshold <= 1.0, p + "min_eig_threshold", self.min_eig_threshold, "in [0, 1]")
         _check(0.0 < self.sigma0 <= 50.0, p + "sigma0", self.sigma0, "in (0, 50] px")
         _check(0.0 < self.fb_threshold <= 1000.0, p + "fb_threshold", self.fb_threshold, "in (0, 1000] px")
+        _check(self.backend in LK_BACKENDS, p + "backend", self.backend, f"one of {LK_BACKENDS}")
+        _check(0 <= self.threads <= 256, p + "threads", self.threads, "in [0, 256] (0: one per core)")
 
 
 def klt_baseline_lk() -> LKConfig:
     """LK settings of the ``klt`` baseline, as OpenCV's own samples and most users run it:
     21 px window, 3 pyramid levels, 30 iterations / 0.01 px, OpenCV's minimum-eigenvalue
     threshold (1e-4), and the customary 1 px
-    forward-backward check (a point failing it is reported occluded for that frame only)."""
+    forward-backward check (a point failing it is reported occluded for that frame only); OpenCV's
+    own LK (``backend`` opencv: the baseline is what OpenCV users get)."""
     return LKConfig(window=21, levels=3, max_iterations=30, epsilon=0.01, min_eig_threshold=1.0e-4,
-                    fb_threshold=1.0)
+                    fb_threshold=1.0, backend="opencv")

@@ -1,8 +1,15 @@
-"""Sparse pyramidal Lucas-Kanade (OpenCV) at the point positions, with a forward-backward variance."""
+"""Sparse pyramidal Lucas-Kanade at the point positions, with a forward-backward variance.
+
+Two backends compute the same passes (``lk.backend``): OpenCV's ``calcOpticalFlowPyrLK`` (the
+reference) and the batched kernel of :mod:`~gs_tracker_ros.motion.lk_native` (pyramids once per
+frame, every chain of a frame in one multi-threaded call).
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -11,6 +18,10 @@ from ..core.clip_buffer import ClipBuffer
 from .config import LKConfig
 from ..core.geometry import inside_image
 from .base import MotionEstimate, MotionSource
+from .lk_native import LKSettings, default_threads, forward_backward_many, library_path, load_library
+from .lk_pyramid import FramePyramid, PyramidPool
+
+_log = logging.getLogger(__name__)
 
 
 def lk_params(config: LKConfig) -> dict:
@@ -50,10 +61,17 @@ def lk_forward_backward(gray_a: np.ndarray, gray_b: np.ndarray, points: np.ndarr
     p0 = np.ascontiguousarray(pts.reshape(-1, 1, 2))
     p1, st1, _ = cv2.calcOpticalFlowPyrLK(gray_a, gray_b, p0, None, **params)
     p0b, st2, _ = cv2.calcOpticalFlowPyrLK(gray_b, gray_a, p1, None, **params)
-    p1 = p1.reshape(n, 2)
-    fb = np.linalg.norm(p0b.reshape(n, 2) - pts, axis=1)
-    ok = (st1.reshape(n) == 1) & (st2.reshape(n) == 1) & np.isfinite(fb) & np.isfinite(p1).all(axis=1)
-    landing = np.where(ok[:, None], p1, pts).astype(np.float32)
+    return fb_result(pts, p1.reshape(n, 2), st1.reshape(n) == 1, p0b.reshape(n, 2), st2.reshape(n) == 1)
+
+
+def fb_result(points: np.ndarray, forward: np.ndarray, forward_ok: np.ndarray, backward: np.ndarray,
+              backward_ok: np.ndarray) -> LKResult:
+    """The :class:`LKResult` of a forward pass (positions ``(N, 2)`` px in image b and success) and
+    the backward pass from there (positions in image a and success), for ``points (N, 2)`` px."""
+    pts = np.asarray(points, np.float32).reshape(-1, 2)
+    fb = np.linalg.norm(backward - pts, axis=1)
+    ok = forward_ok & backward_ok & np.isfinite(fb) & np.isfinite(forward).all(axis=1)
+    landing = np.where(ok[:, None], forward, pts).astype(np.float32)
     return LKResult(landing, np.where(ok, fb, np.inf).astype(np.float32), ok)
 
 
@@ -63,6 +81,10 @@ class LucasKanadeSource(MotionSource):
     ``d = LK_ab(p) - p``; forward-backward error ``e = |LK_ba(p + d) - p|``; variance
     ``s2 = sigma0^2 + e^2``; ``valid`` = both LK passes converged, ``e < fb_threshold`` and the
     landing point inside the image. Cost grows with the number of points (no dense work).
+
+    With ``config.backend == "batched"`` (and the kernel built) each frame's pyramid is built once
+    (cached in the :class:`ClipBuffer`, dropped with the frame) and :meth:`estimate_many` runs the
+    chains of a frame in one kernel call; otherwise every pair is two OpenCV calls.
     """
 
     name = "lk"
@@ -72,15 +94,50 @@ class LucasKanadeSource(MotionSource):
         self.config = config or LKConfig()
         self.config.validate()
         self._params = lk_params(self.config)
+        self._settings = LKSettings(int(self.config.window), int(self.config.max_iterations),
+                                    float(self.config.epsilon), float(self.config.min_eig_threshold))
+        self._threads = int(self.config.threads) or default_threads()
+        self._pyramid_key = f"lk_pyramid:{self.config.window}:{self.config.levels}"
+        self._pyramids = PyramidPool()
+        self.batched = self.config.backend == "batched" and load_library() is not None
+        self.batches = self.batched  # the tracker hands estimate_many every chain of a frame
+        if self.config.backend == "batched" and not self.batched:
+            _log.warning("lk.backend batched: the LK kernel is not built (%s missing; `make setup` builds "
+                         "it), running OpenCV's LK instead (the same tracks, slower)", library_path())
 
     def on_frame(self, buffer: ClipBuffer, index: int) -> None:
-        buffer.gray(index)  # converted once here, so that chains running at once never race on it
+        # Prepared once here, so that chains running at once never race on the cache.
+        if self.batched:
+            self.pyramid(buffer, index)
+        else:
+            buffer.gray(index)
+
+    def pyramid(self, buffer: ClipBuffer, index: int) -> FramePyramid:
+        """The LK pyramid of buffered frame ``index`` (built on first use, cached with the frame)."""
+        return buffer.cached(index, self._pyramid_key, lambda _rgb: self._pyramids.build(
+            buffer.gray(index), self.config.window, self.config.levels))
 
     def estimate(self, buffer: ClipBuffer, a: int, b: int, points: np.ndarray) -> MotionEstimate:
-        res = lk_forward_backward(buffer.gray(a), buffer.gray(b), points, self._params)
+        return self.estimate_many(buffer, [(a, b, points)])[0]
+
+    def estimate_many(self, buffer: ClipBuffer,
+                      pairs: Sequence[tuple[int, int, np.ndarray]]) -> list[MotionEstimate]:
+        """:meth:`estimate` of every ``(a, b, points)`` in ``pairs``, in order; with the batched
+        backend all of them in one kernel call."""
+        if self.batched:
+            passes = forward_backward_many(
+                [(self.pyramid(buffer, a), self.pyramid(buffer, b), pts) for a, b, pts in pairs],
+                self._settings, self._threads)
+            results = [fb_result(pts, p.forward, p.forward_ok, p.backward, p.backward_ok)
+                       for (_, _, pts), p in zip(pairs, passes)]
+        else:
+            results = [lk_forward_backward(buffer.gray(a), buffer.gray(b), pts, self._params) for a, b, pts in pairs]
+        return [self._motion(res, pts, buffer.shape) for (_, _, pts), res in zip(pairs, results)]
+
+    def _motion(self, res: LKResult, points: np.ndarray, shape: tuple[int, int]) -> MotionEstimate:
         fb_err = np.where(res.converged, res.fb_error, 1e6)
         disp = res.landing - np.asarray(points, np.float32)
         variance = self.config.sigma0**2 + fb_err**2
-        valid = res.converged & (fb_err < self.config.fb_threshold) & inside_image(res.landing, buffer.shape)
+        valid = res.converged & (fb_err < self.config.fb_threshold) & inside_image(res.landing, shape)
         return MotionEstimate(disp.astype(np.float32), variance.astype(np.float32), valid,
                               res.fb_error.astype(np.float32))

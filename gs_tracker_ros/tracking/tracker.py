@@ -415,18 +415,35 @@ class ProbabilisticTracker:
         return out
 
     def _estimate(self, tasks: list, t: int) -> list:
-        """The motion estimates of ``tasks`` (see :meth:`_chains`), in order: on ``chain_workers``
-        threads when that is above 1 and every source is thread-safe, else one after the other.
-        Each estimate depends only on its own frame pair and points, so both give the same numbers."""
-        def run(task):
-            _, source, s, rows, mu_s, _ = task
+        """The motion estimates of ``tasks`` (see :meth:`_chains`), in order. A source that batches
+        (``source.batches``, e.g. LK with ``lk.backend: batched``) gets all its tasks of the frame in
+        one ``estimate_many`` call; the others run on ``chain_workers`` threads when that is above 1
+        and every source is thread-safe, else one after the other. Each estimate depends only on its
+        own frame pair and points, so all of these give the same numbers."""
+        out: list = [None] * len(tasks)
+        single = []
+        for source in self.sources:
+            mine = [i for i, task in enumerate(tasks) if task[1] is source]
+            if mine and source.batches:
+                pairs = [(tasks[i][2], t, tasks[i][4][tasks[i][3]]) for i in mine]
+                for i, est in zip(mine, source.estimate_many(self.buffer, pairs)):
+                    out[i] = est
+            else:
+                single += mine
+
+        def run(i):
+            _, source, s, rows, mu_s, _ = tasks[i]
             return source.estimate(self.buffer, s, t, mu_s[rows])
 
-        if self.chain_workers <= 1 or len(tasks) < 2 or not all(src.thread_safe for src in self.sources):
-            return [run(task) for task in tasks]
-        if self._pool is None or self._pool_size != self.chain_workers:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-            self._pool = ThreadPoolExecutor(max_workers=self.chain_workers, thread_name_prefix="chains")
-            self._pool_size = self.chain_workers
-        return list(self._pool.map(run, tasks))
+        if self.chain_workers <= 1 or len(single) < 2 or not all(src.thread_safe for src in self.sources):
+            ests = [run(i) for i in single]
+        else:
+            if self._pool is None or self._pool_size != self.chain_workers:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=True)
+                self._pool = ThreadPoolExecutor(max_workers=self.chain_workers, thread_name_prefix="chains")
+                self._pool_size = self.chain_workers
+            ests = list(self._pool.map(run, single))
+        for i, est in zip(single, ests):
+            out[i] = est
+        return out
