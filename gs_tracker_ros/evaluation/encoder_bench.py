@@ -143,6 +143,8 @@ def bench_encoders(engines: dict[str, Any], runs: int = 20, warmup: int = 3,
 class _TimedSource:
     """Wraps a motion source; adds up the wall time of its ``on_frame`` and ``estimate`` per frame."""
 
+    batches = False  # every estimate goes through :meth:`estimate`, so that it is timed
+
     def __init__(self, source) -> None:
         self.source, self.name = source, source.name
         self.ms: dict[int, float] = {}  # newest frame index -> ms spent in the source for that frame
@@ -160,6 +162,10 @@ class _TimedSource:
         out = self.source.estimate(buffer, a, b, points)
         self._add(buffer.latest, t0)
         return out
+
+    @property
+    def thread_safe(self) -> bool:
+        return self.source.thread_safe
 
     def reset(self):
         self.source.reset()
