@@ -677,7 +677,7 @@ def test_mailbox_keeps_only_the_newest_image_and_counts_the_rest(local_node):
     s = node.stats.snapshot()
     assert (s["frames_received"], s["frames_processed"], s["frames_dropped"]) == (6, 2, 4)
     np.testing.assert_array_equal(seen[1], tex.frame(5)[0, 0])  # the newest image won
-    assert node._latest_header.stamp.sec == 5
+    assert node.latest_stamp.sec == 5
 
 
 def test_a_looping_source_resets_the_tracker_once_per_jump_with_one_warning(local_node):
@@ -707,9 +707,9 @@ def test_a_looping_source_resets_the_tracker_once_per_jump_with_one_warning(loca
             node._on_image(msg)
             done += 1
             assert _wait(lambda: node.stats.frames_processed == done)
-            if t == 0 and node._live_ids == set():
+            if t == 0 and not node._live_ids:
                 with node._tracker_lock:
-                    node._live_ids.update(node._tracker.add_queries(np.array([[30.0, 30.0], [50.0, 40.0]])).tolist())
+                    node._tracker.add_queries(np.array([[30.0, 30.0], [50.0, 40.0]]))
     s = node.stats.snapshot()
     assert (s["stamp_jumps_back"], s["stamps_out_of_order"], s["errors"]) == (2, 2, 0), s
     jumps = [w for w in warnings if "time jumped back" in w]
@@ -751,7 +751,7 @@ def test_worker_survives_exceptions_and_tracks_the_next_image(local_node):
     for t in range(2, 2 + MAX_CONSECUTIVE_FAILURES):
         node._on_image(_image(tex, t))
         assert _wait(lambda k=t: node.stats.errors == k)
-    assert node._latest_header is None  # reset
+    assert node.latest_stamp is None  # reset
     node._tracker.step = real_step
     node._on_image(_image(tex, 20))
     assert _wait(lambda: node.stats.frames_processed == 2)
