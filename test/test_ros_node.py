@@ -756,3 +756,52 @@ def test_worker_survives_exceptions_and_tracks_the_next_image(local_node):
     node._on_image(_image(tex, 20))
     assert _wait(lambda: node.stats.frames_processed == 2)
     assert node._worker.is_alive()
+
+
+def test_start_does_nothing_more_once_the_process_is_stopping(ros_context):
+    """A signal while the node starts (run_node sets the stop event): no configure when it came
+    before, no activate when it came while the tracker was built; the node can still be destroyed."""
+    import threading
+
+    from gs_tracker_ros.ros.node import TrackerNode
+
+    stop = threading.Event()
+    node = TrackerNode(context=ros_context, autostart=False)
+    try:
+        stop.set()
+        node.start(stop=stop)
+        assert node.lifecycle_state() == "unconfigured"
+        stop.clear()
+        build = node._build_tracker
+
+        def build_then_signal():  # the signal arrives while the model / engine loads
+            tracker = build()
+            stop.set()
+            return tracker
+
+        node._build_tracker = build_then_signal
+        node.start(stop=stop)
+        assert node.lifecycle_state() == "inactive" and node.image_sub is None and node._worker is None
+    finally:
+        node.destroy_node()
+
+
+def test_tracks_message_carries_every_field_of_the_state_in_order():
+    from std_msgs.msg import Header
+
+    from gs_tracker_ros.core.types import TrackState
+    from gs_tracker_ros.ros.messages import ns_text, stamp_ns, stamp_text, tracks_msg
+
+    state = TrackState(7, np.array([4, 9, 2], np.int64), np.array([[1.5, 2.0], [30.25, 4.0], [5.0, 60.5]], np.float32),
+                       np.array([0.5, 2.0, 9.0], np.float32), np.array([True, False, True]),
+                       np.array([1, 2, 3], np.uint8), np.array([0.01, 0.5, 0.25], np.float32))
+    header = Header()
+    header.stamp.sec, header.stamp.nanosec, header.frame_id = 12, 5_000, "cam"
+    msg = tracks_msg(state, header)
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id) == (12, 5_000, "cam")
+    assert [(t.id, t.visible, t.status) for t in msg.tracks] == [(4, True, 1), (9, False, 2), (2, True, 3)]
+    floats = np.array([(t.x, t.y, t.variance, t.p_lost) for t in msg.tracks])
+    np.testing.assert_allclose(floats, np.column_stack([state.xy, state.variance, state.p_lost]), rtol=1e-6)
+    assert len(tracks_msg(TrackState.empty(0), header).tracks) == 0
+    assert stamp_ns(header.stamp) == 12_000_005_000
+    assert stamp_text(header.stamp) == ns_text(12_000_005_000) == "12.000005000"
