@@ -496,7 +496,8 @@ class TrackerNode(LifecycleNode):
 
     @property
     def _live_ids(self) -> frozenset[int]:
-        """The ids the tracker tracks now (read from it: the node keeps no copy)."""
+        """The ids the tracker tracks now, read from it (the node keeps no copy; a property under
+        the old attribute's name, so that the parameter checks read the tracker too)."""
         with self._tracker_lock:
             tracker = self._tracker
             return frozenset(tracker.state().ids.tolist()) if tracker is not None else frozenset()
