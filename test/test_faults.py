@@ -360,9 +360,9 @@ def test_the_node_params_file_configures_the_cli(frames, tmp_path):
 
 def test_params_file_node_name_is_the_nodes():
     pytest.importorskip("rclpy", reason="the ROS 2 wheels are not installed")
-    from gs_tracker_ros.ros import node, params_file
+    from gs_tracker_ros.ros import node, params_file, run_node
 
-    assert params_file.NODE_NAME == node.NODE_NAME
+    assert params_file.NODE_NAME == node.NODE_NAME == run_node.NODE_NAME
 
 
 # --------------------------------------------------------------------------- wrong words

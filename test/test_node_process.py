@@ -58,14 +58,14 @@ def test_bad_params_file_is_one_line_exit_2(ros_env, tmp_path, content, needle):
 def test_any_other_start_up_failure_is_one_line_and_non_zero(monkeypatch, capsys):
     """Whatever fails before the node spins (here an unexpected error while checking the command
     line) ends the process with exit 1 and one line, never silently with 0."""
-    from gs_tracker_ros.ros import node as node_module
+    from gs_tracker_ros.ros import parameters, run_node
 
     def broken(argv):
         raise RuntimeError("simulated failure\nwith a second line")
 
-    monkeypatch.setattr(node_module.P, "check_params_files", broken)
-    monkeypatch.setattr(node_module, "_ignore_further_signals", lambda: None)  # keep pytest's Ctrl-C
-    rc = node_module.main(["gs_tracker_node", "--ros-args"])
+    monkeypatch.setattr(parameters, "check_params_files", broken)
+    monkeypatch.setattr(run_node, "_ignore_further_signals", lambda: None)  # keep pytest's Ctrl-C
+    rc = run_node.run(["gs_tracker_node", "--ros-args"])
     err = capsys.readouterr().err
     assert rc == 1, err
     assert err.strip() == "[FATAL] [gs_tracker_node]: cannot start: RuntimeError: simulated failure", err

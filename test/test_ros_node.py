@@ -677,7 +677,7 @@ def test_mailbox_keeps_only_the_newest_image_and_counts_the_rest(local_node):
     s = node.stats.snapshot()
     assert (s["frames_received"], s["frames_processed"], s["frames_dropped"]) == (6, 2, 4)
     np.testing.assert_array_equal(seen[1], tex.frame(5)[0, 0])  # the newest image won
-    assert node._latest_header.stamp.sec == 5
+    assert node.latest_stamp.sec == 5
 
 
 def test_a_looping_source_resets_the_tracker_once_per_jump_with_one_warning(local_node):
@@ -707,9 +707,9 @@ def test_a_looping_source_resets_the_tracker_once_per_jump_with_one_warning(loca
             node._on_image(msg)
             done += 1
             assert _wait(lambda: node.stats.frames_processed == done)
-            if t == 0 and node._live_ids == set():
+            if t == 0 and not node._live_ids:
                 with node._tracker_lock:
-                    node._live_ids.update(node._tracker.add_queries(np.array([[30.0, 30.0], [50.0, 40.0]])).tolist())
+                    node._tracker.add_queries(np.array([[30.0, 30.0], [50.0, 40.0]]))
     s = node.stats.snapshot()
     assert (s["stamp_jumps_back"], s["stamps_out_of_order"], s["errors"]) == (2, 2, 0), s
     jumps = [w for w in warnings if "time jumped back" in w]
@@ -751,8 +751,57 @@ def test_worker_survives_exceptions_and_tracks_the_next_image(local_node):
     for t in range(2, 2 + MAX_CONSECUTIVE_FAILURES):
         node._on_image(_image(tex, t))
         assert _wait(lambda k=t: node.stats.errors == k)
-    assert node._latest_header is None  # reset
+    assert node.latest_stamp is None  # reset
     node._tracker.step = real_step
     node._on_image(_image(tex, 20))
     assert _wait(lambda: node.stats.frames_processed == 2)
     assert node._worker.is_alive()
+
+
+def test_start_does_nothing_more_once_the_process_is_stopping(ros_context):
+    """A signal while the node starts (run_node sets the stop event): no configure when it came
+    before, no activate when it came while the tracker was built; the node can still be destroyed."""
+    import threading
+
+    from gs_tracker_ros.ros.node import TrackerNode
+
+    stop = threading.Event()
+    node = TrackerNode(context=ros_context, autostart=False)
+    try:
+        stop.set()
+        node.start(stop=stop)
+        assert node.lifecycle_state() == "unconfigured"
+        stop.clear()
+        build = node._build_tracker
+
+        def build_then_signal():  # the signal arrives while the model / engine loads
+            tracker = build()
+            stop.set()
+            return tracker
+
+        node._build_tracker = build_then_signal
+        node.start(stop=stop)
+        assert node.lifecycle_state() == "inactive" and node.image_sub is None and node._worker is None
+    finally:
+        node.destroy_node()
+
+
+def test_tracks_message_carries_every_field_of_the_state_in_order():
+    from std_msgs.msg import Header
+
+    from gs_tracker_ros.core.types import TrackState
+    from gs_tracker_ros.ros.messages import ns_text, stamp_ns, stamp_text, tracks_msg
+
+    state = TrackState(7, np.array([4, 9, 2], np.int64), np.array([[1.5, 2.0], [30.25, 4.0], [5.0, 60.5]], np.float32),
+                       np.array([0.5, 2.0, 9.0], np.float32), np.array([True, False, True]),
+                       np.array([1, 2, 3], np.uint8), np.array([0.01, 0.5, 0.25], np.float32))
+    header = Header()
+    header.stamp.sec, header.stamp.nanosec, header.frame_id = 12, 5_000, "cam"
+    msg = tracks_msg(state, header)
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id) == (12, 5_000, "cam")
+    assert [(t.id, t.visible, t.status) for t in msg.tracks] == [(4, True, 1), (9, False, 2), (2, True, 3)]
+    floats = np.array([(t.x, t.y, t.variance, t.p_lost) for t in msg.tracks])
+    np.testing.assert_allclose(floats, np.column_stack([state.xy, state.variance, state.p_lost]), rtol=1e-6)
+    assert len(tracks_msg(TrackState.empty(0), header).tracks) == 0
+    assert stamp_ns(header.stamp) == 12_000_005_000
+    assert stamp_text(header.stamp) == ns_text(12_000_005_000) == "12.000005000"

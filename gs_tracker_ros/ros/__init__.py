@@ -1,6 +1,8 @@
 """The ROS 2 adapter (the only part of gs_tracker_ros that imports rclpy).
 
-* :mod:`.node` — ``gs_tracker_node`` (:class:`~.node.TrackerNode`, ``main``).
+* :mod:`.node` — :class:`~.node.TrackerNode`, the lifecycle node of ``gs_tracker_node``.
+* :mod:`.run_node` — the ``gs_tracker_node`` process: signals, start-up errors, exit codes.
+* :mod:`.messages` — the ``tracks`` message built from a tracker state; stamp helpers.
 * :mod:`.image_conversion` — sensor_msgs/Image <-> numpy without cv_bridge.
 * :mod:`.parameters` — the node's parameters, generated from the tracker config.
 * :mod:`.diagnostics` — counters, latency and the /diagnostics status.

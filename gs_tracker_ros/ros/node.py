@@ -19,22 +19,23 @@ Lifecycle (a managed node): ``configure`` builds the tracker and offers the serv
 ``activate`` subscribes / publishes / starts the worker, ``deactivate`` and ``cleanup`` undo
 that; ``autostart`` (default true) runs configure + activate at start-up.
 
+The node is an adapter: the tracker holds the tracks and the frames (read back through
+``tracker.state()``), :mod:`.messages` builds what is published, and
+:mod:`~gs_tracker_ros.tracking.retrack` carries points picked on an earlier image to the newest.
+
 Run: ``gs_tracker_node --ros-args --params-file config/tracker.yaml -r image:=/camera/image_raw``
-(or ``python -m gs_tracker_ros.ros.run_node ...``, see :mod:`.run_node`).
+(or ``python -m gs_tracker_ros.ros.run_node ...``): the process around the node (signals, start-up
+errors, exit codes) is :mod:`.run_node`.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
-from collections import deque
 from typing import Any
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
@@ -42,7 +43,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
-from gs_tracker_ros.msg import PointTrack, PointTrackArray
+from gs_tracker_ros.msg import PointTrackArray
 from gs_tracker_ros.srv import AddQueries, RemoveQueries
 
 from ..core.clip_buffer import validate_frame
@@ -52,6 +53,7 @@ from ..core.geometry import validate_query_points
 from ..core.types import PointTracker, TrackState
 from ..methods import make_tracker
 from ..tracking.config import TrackerConfig
+from ..tracking.retrack import FrameHistory, QueryCarrier
 from ..viz.overlay import TrackHistory, draw_tracks
 from . import parameters as P
 from .diagnostics import NodeStats, diagnostic_array
@@ -63,6 +65,7 @@ from .image_conversion import (
     rgb_to_image,
 )
 from . import startup_checks
+from .messages import ns_text, stamp_ns, stamp_text, tracks_msg
 from .image_subscription import ImageSubscription
 from .qos import AUTO, AUTO_OVERRIDE_POLICIES, QOS_OVERRIDE_POLICIES, overriding_options, qos_profile
 
@@ -71,7 +74,6 @@ NODE_NAME = "gs_tracker_node"
 # the launch-file check read these.
 SUBSCRIBED_TOPICS = ("image", "camera_info")
 PUBLISHED_TOPICS = ("tracks", "tracks_image", "/diagnostics")
-SERVICES = ("~/add_queries", "~/remove_queries", "~/reset")
 
 LOG_THROTTLE_S = 5.0
 MAX_CONSECUTIVE_FAILURES = 10  # then the tracker is reset (its state may be inconsistent)
@@ -140,18 +142,14 @@ class TrackerNode(LifecycleNode):
         self._tracker: PointTracker | None = None  # built by configure, released by cleanup
         self._configure_error = ""
         self._seeder = GridSeeder(self._params["seed_grid_size"], self._params["reseed_when_below"])
-        self._live_ids: set[int] = set()
-        self._frame_hw: tuple[int, int] | None = None  # size of the frames the tracker holds
-        self._latest_header: Header | None = None  # header of the latest frame given to the tracker
+        # The frames given to the tracker since its last reset, with their stamps and headers: the
+        # tracker knows frames, not ROS stamps. It is the one record of what the tracker was fed
+        # (size, stamp and frame_id of the latest image) and keeps the last query_history images
+        # for ~/add_queries on an earlier image; cleared with every tracker reset.
+        self._frames = FrameHistory(int(self._params["query_history"]))
         self._consecutive_failures = 0
         self._history = None  # viz.overlay.TrackHistory, created while the overlay is subscribed
         self._camera_info: CameraInfo | None = None
-        # (sequence number, stamp ns, RGB frame) of the last query_history processed images, for
-        # ~/add_queries on an earlier image; _resets counts tracker resets (a handover spanning
-        # one is refused)
-        self._recent: deque[tuple[int, int, np.ndarray]] = deque(maxlen=max(1, int(self._params["query_history"])))
-        self._processed_seq = 0
-        self._resets = 0
         # created by configure (services) and activate (topics); None otherwise
         self.add_srv = self.remove_srv = self.reset_srv = None
         self.tracks_pub = self.overlay_pub = self.image_sub = self.info_sub = None
@@ -162,14 +160,30 @@ class TrackerNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
 
-        if self._params["autostart"] if autostart is None else autostart:
-            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                error = self._configure_error or "configure failed"
+        if autostart or autostart is None:
+            try:
+                self.start(force=bool(autostart))
+            except TrackerError:
                 super().destroy_node()
-                raise TrackerError(error)
-            self.trigger_activate()
+                raise
 
     # ------------------------------------------------------------------------------------ lifecycle
+    def start(self, stop: threading.Event | None = None, force: bool = False) -> None:
+        """Configure and activate, when the ``autostart`` parameter (or ``force``) says so; raise
+        :class:`TrackerError` with the reason when configure fails. ``stop``: the process is
+        ending (a signal while starting, :mod:`.run_node`): nothing more is started once it is
+        set, so a signal during a long configure (a model loading) never leaves a node that
+        activates and tracks after it."""
+        if not (force or self._params["autostart"]):
+            return
+        if stop is not None and stop.is_set():
+            return
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            raise TrackerError(self._configure_error or "configure failed")
+        if stop is not None and stop.is_set():
+            return
+        self.trigger_activate()
+
     def lifecycle_state(self) -> str:
         """``unconfigured`` / ``inactive`` / ``active`` / ``finalized`` (or a transition)."""
         return str(self._state_machine.current_state[1])
@@ -239,7 +253,7 @@ class TrackerNode(LifecycleNode):
     @property
     def finalized(self) -> bool:
         """True once the lifecycle ``shutdown`` transition completed (nothing can bring the node
-        back: :func:`main` then ends the process with exit code 0)."""
+        back: :func:`.run_node.run` then ends the process with exit code 0)."""
         return self.lifecycle_state() == "finalized"
 
     def _deactivate(self) -> None:
@@ -340,7 +354,8 @@ class TrackerNode(LifecycleNode):
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
-        hw = self._frame_hw
+        latest = self._frames.latest
+        hw = latest.shape_hw if latest is not None else None
         if hw is not None and (msg.height, msg.width) != hw:
             text = (f"camera_info is {msg.width}x{msg.height} but the images are {hw[1]}x{hw[0]} "
                     f"(check the remappings of 'image' and 'camera_info')")
@@ -397,27 +412,24 @@ class TrackerNode(LifecycleNode):
             return
         hw = (int(frame.shape[0]), int(frame.shape[1]))
         with self._tracker_lock:
-            if self._latest_header is not None and self._jumped_back(msg.header, self._latest_header):
+            previous = self._frames.latest
+            if previous is not None and self._jumped_back(msg.header, previous.meta):
                 self._reset_tracker_locked()  # this image starts afresh, like the first one
-            if self._frame_hw is not None and hw != self._frame_hw:
+                previous = None
+            if previous is not None and hw != previous.shape_hw:
                 self.get_logger().warning(
-                    f"image size changed from {self._frame_hw[1]}x{self._frame_hw[0]} to {hw[1]}x{hw[0]}: "
+                    f"image size changed from {previous.shape_hw[1]}x{previous.shape_hw[0]} to {hw[1]}x{hw[0]}: "
                     f"resetting the tracker ({len(self._live_ids)} track(s) dropped)")
                 self._reset_tracker_locked()
             state = self._tracker.step(frame)
-            self._frame_hw = hw
-            self._latest_header = msg.header
-            self._processed_seq += 1
-            if self._params["query_history"] > 0:
-                self._recent.append((self._processed_seq, _stamp_ns(msg.header.stamp), frame))
-            self._live_ids = set(state.ids.tolist())
+            self._frames.record(stamp_ns(msg.header.stamp), frame, meta=msg.header)
             if self._seeder.enabled:
                 self._seed(state, hw)
         self._consecutive_failures = 0
 
         tracks_pub = self.tracks_pub  # None once deactivated
         if tracks_pub is not None:
-            tracks_pub.publish(self._tracks_msg(state, msg.header))
+            tracks_pub.publish(tracks_msg(state, msg.header))
         latency = time.monotonic() - t_receipt
         self._publish_overlay(frame, state, msg.header)
         # counted last: every received image ends up exactly once as processed, dropped, rejected
@@ -429,19 +441,19 @@ class TrackerNode(LifecycleNode):
         a restarted driver), the tracker must start afresh; one warning per jump (throttled).
         An image with the previous image's stamp is tracked as the next frame, with a warning.
         Tracker lock held."""
-        now_ns, prev_ns = _stamp_ns(header.stamp), _stamp_ns(previous.stamp)
+        now_ns, prev_ns = stamp_ns(header.stamp), stamp_ns(previous.stamp)
         if now_ns > prev_ns:
             return False
         self.stats.stamp_out_of_order()
         if now_ns == prev_ns:
             self._warn("stamp_repeated",
-                       f"image stamped {_stamp_text(header.stamp)} has the same stamp as the previous image: "
+                       f"image stamped {stamp_text(header.stamp)} has the same stamp as the previous image: "
                        f"tracking it as the next frame anyway (the tracker follows arrival order)")
             return False
         self.stats.jumped_back()
         self._warn("stamp_jump_back",
-                   f"image stamped {_stamp_text(header.stamp)} is {(prev_ns - now_ns) / 1e9:.3f} s older than the "
-                   f"previous image ({_stamp_text(previous.stamp)}): time jumped back (a looping bag or a "
+                   f"image stamped {stamp_text(header.stamp)} is {(prev_ns - now_ns) / 1e9:.3f} s older than the "
+                   f"previous image ({stamp_text(previous.stamp)}): time jumped back (a looping bag or a "
                    f"restarted source); resetting the tracker, {len(self._live_ids)} track(s) dropped (add points "
                    f"again with ~/add_queries; grid seeding re-seeds)")
         return True
@@ -449,32 +461,8 @@ class TrackerNode(LifecycleNode):
     def _seed(self, state: TrackState, hw: tuple[int, int]) -> None:
         """Grid seeding on the frame just stepped (tracker lock held)."""
         result = self._seeder.reseed(self._tracker, state, hw[1], hw[0], int(self._params["max_tracks"]))
-        if not result.changed:
-            return
-        self._live_ids.difference_update(result.removed_ids.tolist())
-        self._live_ids.update(result.added_ids.tolist())
-        self.stats.tracks_changed(len(self._live_ids))
-
-    @staticmethod
-    def _tracks_msg(state: TrackState, header: Header) -> PointTrackArray:
-        out = PointTrackArray()
-        out.header.stamp = header.stamp
-        out.header.frame_id = header.frame_id
-        ids = state.ids.tolist()
-        xs = state.xy[:, 0].tolist()
-        ys = state.xy[:, 1].tolist()
-        vs = state.variance.tolist()
-        lost = state.p_lost.tolist()
-        vis = state.visible.tolist()
-        status = state.status.tolist()
-        tracks = []
-        for i in range(len(ids)):
-            t = PointTrack()
-            t.id, t.x, t.y, t.variance, t.visible, t.status = ids[i], xs[i], ys[i], vs[i], vis[i], status[i]
-            t.p_lost = lost[i]
-            tracks.append(t)
-        out.tracks = tracks
-        return out
+        if result.changed:
+            self.stats.tracks_changed(len(self._live_ids))
 
     def _publish_overlay(self, frame: np.ndarray, state: TrackState, header: Header) -> None:
         overlay_pub = self.overlay_pub
@@ -496,18 +484,30 @@ class TrackerNode(LifecycleNode):
             self._reset_tracker_locked()
 
     def _reset_tracker_locked(self) -> int:
+        """Reset the tracker and what goes with it; the number of tracks dropped."""
         n = len(self._live_ids)
         if self._tracker is not None:
             self._tracker.reset()
         self._seeder.reset()
-        self._live_ids.clear()
-        self._frame_hw = None
-        self._latest_header = None
+        self._frames.clear()
         self._history = None
-        self._recent.clear()
-        self._resets += 1
         self.stats.tracks_changed(0)
         return n
+
+    @property
+    def _live_ids(self) -> frozenset[int]:
+        """The ids the tracker tracks now, read from it (the node keeps no copy; a property under
+        the old attribute's name, so that the parameter checks read the tracker too)."""
+        with self._tracker_lock:
+            tracker = self._tracker
+            return frozenset(tracker.state().ids.tolist()) if tracker is not None else frozenset()
+
+    @property
+    def latest_stamp(self):
+        """The header stamp of the latest image given to the tracker (None before the first one
+        and after a reset)."""
+        latest = self._frames.latest
+        return latest.meta.stamp if latest is not None else None
 
     # ------------------------------------------------------------------------------------ services
     def _on_add_queries(self, request: AddQueries.Request, response: AddQueries.Response) -> AddQueries.Response:
@@ -521,89 +521,94 @@ class TrackerNode(LifecycleNode):
             response.message = "no points given"
             return response
         xy = np.stack([x, y], axis=1)
-        stamp_ns = _stamp_ns(request.stamp)
-        if stamp_ns:
-            return self._add_on_earlier_image(xy, stamp_ns, response)
+        stamp = stamp_ns(request.stamp)
+        if stamp:
+            return self._add_on_earlier_image(xy, stamp, response)
         with self._tracker_lock:
             return self._add_locked(xy, response)
 
     def _add_locked(self, xy: np.ndarray, response: AddQueries.Response, note: str = "") -> AddQueries.Response:
         """Add ``xy`` on the most recent processed image (tracker lock held)."""
-        if self._latest_header is None or self._frame_hw is None:
+        latest = self._frames.latest
+        if latest is None:
             return _fail(response, f"no image received yet: queries are placed on the most recent image; "
                                    f"publish images on '{self._image_topic}' first")
         try:
-            validate_query_points(xy, self._frame_hw)
+            validate_query_points(xy, latest.shape_hw)
         except TrackerError as err:
             return _fail(response, str(err))
         max_tracks = int(self._params["max_tracks"])
-        if len(self._live_ids) + xy.shape[0] > max_tracks:
-            return _fail(response, f"adding {xy.shape[0]} point(s) would exceed max_tracks={max_tracks} "
-                                   f"({len(self._live_ids)} live)")
+        live = len(self._live_ids)
+        if live + xy.shape[0] > max_tracks:
+            return _fail(response, f"adding {xy.shape[0]} point(s) would exceed max_tracks={max_tracks} ({live} live)")
         try:
             ids = np.asarray(self._tracker.add_queries(xy), np.int64)
         except (TrackerError, KeyError, ValueError) as err:
             return _fail(response, _err_text(err))
-        self._live_ids.update(ids.tolist())
-        stamp = self._latest_header.stamp
-        self.stats.tracks_changed(len(self._live_ids))
+        self.stats.tracks_changed(live + ids.size)
         response.success = True
         response.ids = ids.tolist()
-        response.message = f"added {ids.size} point(s) on the image stamped {_stamp_text(stamp)}" + note
+        response.message = f"added {ids.size} point(s) on the image stamped {stamp_text(latest.meta.stamp)}" + note
         return response
 
-    def _add_on_earlier_image(self, xy: np.ndarray, stamp_ns: int,
+    def _add_on_earlier_image(self, xy: np.ndarray, stamp: int,
                               response: AddQueries.Response) -> AddQueries.Response:
-        """Points picked on an earlier, still buffered image: a separate tracker of the same method
-        and config follows them from that image through the buffered ones to the most recent
-        image, where they are handed over to the node's tracker (as queries of that image)."""
+        """Points picked on an earlier, still buffered image: a second tracker of the same method
+        and config carries them from that image through the later ones to the most recent image
+        (:class:`~gs_tracker_ros.tracking.retrack.QueryCarrier`, run without the tracker lock, so
+        tracking goes on meanwhile), where they are handed over as queries of that image."""
         with self._tracker_lock:
-            frames = list(self._recent)
-            resets = self._resets
-        at = next((k for k, (_, s, _) in enumerate(frames) if s == stamp_ns), None)
-        if at is None:
-            held = (f"it holds {len(frames)} image(s), stamped {_ns_text(frames[0][1])} to {_ns_text(frames[-1][1])}"
-                    if frames else "it holds none yet")
-            return _fail(response, f"no processed image stamped {_ns_text(stamp_ns)} in the node's history "
+            start = self._frames.find(stamp)
+            generation = self._frames.generation
+            span = self._frames.stamp_span()
+            held = len(self._frames)
+            newer = self._frames.after(start.seq) if start is not None else []
+        if start is None:
+            held = (f"it holds {held} image(s), stamped {ns_text(span[0])} to {ns_text(span[1])}"
+                    if span else "it holds none yet")
+            return _fail(response, f"no processed image stamped {ns_text(stamp)} in the node's history "
                                    f"(query_history={self._params['query_history']}: {held}); "
                                    f"send stamp 0 for the most recent image")
-        seq, _, first = frames[at]
         try:
-            validate_query_points(xy, first.shape[:2])
+            validate_query_points(xy, start.shape_hw)
         except TrackerError as err:
             return _fail(response, str(err))
-        if at == len(frames) - 1:  # it is the most recent image after all
+        if not newer:  # it is the most recent image after all
             with self._tracker_lock:
-                if self._recent and self._recent[-1][0] == seq:
+                if self._frames.generation == generation and self._frames.latest is not None \
+                        and self._frames.latest.seq == start.seq:
                     return self._add_locked(xy, response)
-        helper = make_tracker(self._method, self._config)
-        helper.step(first)
-        helper_ids = np.asarray(helper.add_queries(xy), np.int64)
-        todo, last_seq, state, steps = frames[at + 1:], seq, None, 0
+        try:
+            carrier = QueryCarrier(self._build_tracker, start, xy)
+            return self._hand_over(carrier, newer, generation, stamp, response)
+        except Exception as err:  # the second tracker failed: the service answers, the node goes on
+            text = f"cannot track the points from the image stamped {ns_text(stamp)}: {type(err).__name__}: " \
+                   f"{_err_text(err)}"
+            self.get_logger().error(text)
+            return _fail(response, text)
+
+    def _hand_over(self, carrier: QueryCarrier, newer: list, generation: int, stamp: int,
+                   response: AddQueries.Response) -> AddQueries.Response:
+        """Follow the images newer than the carrier's until none is left, then add the points to
+        the node's tracker (under its lock, so no image slips in between)."""
         while True:
-            for s, _, frame in todo:
-                state = helper.step(frame)
-                last_seq, steps = s, steps + 1
-            self._tracker_lock.acquire()
-            try:
-                if self._resets != resets:
+            carrier.follow(newer)
+            with self._tracker_lock:
+                if self._frames.generation != generation:
                     return _fail(response, "the tracker was reset while the points were tracked to the most "
                                            "recent image; nothing was added")
-                todo = [item for item in self._recent if item[0] > last_seq]
-                if todo:
-                    continue  # newer images arrived meanwhile: follow them too (lock released below)
-                if state is None:  # the picked image is the most recent one
-                    return self._add_locked(xy, response)
-                row = {int(i): k for k, i in enumerate(state.ids)}
-                order = [row[int(i)] for i in helper_ids]
-                moved = state.xy[order].astype(np.float64)
-                hidden = int((~state.visible[order]).sum())
-                note = (f" (picked on the image stamped {_ns_text(stamp_ns)} and tracked over {steps} image(s)"
-                        + (f"; {hidden} of them judged occluded on the way, placed where predicted" if hidden else "")
+                newer = self._frames.after(carrier.seq)
+                if newer:
+                    continue  # newer images arrived meanwhile: follow them too (lock released)
+                moved, hidden = carrier.positions()
+                if carrier.steps == 0:
+                    return self._add_locked(moved, response)
+                n_hidden = int(hidden.sum())
+                note = (f" (picked on the image stamped {ns_text(stamp)} and tracked over {carrier.steps} image(s)"
+                        + (f"; {n_hidden} of them judged occluded on the way, placed where predicted"
+                           if n_hidden else "")
                         + ")")
                 return self._add_locked(moved, response, note)
-            finally:
-                self._tracker_lock.release()
 
     def _on_remove_queries(self, request: RemoveQueries.Request,
                            response: RemoveQueries.Response) -> RemoveQueries.Response:
@@ -618,7 +623,6 @@ class TrackerNode(LifecycleNode):
                     self._tracker.remove_queries(np.asarray(ids, np.int64))
                 except (KeyError, TrackerError, ValueError) as err:
                     return _fail(response, _err_text(err))
-                self._live_ids.difference_update(ids)
                 self._seeder.forget(ids)
             self.stats.tracks_changed(len(self._live_ids))
         response.success = True
@@ -679,8 +683,8 @@ class TrackerNode(LifecycleNode):
         extra = {"method": self._method, "lifecycle_state": state}
         image_sub = self.image_sub
         extra["image_qos"] = image_sub.describe() if image_sub is not None else self._params["image_qos"]
-        hw = self._frame_hw
-        extra["image_size"] = f"{hw[1]}x{hw[0]}" if hw else "none"
+        latest = self._frames.latest
+        extra["image_size"] = f"{latest.shape_hw[1]}x{latest.shape_hw[0]}" if latest is not None else "none"
         info = self._camera_info
         extra["camera_info"] = f"{info.width}x{info.height}" if info is not None else "none"
         schedule = getattr(self._tracker, "schedule", None)  # the long chains' / observer's period
@@ -688,7 +692,7 @@ class TrackerNode(LifecycleNode):
             extra["heavy_stage_stride"] = str(schedule.stride)
             if schedule.config.frame_budget_ms > 0:
                 extra["step_ms_mean"] = f"{schedule.mean_ms:.1f} (budget {schedule.config.frame_budget_ms:g})"
-        header = self._latest_header
+        header = latest.meta if latest is not None else None
         name = f"{self.get_fully_qualified_name()}: tracker"
         self.diag_pub.publish(diagnostic_array(snap, self.get_clock().now().to_msg(), name,
                                                hardware_id=header.frame_id if header is not None else "",
@@ -720,7 +724,6 @@ _NOT_TRACKING = {
     "inactive": "inactive: not tracking (lifecycle: activate to track)",
     "finalized": "finalized: not tracking (lifecycle shutdown; the process exits)",
 }
-FINAL_GRACE_S = 0.5  # after shutdown: time for the change_state reply and the last status to leave
 
 
 def camera_info_sibling(image_topic: str) -> str:
@@ -740,159 +743,3 @@ def _err_text(err: Exception) -> str:
     if isinstance(err, KeyError) and err.args:
         return str(err.args[0])
     return str(err)
-
-
-def _stamp_ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def _stamp_text(stamp) -> str:
-    return f"{stamp.sec}.{stamp.nanosec:09d}"
-
-
-def _ns_text(ns: int) -> str:
-    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
-
-
-def _rcl_error_line(err: Exception) -> str:
-    """The first line of an RCLError without rcl's ``, at /project/src/...`` source locations."""
-    line = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), type(err).__name__)
-    return line.split(", at /")[0]
-
-
-RCL_INIT_FAILURE_LINE = "Failed to parse global arguments"
-
-
-class _rcl_init_output:
-    """Hold back what rcl writes to stderr (file descriptor 2) during ``rclpy.init`` and pass it
-    on afterwards, less the lines :meth:`drop` names: a rejected params file must give one line,
-    ours, which repeats rcl's reason and names the file."""
-
-    def __init__(self) -> None:
-        self._drop: list[str] = []
-
-    def drop(self, needle: str) -> None:
-        self._drop.append(needle)
-        self._flush()
-
-    def __enter__(self) -> "_rcl_init_output":
-        import tempfile
-
-        sys.stderr.flush()
-        self._tmp = tempfile.TemporaryFile()
-        self._saved = os.dup(2)
-        os.dup2(self._tmp.fileno(), 2)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        os.dup2(self._saved, 2)
-        os.close(self._saved)
-        if exc[0] is None or exc[0].__name__ != "RCLError":  # else the caller drops rcl's line first
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._tmp.closed:
-            return
-        self._tmp.seek(0)
-        lines = self._tmp.read().decode(errors="replace").splitlines(keepends=True)
-        self._tmp.close()
-        kept = "".join(ln for ln in lines if not any(d in ln for d in self._drop))
-        if kept:
-            sys.stderr.write(kept)
-            sys.stderr.flush()
-
-
-def _ignore_further_signals() -> None:
-    """While shutting down (bounded: the worker join has a timeout), a second SIGINT / SIGTERM
-    (Ctrl-C twice, or launch forwarding one more) must not interrupt ``destroy_node``."""
-    import signal
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            signal.signal(sig, signal.SIG_IGN)
-        except (ValueError, OSError):  # not the main thread (the node run from a test)
-            pass
-
-
-def main(args: list[str] | None = None) -> int:
-    """Run ``gs_tracker_node`` (standard ``--ros-args`` accepted); the exit code.
-
-    0 after SIGINT / SIGTERM, also when one arrives while the node is starting; 2 with one line
-    for a bad command line (a missing, binary or malformed ``--params-file``) or an invalid
-    parameter; 1 with one line for any other failure before the node spins (nothing fails
-    silently: a launcher always sees it). :func:`gs_tracker_ros.ros.run_node.main` (the
-    ``gs_tracker_node`` executable) turns SIGTERM into the same clean stop as SIGINT before
-    importing anything heavy.
-    """
-    from rclpy._rclpy_pybind11 import RCLError
-
-    from .run_node import stop_requested  # a signal whose KeyboardInterrupt was swallowed
-
-    argv = sys.argv if args is None else args
-    node = None
-    initialised = spinning = False
-    try:
-        try:
-            P.check_params_files(argv)
-            with _rcl_init_output() as rcl_output:
-                rclpy.init(args=args)
-            initialised = True
-        except (ConfigError, RCLError) as err:
-            if isinstance(err, RCLError):  # rcl logged "Failed to parse global arguments" already
-                rcl_output.drop(RCL_INIT_FAILURE_LINE)
-            text = str(err) if isinstance(err, ConfigError) else _rcl_error_line(err)
-            fatal_line(f"cannot start: {text}")
-            return 2
-        if stop_requested():
-            return 0
-        try:
-            node = TrackerNode(argv=argv)
-        except (TrackerError, ValueError) as err:
-            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {first_line(err)}")
-            return 2
-        if stop_requested():
-            return 0
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        spinning = True
-        try:
-            while rclpy.ok() and not node.finalized:
-                executor.spin_once(timeout_sec=0.2)
-            if node.finalized:  # `ros2 lifecycle set ... shutdown`: say so, then end the process
-                node.publish_diagnostics_now()
-                end = time.monotonic() + FINAL_GRACE_S
-                while rclpy.ok() and time.monotonic() < end:
-                    executor.spin_once(timeout_sec=0.05)
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        return 0
-    except KeyboardInterrupt:  # a signal while starting (before spin)
-        return 0
-    except Exception as err:
-        if stop_requested() or (initialised and not rclpy.ok()):  # a signal arrived meanwhile
-            return 0
-        if spinning:  # a failure that escaped a callback: the traceback is the bug report
-            raise
-        fatal_line(f"cannot start: {type(err).__name__}: {first_line(err)}")
-        return 1
-    finally:
-        _ignore_further_signals()
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-
-
-def first_line(err: BaseException) -> str:
-    """The first non-empty line of an exception's text (its type name if it has none)."""
-    return next((ln.strip() for ln in str(err).splitlines() if ln.strip()), type(err).__name__)
-
-
-def fatal_line(text: str) -> None:
-    """One ``[FATAL] [gs_tracker_node]: ...`` line on stderr (before rclpy's logging is up)."""
-    print(f"[FATAL] [{NODE_NAME}]: {text}", file=sys.stderr, flush=True)
-
-
-if __name__ == "__main__":
-    from .run_node import main as _run
-
-    sys.exit(_run())

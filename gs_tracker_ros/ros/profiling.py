@@ -12,7 +12,7 @@ from std_msgs.msg import Header
 
 from ..viz.overlay import TrackHistory, draw_tracks
 from .image_conversion import rgb_to_image
-from .node import TrackerNode
+from .messages import tracks_msg
 
 
 def profile_ros_messages(state: Any, frame: np.ndarray, repeats: int = 20) -> dict[str, float]:
@@ -25,7 +25,7 @@ def profile_ros_messages(state: Any, frame: np.ndarray, repeats: int = 20) -> di
     rows: dict[str, list[float]] = defaultdict(list)
     for _ in range(repeats):
         t0 = time.perf_counter()
-        msg = TrackerNode._tracks_msg(state, header)
+        msg = tracks_msg(state, header)
         t1 = time.perf_counter()
         serialize_message(msg)
         t2 = time.perf_counter()
