@@ -66,6 +66,27 @@ def test_declared_ranges_and_runtime_keys_are_on_numeric_fields():
     assert P.SPECS["tracker.integration.fusion"].choices == ("inverse_variance", "mixture")
 
 
+def test_a_setting_declared_on_a_field_becomes_a_checked_parameter():
+    """One declaration gives the ROS spec (doc, range, run-time flag), the range check and --set."""
+    from gs_tracker_ros.core.config import check_settings, config_from_dict, setting
+
+    @dataclasses.dataclass
+    class Section:
+        """Attributes:
+            gain: from the docstring."""
+        gain: float = setting(2.0, range=(0.0, 8.0), low_open=True, runtime=True, unit="px")
+        level: int = setting(1, "one line on the field", range=(0, 3))
+
+    leaves = {leaf.key: leaf for leaf in P._leaf_fields(Section, "s.")}
+    assert leaves["s.gain"].doc == "from the docstring." and leaves["s.gain"].setting.runtime
+    assert leaves["s.level"].doc == "one line on the field" and leaves["s.level"].setting.range == (0, 3)
+    assert config_from_dict(Section, {"gain": "4"}).gain == 4.0
+    with pytest.raises(ConfigError, match=r"config key 's.gain' = 0.0 is out of range: must be in \(0, 8\] px"):
+        check_settings(Section(gain=0.0), "s.")
+    with pytest.raises(ConfigError, match=r"'s.level' = 4 .* in \[0, 3\]$"):
+        check_settings(Section(level=4), "s.")
+
+
 @pytest.mark.parametrize("key", sorted(RANGES))
 def test_descriptor_ranges_agree_with_config_validation(key):
     """Outside the descriptor range is invalid for TrackerConfig too; inside is (mostly) valid."""

@@ -31,6 +31,8 @@ class Setting:
     """What a config field declares beyond its type and default (see :func:`setting`).
 
     Attributes:
+        doc: one line describing it (ROS descriptor, docs/ros.md); empty = the class docstring's
+            ``Attributes:`` entry of the field.
         range: ``(lo, hi)`` bounds (None: no range); the ROS descriptor range, inclusive.
         low_open: the value must be > lo (validation), not >= lo.
         runtime: may change while the node runs (read on every frame); False = structural.
@@ -38,6 +40,7 @@ class Setting:
         note: shown after the range in errors, e.g. ``inf disables``.
     """
 
+    doc: str = ""
     range: tuple[float, float] | None = None
     low_open: bool = False
     runtime: bool = False
@@ -58,12 +61,12 @@ class Setting:
         return (lo < value if self.low_open else lo <= value) and value <= hi
 
 
-def setting(default: Any, *, range: tuple[float, float] | None = None, low_open: bool = False,
+def setting(default: Any, doc: str = "", *, range: tuple[float, float] | None = None, low_open: bool = False,
             runtime: bool = False, unit: str = "", note: str = "") -> Any:
-    """A dataclass field declaring one setting: ``x: float = setting(10.0, range=(0, inf),
-    low_open=True, runtime=True, unit="px")``. Its one-line doc is the class docstring's
-    ``Attributes:`` entry; its choices, a ``Literal[...]`` annotation."""
-    meta = Setting(range=range, low_open=low_open, runtime=runtime, unit=unit, note=note)
+    """A dataclass field declaring one setting: ``x: float = setting(10.0, "what it does",
+    range=(0, inf), low_open=True, runtime=True, unit="px")``. Without ``doc``, its doc is the
+    class docstring's ``Attributes:`` entry; its choices, a ``Literal[...]`` annotation."""
+    meta = Setting(doc=doc, range=range, low_open=low_open, runtime=runtime, unit=unit, note=note)
     return dataclasses.field(default=default, metadata={SETTING: meta})
 
 

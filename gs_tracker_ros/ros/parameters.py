@@ -189,7 +189,7 @@ def _leaf_fields(cls: type, prefix: str = "", defaults: Any = None, structural: 
             yield from _leaf_fields(type(value), key + ".", value,
                                     structural or bool(f.metadata.get(STRUCTURAL_SECTION)))
         else:
-            yield _Leaf(key, value, docs.get(f.name, ""), setting_of(f),
+            yield _Leaf(key, value, setting_of(f).doc or docs.get(f.name, ""), setting_of(f),
                         choices.get(f.name) or _ENGINE_CHOICES.get(key), structural)
 
 
