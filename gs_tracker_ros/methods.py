@@ -22,7 +22,7 @@ from .motion.dis_flow import DISFlowSource
 from .motion.lucas_kanade import LucasKanadeSource
 from .relocalize import FeatureSimilarityFilter, LongTermObserver, QueryBank, RelocalizeConfig
 from .relocalize.learned import LearnedMatchObserver
-from .tracking.config import TrackerConfig
+from .tracking.config import TrackerConfig, UserConfig
 from .tracking.tracker import ChainFilter, Observer, ProbabilisticTracker
 
 DEFAULT_METHOD = "probfuse"
@@ -149,8 +149,9 @@ def apply_profile(config: TrackerConfig | None, profile: dict[str, Any],
     forced = set(user_keys)
     given, default = config.to_dict(), TrackerConfig().to_dict()
     keep = {key: value for key, value in profile.items()
-            if key not in forced and _normalised(_dotted(given, key)) == _normalised(_dotted(default, key))}
-    return config.replace(**keep) if keep else config
+            if key not in forced and _normalised(_dotted(given, key)) == _normalised(_dotted(default, key))
+            and _normalised(_dotted(given, key)) != _normalised(value)}
+    return config.replace(**keep) if keep else config  # the same object when the profile adds nothing
 
 
 def _dotted(data: dict[str, Any], key: str) -> Any:
@@ -178,10 +179,7 @@ def _gmae(config: TrackerConfig | None) -> PointTracker:
 
 
 def _probfuse_gmae(config: TrackerConfig | None) -> PointTracker:
-    config = config or TrackerConfig()
-    if "gmae" not in config.sources:
-        config = config.replace(sources=list(config.sources) + ["gmae"])
-    tracker = _probfuse(config)
+    tracker = _probfuse(config)  # method_config added "gmae" to the sources
     tracker.name = "probfuse+gmae"
     return tracker
 
@@ -226,15 +224,29 @@ def method_names() -> list[str]:
 PROFILES: dict[str, dict[str, Any]] = {"probfuse-fast": FAST_PROFILE, "probfuse-accurate": ACCURATE_PROFILE}
 
 
-def make_tracker(method: str = DEFAULT_METHOD, config: TrackerConfig | dict[str, Any] | None = None,
-                 user_keys: Iterable[str] = ()) -> PointTracker:
-    """Build the tracker called ``method`` (see :data:`METHODS`) with an optional config; for a
-    profile (:data:`PROFILES`), its keys apply where the user did not set them (``user_keys``:
-    the dotted keys set on the command line, which win even at their default value)."""
+def method_config(method: str, user: UserConfig | TrackerConfig | None = None) -> TrackerConfig:
+    """The config ``method``'s tracker runs with: the user's config, plus a profile's keys
+    (:data:`PROFILES`) where the user did not set them (``user.keys``: the dotted keys set on the
+    command line, which win even at their default value); ``probfuse+gmae`` adds the ``gmae``
+    source. Returns ``user.config`` itself where the method adds nothing, so that a caller that
+    keeps it (the node) changes the running tracker's settings in place."""
     if method not in METHODS:
         raise ConfigError(f"unknown method '{method}'; choose one of: {', '.join(METHODS)}")
+    user = user if isinstance(user, UserConfig) else UserConfig(user or TrackerConfig())
+    config = user.config
+    if method in PROFILES:
+        config = apply_profile(config, PROFILES[method], user.keys)
+    if method == "probfuse+gmae" and "gmae" not in config.sources:
+        config = config.replace(sources=list(config.sources) + ["gmae"])
+    return config
+
+
+def make_tracker(method: str = DEFAULT_METHOD,
+                 config: UserConfig | TrackerConfig | dict[str, Any] | None = None) -> PointTracker:
+    """Build the tracker called ``method`` (see :data:`METHODS`) with the config
+    :func:`method_config` gives for an optional config (a :class:`UserConfig` carries the keys
+    the user set, which a profile never replaces)."""
     if isinstance(config, dict):
         config = TrackerConfig.from_dict(config)
-    if method in PROFILES:
-        config = apply_profile(config, PROFILES[method], user_keys)
+    config = method_config(method, config)  # first: it refuses an unknown method
     return METHODS[method][0](config)

@@ -344,13 +344,13 @@ def test_the_node_params_file_configures_the_cli(frames, tmp_path):
 
     params = yaml.safe_load((REPO / "config" / "tracker.yaml").read_text())
     node = params["/**/gs_tracker_node"]["ros__parameters"]
-    config = load_config(REPO / "config" / "tracker.yaml", [])
+    config = load_config(REPO / "config" / "tracker.yaml", []).config
     assert config.max_tracks == node["max_tracks"]
     assert config.lk.window == node["tracker"]["lk"]["window"]
     assert list(config.sources) == node["tracker"]["sources"]
     (tmp_path / "dotted.yaml").write_text("/robot1/gs_tracker_node:\n  ros__parameters:\n"
                                           "    tracker.lk.window: 15\n    method: klt\n")
-    assert load_config(tmp_path / "dotted.yaml", []).lk.window == 15
+    assert load_config(tmp_path / "dotted.yaml", []).config.lk.window == 15
     res = gs("track", frames, "--grid", "3", "--config", "config/tracker.yaml", "--out", tmp_path / "t.npz")
     assert res.returncode == 0, res.stderr
     (tmp_path / "other.yaml").write_text("/camera_driver:\n  ros__parameters:\n    fps: 30\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gs_tracker_ros.tracking.config import TrackerConfig
+from gs_tracker_ros.tracking.config import TrackerConfig, UserConfig
 from gs_tracker_ros.core.integration import reject_outliers
 from gs_tracker_ros.tracking.tracker import predicted_positions
 from gs_tracker_ros.evaluation.runner import evaluate_badja
@@ -126,16 +126,19 @@ def test_a_key_the_user_changed_wins_over_the_profile():
     assert accurate.config.relocalize.learned.enabled
     # relocalize.every=2 is the TrackerConfig default: only a --set key pins it against the profile
     assert accurate.config.relocalize.every == ACCURATE_PROFILE["relocalize.every"] == 1
-    assert make_tracker("probfuse-accurate", user, {"relocalize.every"}).config.relocalize.every == 2
+    pinned = UserConfig(user, frozenset({"relocalize.every"}))
+    assert make_tracker("probfuse-accurate", pinned).config.relocalize.every == 2
     fast = make_tracker("probfuse-fast", TrackerConfig().replace(**{"schedule.stride": 4}))
     assert fast.config.schedule.stride == 4 and fast.config.integration.unfiltered_max_interval == 2
 
 
 def test_set_keys_reach_the_profile_through_the_cli():
     from gs_tracker_ros.cli.bench_cmd import build_tracker
-    from gs_tracker_ros.cli.common import load_config, override_keys
+    from gs_tracker_ros.cli.common import load_config
 
     sets = ["relocalize.every=2", "integration.intervals=[1, 2, 4, 8]"]
-    assert override_keys(sets) == {"relocalize.every", "integration.intervals"}
-    tracker = build_tracker("probfuse-accurate", load_config(None, sets), 1, override_keys(sets))
+    user = load_config(None, sets)
+    assert user.keys == {"relocalize.every", "integration.intervals"}
+    assert user.config.relocalize.every == 2 and user.config.integration.intervals == (1, 2, 4, 8)
+    tracker = build_tracker("probfuse-accurate", user, 1)
     assert tracker.config.relocalize.every == 2 and tracker.config.relocalize.learned.enabled

@@ -51,18 +51,46 @@ def test_tracker_parameters_are_generated_one_to_one_from_the_config():
     assert P.tracker_config_from_params({"max_tracks": 77}).max_tracks == 77
 
 
-def test_ranges_and_runtime_keys_name_real_config_fields():
+RANGES = {s.config_key: s.range for s in P.tracker_param_specs() if s.range is not None}
+RUNTIME_KEYS = {s.config_key for s in P.tracker_param_specs() if s.runtime}
+
+
+def test_declared_ranges_and_runtime_keys_are_on_numeric_fields():
     leaves = _flatten(dataclasses.asdict(TrackerConfig()))
-    assert set(P.TRACKER_RANGES) <= set(leaves), set(P.TRACKER_RANGES) - set(leaves)
-    assert set(P.RUNTIME_TRACKER_KEYS) <= set(leaves), set(P.RUNTIME_TRACKER_KEYS) - set(leaves)
-    for key, (lo, hi) in P.TRACKER_RANGES.items():
+    for key in RANGES:
         assert isinstance(leaves[key], (int, float)) and not isinstance(leaves[key], bool), key
+    # the declarations the node relies on (read on every frame / shaping the pipeline)
+    assert {"integration.outlier_px", "lk.fb_threshold", "schedule.stride", "hidden.enabled"} <= RUNTIME_KEYS
+    assert not {k for k in RUNTIME_KEYS if k.startswith("klt.")}  # the klt section is structural
+    assert "integration.intervals" not in RUNTIME_KEYS and "lk.window" in RANGES
+    assert P.SPECS["tracker.integration.fusion"].choices == ("inverse_variance", "mixture")
 
 
-@pytest.mark.parametrize("key", sorted(P.TRACKER_RANGES))
+def test_a_setting_declared_on_a_field_becomes_a_checked_parameter():
+    """One declaration gives the ROS spec (doc, range, run-time flag), the range check and --set."""
+    from gs_tracker_ros.core.config import check_settings, config_from_dict, setting
+
+    @dataclasses.dataclass
+    class Section:
+        """Attributes:
+            gain: from the docstring."""
+        gain: float = setting(2.0, range=(0.0, 8.0), low_open=True, runtime=True, unit="px")
+        level: int = setting(1, "one line on the field", range=(0, 3))
+
+    leaves = {leaf.key: leaf for leaf in P._leaf_fields(Section, "s.")}
+    assert leaves["s.gain"].doc == "from the docstring." and leaves["s.gain"].setting.runtime
+    assert leaves["s.level"].doc == "one line on the field" and leaves["s.level"].setting.range == (0, 3)
+    assert config_from_dict(Section, {"gain": "4"}).gain == 4.0
+    with pytest.raises(ConfigError, match=r"config key 's.gain' = 0.0 is out of range: must be in \(0, 8\] px"):
+        check_settings(Section(gain=0.0), "s.")
+    with pytest.raises(ConfigError, match=r"'s.level' = 4 .* in \[0, 3\]$"):
+        check_settings(Section(level=4), "s.")
+
+
+@pytest.mark.parametrize("key", sorted(RANGES))
 def test_descriptor_ranges_agree_with_config_validation(key):
     """Outside the descriptor range is invalid for TrackerConfig too; inside is (mostly) valid."""
-    lo, hi = P.TRACKER_RANGES[key]
+    lo, hi = RANGES[key]
     default = _flatten(dataclasses.asdict(TrackerConfig()))[key]
     is_int = isinstance(default, int)
     below = lo - 1 if is_int else lo - max(1e-3, abs(lo) * 1e-3)
@@ -130,6 +158,33 @@ def test_shipped_yaml_matches_the_declared_parameters():
             f"{YAML_PATH.name}: {name} = {value!r}, but the default is now {spec.default!r}: update the file")
     P.check_node_values(params)
     P.tracker_config_from_params(params)  # and valid
+
+
+def _yaml_comments(text: str) -> dict[str, str]:
+    """``{dotted parameter name: its end-of-line comment}`` of the ``ros__parameters`` lines."""
+    out, stack = {}, []
+    for line in text.splitlines():
+        body = line.split("#", 1)[0]
+        if not body.strip() or ":" not in body:
+            continue
+        indent = len(line) - len(line.lstrip())
+        stack = [(i, k) for i, k in stack if i < indent]
+        key = body.strip().split(":", 1)[0].strip()
+        stack.append((indent, key))
+        names = [k for _, k in stack]
+        if "ros__parameters" in names:
+            out[".".join(names[names.index("ros__parameters") + 1:])] = line.split("#", 1)[1] if "#" in line else ""
+    return out
+
+
+def test_shipped_yaml_says_run_time_exactly_where_the_declaration_does():
+    comments = _yaml_comments(YAML_PATH.read_text())
+    listed = {name: text for name, text in comments.items() if name in P.SPECS}
+    assert len(listed) > 20
+    for name, text in listed.items():
+        assert ("run time" in text) == P.SPECS[name].runtime, (
+            f"{YAML_PATH.name}: {name} is {'' if P.SPECS[name].runtime else 'not '}run-time changeable "
+            f"(its config field's declaration): fix the comment")
 
 
 def test_docs_parameter_table_is_in_sync():

@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from ..tracking.config import TrackerConfig
+from ..tracking.config import TrackerConfig, UserConfig
 from ..core.errors import ConfigError
 from ..core.output import check_output, write_json
 from ..core.geometry import first_grid_points
 from ..methods import DEFAULT_METHOD, make_tracker, method_names
 from ..evaluation.timing import time_tracker
-from .common import check_methods, load_config, override_keys
+from .common import check_methods, load_config
 
 WIDTH, HEIGHT = 854, 480
 NEURAL_METHODS = frozenset({"probfuse-accurate", "gmae", "probfuse+gmae"})
@@ -92,23 +92,23 @@ def bench_frames(num_frames: int, seed: int = 0, width: int = WIDTH, height: int
     return list(scene.frames())
 
 
-def build_tracker(method: str, config: TrackerConfig, chain_workers: int = 1, user_keys=()):
-    """``make_tracker(method, config, user_keys)``, with ``chain_workers`` set where it is our tracker."""
-    tracker = make_tracker(method, config, user_keys)
+def build_tracker(method: str, config: UserConfig | TrackerConfig, chain_workers: int = 1):
+    """``make_tracker(method, config)``, with ``chain_workers`` set where it is our tracker."""
+    tracker = make_tracker(method, config)
     if hasattr(tracker, "chain_workers"):
         tracker.chain_workers = int(chain_workers)
     return tracker
 
 
-def time_method(method: str, config: TrackerConfig, frames: list[np.ndarray], num_points: int,
-                warmup: int = 3, chain_workers: int = 1, user_keys=()) -> dict[str, float]:
-    return time_tracker(build_tracker(method, config, chain_workers, user_keys), frames, num_points, warmup)
+def time_method(method: str, config: UserConfig | TrackerConfig, frames: list[np.ndarray], num_points: int,
+                warmup: int = 3, chain_workers: int = 1) -> dict[str, float]:
+    return time_tracker(build_tracker(method, config, chain_workers), frames, num_points, warmup)
 
 
-def memory_run(method: str, config: TrackerConfig, frames: list[np.ndarray], checkpoints: tuple[int, int],
-               num_points: int = 256, user_keys=()) -> dict[str, float]:
+def memory_run(method: str, config: UserConfig | TrackerConfig, frames: list[np.ndarray],
+               checkpoints: tuple[int, int], num_points: int = 256) -> dict[str, float]:
     """RSS at two frame counts of a long stream (clip played forward and backward)."""
-    tracker = make_tracker(method, config, user_keys)
+    tracker = make_tracker(method, config)
     tracker.step(frames[0])
     tracker.add_queries(first_grid_points(WIDTH, HEIGHT, num_points))
     cycle = frames + frames[-2:0:-1]
@@ -127,7 +127,6 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.encoder_bench import check_bench_model
 
     config = load_config(args.config, args.overrides)
-    user_keys = override_keys(args.overrides)
     if args.chain_workers < 1:
         raise ConfigError(f"--chain-workers must be >= 1, got {args.chain_workers}")
     if args.json is not None:
@@ -136,9 +135,9 @@ def run(args: argparse.Namespace) -> int:
         check_bench_model(args.encoder_model)
     check_methods(args.method)
     if args.profile:
-        return run_profile(args, config, user_keys)
+        return run_profile(args, config)
     if args.scaling:
-        return run_scaling(args, config, user_keys)
+        return run_scaling(args, config)
     methods = args.method or method_names()
     if "klt" not in methods:
         methods = methods + ["klt"]
@@ -154,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     # would otherwise compete with OpenCV's for the two cores).
     checkpoints = (100, 1000) if args.quick else (1000, 10000)
     print(f"memory over a {checkpoints[1]}-frame stream with {DEFAULT_METHOD} ...", file=sys.stderr, flush=True)
-    mem = memory_run(DEFAULT_METHOD, config, frames, checkpoints, user_keys=user_keys)
+    mem = memory_run(DEFAULT_METHOD, config, frames, checkpoints)
     mem["peak_rss_mb"] = max(peak_rss_mb(), max(mem.values()))
     if not args.quick:
         mem = {"rss_mb_frame_1000": mem["rss_mb_frame_1000"], "rss_mb_frame_10000": mem["rss_mb_frame_10000"],
@@ -163,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     for method in methods:
         results["methods"][method] = {}
         for points in (256, 1024):
-            r = time_method(method, config, frames, points, chain_workers=args.chain_workers, user_keys=user_keys)
+            r = time_method(method, config, frames, points, chain_workers=args.chain_workers)
             results["methods"][method][f"points_{points}"] = r
             print(f"  {method:>10} {points:5d} points: {r['latency_ms_p50']:7.2f} ms p50, "
                   f"{r['latency_ms_p95']:7.2f} ms p95, {r['fps_median']:7.1f} fps", file=sys.stderr, flush=True)
@@ -264,7 +263,7 @@ def format_bench(results: dict[str, Any]) -> str:
 PROFILE_POINTS = (256, 1024)
 
 
-def run_profile(args: argparse.Namespace, config: TrackerConfig, user_keys=()) -> int:
+def run_profile(args: argparse.Namespace, config: UserConfig) -> int:
     """``bench --profile``: per-stage ms/frame of the default method, plus the ROS message costs."""
     from ..evaluation.profiling import lk_pyramid_share, profile_tracker
     from ..motion.lucas_kanade import lk_params
@@ -285,7 +284,7 @@ def run_profile(args: argparse.Namespace, config: TrackerConfig, user_keys=()) -
     frames = bench_frames(num_frames, width=WIDTH, height=HEIGHT)
     results: dict[str, Any] = {"method": method, "frame_size": [WIDTH, HEIGHT], "points": {}}
     for points in PROFILE_POINTS:
-        tracker = build_tracker(method, config, args.chain_workers, user_keys)
+        tracker = build_tracker(method, config, args.chain_workers)
         if not hasattr(tracker, "sources"):
             raise ConfigError(f"--profile times the stages of a ProbabilisticTracker; method '{method}' is not one")
         prof = profile_tracker(tracker, frames, points)
@@ -350,7 +349,7 @@ SCALING_POINTS = (64, 256, 1024, 4096)
 SCALING_SIZES = ((640, 480), (854, 480), (1280, 720))
 
 
-def run_scaling(args: argparse.Namespace, config: TrackerConfig, user_keys=()) -> int:
+def run_scaling(args: argparse.Namespace, config: UserConfig) -> int:
     """``bench --scaling``: the default method and klt over points x resolution, in one process."""
     methods = args.method or [DEFAULT_METHOD]
     if "klt" not in methods:
@@ -363,8 +362,7 @@ def run_scaling(args: argparse.Namespace, config: TrackerConfig, user_keys=()) -
         for points in SCALING_POINTS:
             row: dict[str, Any] = {"width": width, "height": height, "points": points}
             for method in methods:
-                row[method] = time_method(method, config, frames, points, chain_workers=args.chain_workers,
-                                          user_keys=user_keys)
+                row[method] = time_method(method, config, frames, points, chain_workers=args.chain_workers)
             results["rows"].append(row)
             print("  " + ", ".join(f"{m} {row[m]['fps_median']:.1f} fps" for m in methods)
                   + f" ({width}x{height}, {points} points)", file=sys.stderr, flush=True)

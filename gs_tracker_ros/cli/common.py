@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..tracking.config import TrackerConfig
+from ..tracking.config import TrackerConfig, UserConfig
 from ..core.config import read_yaml_file
 from ..core.errors import ConfigError
 from ..methods import DEFAULT_METHOD, method_names
@@ -34,12 +34,14 @@ def check_methods(names: list[str] | None) -> None:
         raise ConfigError(f"unknown method '{unknown[0]}'; choose one of: {', '.join(method_names())}")
 
 
-def load_config(path: Path | None, overrides: list[str]) -> TrackerConfig:
-    """Config from an optional YAML file plus ``KEY=VALUE`` overrides (dotted keys).
+def load_config(path: Path | None, overrides: list[str]) -> UserConfig:
+    """Config from an optional YAML file plus ``KEY=VALUE`` overrides (dotted keys), with the
+    keys the overrides set (a profile never replaces them: :func:`~gs_tracker_ros.methods.make_tracker`).
 
     The file is a tracker config (optionally under a ``tracker:`` key) or the node's ROS
     parameters file (config/tracker.yaml): then its ``tracker.*`` parameters and ``max_tracks``
-    are used (:mod:`gs_tracker_ros.ros.params_file`)."""
+    are used (:mod:`gs_tracker_ros.ros.params_file`). The overrides are parsed once and the
+    whole is validated once."""
     data: Any = {}
     if path is not None:
         from ..ros.params_file import is_params_file, tracker_dict_from_params_file
@@ -49,9 +51,10 @@ def load_config(path: Path | None, overrides: list[str]) -> TrackerConfig:
             data = tracker_dict_from_params_file(loaded, path)
         else:
             data = loaded.get("tracker", loaded) if isinstance(loaded, dict) else loaded
-    config = TrackerConfig.from_dict(data)
     parsed = parse_overrides(overrides)
-    return config.replace(**parsed) if parsed else config
+    if parsed:
+        data = _with_dotted(data, parsed)
+    return UserConfig(TrackerConfig.from_dict(data), frozenset(parsed))
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
@@ -65,10 +68,23 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     return parsed
 
 
-def override_keys(overrides: list[str]) -> set[str]:
-    """The dotted keys named by ``--set KEY=VALUE`` items: they win over a profile's keys
-    (:func:`gs_tracker_ros.methods.apply_profile`), even where VALUE is the TrackerConfig default."""
-    return set(parse_overrides(overrides))
+def _with_dotted(data: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the nested dict ``data`` with ``{dotted key: value}`` set (unknown keys are left
+    for :func:`~gs_tracker_ros.core.config.config_from_dict` to name)."""
+    import copy
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section 'root' must be a mapping, got {data!r}")
+    out = copy.deepcopy(data)
+    for key, value in values.items():
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"unknown config key '{key}'")
+        node[parts[-1]] = value
+    return out
 
 
 def _parse_value(text: str) -> Any:

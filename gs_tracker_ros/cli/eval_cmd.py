@@ -9,7 +9,7 @@ from pathlib import Path
 from ..core.errors import InputError
 from ..core.output import check_output, write_json
 from ..methods import DEFAULT_METHOD, make_tracker
-from .common import add_method_options, check_methods, load_config, override_keys
+from .common import add_method_options, check_methods, load_config
 
 DATASET_KINDS = ("badja", "cycle", "masks")
 BADJA_COLUMNS = ("delta_seg", "delta_3px", "delta_avg", "OA", "AJ", "coverage_1sigma", "coverage_2sigma",
@@ -170,7 +170,6 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--plot draws the error-vs-sigma figure of labelled videos: use --dataset badja "
                          "without --ablation")
     config = load_config(args.config, args.overrides)
-    keys = override_keys(args.overrides)
     check_methods(args.method)
     for option, path in (("--json", args.json), ("--plot", args.plot), ("--jitter-plot", args.jitter_plot)):
         if path is not None:
@@ -184,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
 
         clips = load_mask_dataset(Path(directory), args.mask_frames)
         protocol = MaskProtocol()
-        results = [evaluate_masks(lambda m=m: make_tracker(m, config, keys), clips, protocol) for m in methods]
+        results = [evaluate_masks(lambda m=m: make_tracker(m, config), clips, protocol) for m in methods]
         columns = MASK_COLUMNS + ("points",)
         note = (f"(masks: up to {protocol.max_points} seeds per clip inside the frame-0 mask eroded by "
                 f"{protocol.erode_px} px; a (seed, frame) pair stays when reported visible inside the mask dilated "
@@ -194,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
         from ..evaluation.cycle import evaluate_cycle, load_cycle_dataset
 
         clips = load_cycle_dataset(Path(directory), max_frames=args.frames)
-        results = [evaluate_cycle(lambda m=m: make_tracker(m, config, keys), clips, grid=args.grid) for m in methods]
+        results = [evaluate_cycle(lambda m=m: make_tracker(m, config), clips, grid=args.grid) for m in methods]
         columns = CYCLE_COLUMNS + ("median_error_px",)
         note = (f"(cycle: {args.grid}x{args.grid} grid, {args.frames} frames forward then back; fractions of all "
                 "points in %, a point lost either way counts as a failure)")
@@ -220,10 +219,10 @@ def run(args: argparse.Namespace) -> int:
 
             if methods != [DEFAULT_METHOD]:
                 raise InputError(f"--ablation runs variants of {DEFAULT_METHOD}; drop --method")
-            results = run_ablation(lambda cfg: evaluate(lambda: make_tracker(DEFAULT_METHOD, cfg)), config)
+            results = run_ablation(lambda cfg: evaluate(lambda: make_tracker(DEFAULT_METHOD, cfg)), config.config)
             verdicts = _part_verdicts(results)
         else:
-            results = [evaluate(lambda m=m: make_tracker(m, config, keys)) for m in methods]
+            results = [evaluate(lambda m=m: make_tracker(m, config)) for m in methods]
         columns = BADJA_COLUMNS
         note = ("(scores in %; pooled = all scored (point, frame) pairs of all videos; coverage = fraction of the "
                 "visible labelled points called right (p_lost < 0.5) within 1 / 2 sigma of the published variance, "

@@ -17,7 +17,7 @@ from ..core.seeding import GridSeeder
 from ..core.types import TrackStatus
 from ..evaluation.runner import run_tracker_on_sequence
 from ..methods import make_tracker
-from .common import add_method_options, load_config, override_keys
+from .common import add_method_options, load_config
 
 MAX_GRID = 200
 MAX_QUERY_FRAME = 2**31 - 1  # a frame index the tracker's int32 / int64 arithmetic holds exactly
@@ -156,7 +156,7 @@ def output_paths(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     if args.grid is not None:
-        check_grid(args.grid, config.max_tracks)
+        check_grid(args.grid, config.config.max_tracks)
     output_paths(args)
     frames = open_frames(args.input, max_frames=args.max_frames)
     width, height = frames.size
@@ -169,10 +169,10 @@ def run(args: argparse.Namespace) -> int:
                    else read_query_file(args.queries))
     check_queries_in_image(queries, width, height)
     check_query_frames(queries, frames.num_frames, frames.name)
-    tracker = make_tracker(args.method, config, override_keys(args.overrides))
+    tracker = make_tracker(args.method, config)
 
     def reseed_step(t: int, state):
-        result = seeder.reseed(tracker, state, width, height, config.max_tracks)
+        result = seeder.reseed(tracker, state, width, height, config.config.max_tracks)
         return result.added_ids, result.added_xy
 
     on_step = reseed_step if seeder is not None else None

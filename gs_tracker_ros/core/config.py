@@ -1,18 +1,98 @@
 """Typed configuration from nested plain dicts (parsed YAML, ROS parameters, ``--set`` overrides).
 
-:func:`config_from_dict` builds any (nested) config dataclass from a dict, rejecting unknown keys
-and values of the wrong type with a :class:`ConfigError` naming the dotted key; each layer owns
-its config types and validates their ranges itself.
+Each setting is declared once, on its config dataclass field, with :func:`setting`: default,
+range, unit, whether it may change while the node runs, and (as a ``typing.Literal`` annotation)
+its choices. From that one declaration come :func:`check_settings` (the range / choice part of
+every config's ``validate()``), the node's ROS parameter descriptors and the docs/ros.md table
+(:mod:`gs_tracker_ros.ros.parameters`).
+
+:func:`config_from_dict` builds any (nested) config dataclass (tracker, training, engine) from a
+dict, rejecting unknown keys and values of the wrong type with a :class:`ConfigError` naming the
+dotted key.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, yaml_error_text
+from .errors import ConfigError, check_range, yaml_error_text
+
+SETTING = "setting"  # the dataclasses.field metadata key of a :class:`Setting`
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a config field declares beyond its type and default (see :func:`setting`).
+
+    Attributes:
+        doc: one line describing it (ROS descriptor, docs/ros.md); empty = the class docstring's
+            ``Attributes:`` entry of the field.
+        range: ``(lo, hi)`` bounds (None: no range); the ROS descriptor range, inclusive.
+        low_open: the value must be > lo (validation), not >= lo.
+        runtime: may change while the node runs (read on every frame); False = structural.
+        unit: shown after the range in errors (``px``, ``ms``, ...).
+        note: shown after the range in errors, e.g. ``inf disables``.
+    """
+
+    doc: str = ""
+    range: tuple[float, float] | None = None
+    low_open: bool = False
+    runtime: bool = False
+    unit: str = ""
+    note: str = ""
+
+    def expectation(self) -> str:
+        lo, hi = self.range
+        if math.isinf(hi):
+            text = f"{'>' if self.low_open else '>='} {lo:g}"
+        else:
+            text = f"in {'(' if self.low_open else '['}{lo:g}, {hi:g}]"
+        text += f" {self.unit}" if self.unit else ""
+        return text + (f" ({self.note})" if self.note else "")
+
+    def contains(self, value: float) -> bool:
+        lo, hi = self.range
+        return (lo < value if self.low_open else lo <= value) and value <= hi
+
+
+def setting(default: Any, doc: str = "", *, range: tuple[float, float] | None = None, low_open: bool = False,
+            runtime: bool = False, unit: str = "", note: str = "") -> Any:
+    """A dataclass field declaring one setting: ``x: float = setting(10.0, "what it does",
+    range=(0, inf), low_open=True, runtime=True, unit="px")``. Without ``doc``, its doc is the
+    class docstring's ``Attributes:`` entry; its choices, a ``Literal[...]`` annotation."""
+    meta = Setting(doc=doc, range=range, low_open=low_open, runtime=runtime, unit=unit, note=note)
+    return dataclasses.field(default=default, metadata={SETTING: meta})
+
+
+def setting_of(f: dataclasses.Field) -> Setting:
+    """The :class:`Setting` of a field (a plain field: no range, structural)."""
+    return f.metadata.get(SETTING) or Setting()
+
+
+@functools.cache
+def choices_of(cls: type) -> dict[str, tuple[str, ...]]:
+    """``{field: allowed values}`` of the ``Literal[...]``-annotated fields of ``cls``."""
+    hints = typing.get_type_hints(cls)
+    return {name: tuple(typing.get_args(t)) for name, t in hints.items() if typing.get_origin(t) is typing.Literal}
+
+
+def check_settings(config: Any, prefix: str) -> None:
+    """The generic part of a config's ``validate()``: every field's declared range and choices.
+    Raises a one-line :class:`ConfigError` naming the dotted key (``prefix`` + field)."""
+    choices = choices_of(type(config))
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        meta = setting_of(f)
+        if meta.range is not None:
+            check_range(meta.contains(value), prefix + f.name, value, meta.expectation())
+        if f.name in choices:
+            check_range(value in choices[f.name], prefix + f.name, value, "one of " + ", ".join(choices[f.name]))
 
 
 def read_yaml_file(path: str | Path, what: str = "config file") -> Any:
@@ -39,9 +119,13 @@ def read_yaml_file(path: str | Path, what: str = "config file") -> Any:
         raise ConfigError(f"{what} " + yaml_error_text(path, err)) from None
 
 
-def config_from_dict(cls, data: dict[str, Any], prefix: str = "", defaults: Any = None):
-    """Build ``cls`` from ``data``; fields missing from ``data`` keep the values of ``defaults``
-    (by default ``cls()``), so a nested section with its own defaults (e.g. ``klt``) keeps them."""
+def config_from_dict(cls, data: dict[str, Any] | None, prefix: str = "", defaults: Any = None):
+    """Build ``cls`` from ``data`` (None: empty); fields missing from ``data`` keep the values of
+    ``defaults`` (by default ``cls()``), so a nested section with its own defaults (e.g. ``klt``)
+    keeps them. Values are coerced to the type of the default; a field whose default is None or
+    whose annotation is a union (``int | list[int]``) takes the value as given, for its
+    ``validate()`` to judge. Validation is the caller's."""
+    data = {} if data is None else data
     if not isinstance(data, dict):
         raise ConfigError(f"config section '{prefix.rstrip('.') or 'root'}' must be a mapping, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -56,6 +140,8 @@ def config_from_dict(cls, data: dict[str, Any], prefix: str = "", defaults: Any 
         key = prefix + name
         if dataclasses.is_dataclass(default):
             kwargs[name] = config_from_dict(type(default), value, prefix=key + ".", defaults=default)
+        elif default is None or "|" in str(fields[name].type):
+            kwargs[name] = value
         else:
             kwargs[name] = _coerce(key, value, default)
     return dataclasses.replace(defaults, **kwargs)
@@ -84,15 +170,17 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             if not isinstance(value, str):
                 raise ValueError
             return value
-        if isinstance(default, tuple):
+        if isinstance(default, (tuple, list)):
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = [value]  # a one-element list written as a bare number, e.g. intervals=1
             items = list(value)
-            if default and isinstance(default[0], int):
-                return tuple(_coerce(key, v, 0) for v in items)
-            return tuple(str(v) for v in items)
+            if default and isinstance(default[0], (int, float)) and not isinstance(default[0], bool):
+                items = [_coerce(key, v, default[0]) for v in items]
+            else:
+                items = [str(v) for v in items]
+            return type(default)(items)
     except (TypeError, ValueError):
         pass
     raise ConfigError(f"config key '{key}' has invalid value {value!r} (expected {type(default).__name__})")

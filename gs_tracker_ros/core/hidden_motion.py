@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import check_range as _check
+from .config import check_settings, setting
 from .geometry import inside_image
 from .median import nanmedian
 
@@ -79,21 +79,18 @@ class HiddenMotionConfig:
             point that is still there.
     """
 
-    enabled: bool = True
-    neighbours: int = 8
-    min_neighbours: int = 3
-    max_neighbour_px: float = float("inf")
-    velocity_decay: float = 0.9
-    velocity_frames: int = 3
-    leaving_ends_chains: bool = True
+    enabled: bool = setting(True, runtime=True)
+    neighbours: int = setting(8, range=(1, 1024), runtime=True)
+    min_neighbours: int = setting(3, range=(1, 1024), runtime=True)
+    max_neighbour_px: float = setting(float("inf"), range=(0.0, float("inf")), low_open=True, runtime=True,
+                                      unit="px", note="inf = any")
+    velocity_decay: float = setting(0.9, range=(0.0, 1.0), runtime=True)
+    velocity_frames: int = setting(3, range=(1, 16), runtime=True)
+    leaving_ends_chains: bool = setting(True, runtime=True)
     moves_state: bool = False
 
     def validate(self) -> None:
-        _check(1 <= self.neighbours <= 1024, "hidden.neighbours", self.neighbours, "in [1, 1024]")
-        _check(1 <= self.min_neighbours <= 1024, "hidden.min_neighbours", self.min_neighbours, "in [1, 1024]")
-        _check(self.max_neighbour_px > 0, "hidden.max_neighbour_px", self.max_neighbour_px, "> 0 px (inf = any)")
-        _check(0.0 <= self.velocity_decay <= 1.0, "hidden.velocity_decay", self.velocity_decay, "in [0, 1]")
-        _check(1 <= self.velocity_frames <= 16, "hidden.velocity_frames", self.velocity_frames, "in [1, 16]")
+        check_settings(self, "hidden.")
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,20 @@ Arrays are batched over points: ``mu_k (N, C, 2)``, ``v_k (N, C)``, ``valid (N, 
 
 from __future__ import annotations
 
+import math
+import typing
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
+from .config import check_settings, setting
 from .errors import check_range as _check
 
 _EPS_VAR = 1e-6  # px^2, guards 1/v
-FUSION_RULES = ("inverse_variance", "mixture")
+FusionRule = Literal["inverse_variance", "mixture"]
+FUSION_RULES = typing.get_args(FusionRule)
 
 
 @dataclass
@@ -67,15 +72,17 @@ class IntegrationConfig:
     intervals: tuple[int, ...] = (1, 2, 4, 8)
     query_chain: bool = False
     chain_from_occluded: bool = True
-    outlier_px: float = 10.0
-    outlier_reference: str = "lowest_variance"
-    rho: float = 0.0
-    probabilistic: bool = True
-    occluded_variance_growth: float = 4.0
-    motion_std_ratio: float = 0.0
-    max_query_frames: int = 16
-    unfiltered_max_interval: int = 0
-    fusion: str = "inverse_variance"
+    outlier_px: float = setting(10.0, range=(0.0, math.inf), low_open=True, runtime=True, unit="px",
+                                note="inf disables")
+    outlier_reference: Literal["lowest_variance", "median"] = "lowest_variance"
+    rho: float = setting(0.0, range=(0.0, 1.0), runtime=True)
+    probabilistic: bool = setting(True, runtime=True)
+    occluded_variance_growth: float = setting(4.0, range=(0.0, math.inf), runtime=True, unit="px^2")
+    motion_std_ratio: float = setting(0.0, range=(0.0, 10.0), runtime=True)
+    max_query_frames: int = setting(16, range=(1, 1024))
+    unfiltered_max_interval: int = setting(0, range=(0, 256), runtime=True, unit="frames",
+                                           note="0 = every chain is filtered")
+    fusion: FusionRule = "inverse_variance"
     chain_model: str = "checkpoints/evidence/chain.json"
 
     def validate(self) -> None:
@@ -83,19 +90,7 @@ class IntegrationConfig:
         _check(len(ks) >= 1, "integration.intervals", self.intervals, "non-empty")
         _check(all(1 <= k <= 256 for k in ks), "integration.intervals", self.intervals, "each in [1, 256]")
         _check(len(set(ks)) == len(ks), "integration.intervals", self.intervals, "without duplicates")
-        _check(self.outlier_px > 0, "integration.outlier_px", self.outlier_px, "> 0 (inf disables)")
-        _check(self.outlier_reference in ("lowest_variance", "median"), "integration.outlier_reference",
-               self.outlier_reference, "lowest_variance or median")
-        _check(0.0 <= self.rho <= 1.0, "integration.rho", self.rho, "in [0, 1]")
-        _check(self.occluded_variance_growth >= 0, "integration.occluded_variance_growth",
-               self.occluded_variance_growth, ">= 0")
-        _check(0.0 <= self.motion_std_ratio <= 10.0, "integration.motion_std_ratio", self.motion_std_ratio,
-               "in [0, 10]")
-        _check(1 <= self.max_query_frames <= 1024, "integration.max_query_frames", self.max_query_frames,
-               "in [1, 1024]")
-        _check(0 <= self.unfiltered_max_interval <= 256, "integration.unfiltered_max_interval",
-               self.unfiltered_max_interval, "in [0, 256] frames (0 = every chain is filtered)")
-        _check(self.fusion in FUSION_RULES, "integration.fusion", self.fusion, f"one of {FUSION_RULES}")
+        check_settings(self, "integration.")
         _check(self.fusion != "mixture" or bool(self.chain_model.strip()), "integration.chain_model",
                self.chain_model, "a model file (fusion: mixture needs one)")
         self.intervals = tuple(sorted(ks))
@@ -116,9 +111,6 @@ def chain(mu_s: np.ndarray, v_s: np.ndarray, displacement: np.ndarray, s2: np.nd
 def lowest_variance_index(v_k: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """``(N,)`` index of the valid chain with the lowest variance (0 where none is valid)."""
     return np.argmin(np.where(valid, v_k, np.inf), axis=1)
-
-
-OUTLIER_REFERENCES = ("lowest_variance", "median")
 
 
 def reject_outliers(mu_k: np.ndarray, v_k: np.ndarray, valid: np.ndarray, outlier_px: float,

@@ -9,7 +9,7 @@ the dataclass can be embedded in :class:`~gs_tracker_ros.tracking.config.Tracker
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,15 +67,9 @@ class EngineSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "EngineSettings":
-        data = dict(data or {})
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(f"unknown engine setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-        out = cls(**data)
-        if isinstance(out.threads, str) and out.threads.strip().isdigit():
-            out.threads = int(out.threads)
-        return out.validate()
+        from ..core.config import config_from_dict
+
+        return config_from_dict(cls, data, prefix="engine.").validate()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -29,7 +29,7 @@ to a 3-D translation) and a colour-logit delta. The delta head starts at zero (s
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -98,11 +98,9 @@ class ModelConfig:
 
     @staticmethod
     def from_dict(d: dict) -> "ModelConfig":
-        names = {f.name for f in fields(ModelConfig)}
-        unknown = set(d) - names
-        if unknown:
-            raise ConfigError(f"unknown model config keys: {sorted(unknown)}")
-        cfg = ModelConfig(**d)
+        from ..core.config import config_from_dict
+
+        cfg = config_from_dict(ModelConfig, d)
         cfg.validate()
         return cfg
 

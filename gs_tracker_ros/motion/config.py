@@ -5,12 +5,17 @@ Distances in pixels of the input frame. Validation raises :class:`ConfigError` n
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
+from typing import Literal
 
+from ..core.config import check_settings, setting
 from ..core.errors import check_range as _check
 
-DIS_PRESETS = ("ultrafast", "fast", "medium")
-LK_BACKENDS = ("batched", "opencv")
+DisPreset = Literal["ultrafast", "fast", "medium"]
+LKBackend = Literal["batched", "opencv"]
+DIS_PRESETS = typing.get_args(DisPreset)
+LK_BACKENDS = typing.get_args(LKBackend)
 
 
 @dataclass
@@ -29,17 +34,14 @@ class FlowConfig:
             frame-to-frame chain only).
     """
 
-    preset: str = "medium"
-    scale: float = 1.0
-    sigma0: float = 0.5
-    fb_threshold: float = 2.0
+    preset: DisPreset = "medium"
+    scale: float = setting(1.0, range=(0.05, 1.0))
+    sigma0: float = setting(0.5, range=(0.0, 50.0), low_open=True, runtime=True, unit="px")
+    fb_threshold: float = setting(2.0, range=(0.0, 1000.0), low_open=True, runtime=True, unit="px")
     intervals: tuple[int, ...] = (1,)
 
     def validate(self) -> None:
-        _check(self.preset in DIS_PRESETS, "flow.preset", self.preset, f"one of {DIS_PRESETS}")
-        _check(0.05 <= self.scale <= 1.0, "flow.scale", self.scale, "in [0.05, 1]")
-        _check(0.0 < self.sigma0 <= 50.0, "flow.sigma0", self.sigma0, "in (0, 50] px")
-        _check(0.0 < self.fb_threshold <= 1000.0, "flow.fb_threshold", self.fb_threshold, "in (0, 1000] px")
+        check_settings(self, "flow.")
         _check(len(self.intervals) >= 1 and all(1 <= int(k) <= 256 for k in self.intervals), "flow.intervals",
                self.intervals, "non-empty, each in [1, 256]")
 
@@ -69,27 +71,21 @@ class LKConfig:
         threads: threads of the batched kernel (0: one per CPU core this process may use).
     """
 
-    window: int = 21
-    levels: int = 3
-    max_iterations: int = 20
-    epsilon: float = 0.03
-    min_eig_threshold: float = 1.0e-5
-    sigma0: float = 0.5
-    fb_threshold: float = 16.0
-    backend: str = "batched"
+    window: int = setting(21, range=(3, 101))
+    levels: int = setting(3, range=(0, 6))
+    max_iterations: int = setting(20, range=(1, 100))
+    epsilon: float = setting(0.03, range=(0.0, 1.0), low_open=True, unit="px")
+    min_eig_threshold: float = setting(1.0e-5, range=(0.0, 1.0))
+    sigma0: float = setting(0.5, range=(0.0, 50.0), low_open=True, runtime=True, unit="px")
+    fb_threshold: float = setting(16.0, range=(0.0, 1000.0), low_open=True, runtime=True, unit="px")
+    backend: LKBackend = "batched"
     threads: int = 0
 
     def validate(self, section: str = "lk") -> None:
         """Raise :class:`ConfigError` naming ``section.field`` for a value out of range."""
         p = section + "."
-        _check(3 <= self.window <= 101 and self.window % 2 == 1, p + "window", self.window, "odd, in [3, 101]")
-        _check(0 <= self.levels <= 6, p + "levels", self.levels, "in [0, 6]")
-        _check(1 <= self.max_iterations <= 100, p + "max_iterations", self.max_iterations, "in [1, 100]")
-        _check(0.0 < self.epsilon <= 1.0, p + "epsilon", self.epsilon, "in (0, 1] px")
-        _check(0.0 <= self.min_eig_threshold <= 1.0, p + "min_eig_threshold", self.min_eig_threshold, "in [0, 1]")
-        _check(0.0 < self.sigma0 <= 50.0, p + "sigma0", self.sigma0, "in (0, 50] px")
-        _check(0.0 < self.fb_threshold <= 1000.0, p + "fb_threshold", self.fb_threshold, "in (0, 1000] px")
-        _check(self.backend in LK_BACKENDS, p + "backend", self.backend, f"one of {LK_BACKENDS}")
+        check_settings(self, p)
+        _check(self.window % 2 == 1, p + "window", self.window, "odd, in [3, 101]")
         _check(0 <= self.threads <= 256, p + "threads", self.threads, "in [0, 256] (0: one per core)")
 
 

@@ -7,11 +7,15 @@ such as ``relocalize.keypoints.threshold``).
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
+from typing import Literal
 
+from ..core.config import check_settings, setting
 from ..core.errors import check_range as _check
 
-DESCRIPTOR_CHANNELS = ("gray", "lab")
+DescriptorChannels = Literal["gray", "lab"]
+DESCRIPTOR_CHANNELS = typing.get_args(DescriptorChannels)
 
 
 @dataclass
@@ -37,7 +41,7 @@ class DescriptorConfig:
 
     patch_size: int = 7
     levels: tuple[int, ...] = (0, 1, 2)
-    channels: str = "lab"
+    channels: DescriptorChannels = "lab"
     min_contrast: float = 2.0
 
     def validate(self) -> None:
@@ -46,8 +50,7 @@ class DescriptorConfig:
         levels = tuple(int(v) for v in self.levels)
         _check(len(levels) >= 1 and all(0 <= v <= 5 for v in levels) and len(set(levels)) == len(levels),
                "relocalize.descriptor.levels", self.levels, "1 to 6 distinct levels, each in [0, 5]")
-        _check(self.channels in DESCRIPTOR_CHANNELS, "relocalize.descriptor.channels", self.channels,
-               f"one of {DESCRIPTOR_CHANNELS}")
+        check_settings(self, "relocalize.descriptor.")
         _check(0.0 <= self.min_contrast <= 100.0, "relocalize.descriptor.min_contrast", self.min_contrast,
                "in [0, 100] grey levels")
         self.levels = tuple(sorted(levels))
@@ -194,20 +197,15 @@ class FeatureFilterConfig:
     enabled: bool = True
     threshold: float = 0.1
     revive_threshold: float = 0.3
-    refresh_every: int = 8
-    refresh_threshold: float = 0.3
-    refresh_min_chains: int = 2
+    refresh_every: int = setting(8, range=(0, 10_000), unit="frames", note="0 = off")
+    refresh_threshold: float = setting(0.3, range=(-1.0, 1.0))
+    refresh_min_chains: int = setting(2, range=(1, 64))
 
     def validate(self) -> None:
         _check(-1.0 <= self.threshold < 1.0, "relocalize.filter.threshold", self.threshold, "in [-1, 1)")
         _check(-1.0 <= self.revive_threshold < 1.0, "relocalize.filter.revive_threshold", self.revive_threshold,
                "in [-1, 1)")
-        _check(0 <= self.refresh_every <= 10_000, "relocalize.filter.refresh_every", self.refresh_every,
-               "in [0, 10000] frames (0 = off)")
-        _check(-1.0 <= self.refresh_threshold <= 1.0, "relocalize.filter.refresh_threshold", self.refresh_threshold,
-               "in [-1, 1]")
-        _check(1 <= self.refresh_min_chains <= 64, "relocalize.filter.refresh_min_chains", self.refresh_min_chains,
-               "in [1, 64]")
+        check_settings(self, "relocalize.filter.")
 
 
 @dataclass

@@ -51,8 +51,7 @@ from ..core.errors import ConfigError, TrackerError
 from ..core.seeding import GridSeeder
 from ..core.geometry import validate_query_points
 from ..core.types import PointTracker, TrackState
-from ..methods import make_tracker
-from ..tracking.config import TrackerConfig
+from ..methods import make_tracker, method_config
 from ..tracking.retrack import FrameHistory, QueryCarrier
 from ..viz.overlay import TrackHistory, draw_tracks
 from . import parameters as P
@@ -326,7 +325,9 @@ class TrackerNode(LifecycleNode):
 
     def _build_tracker(self) -> PointTracker:
         """The one tracker of this node, from :func:`make_tracker` (engine settings included:
-        ``tracker.engine.*``)."""
+        ``tracker.engine.*``). ``self._config`` becomes the config it runs with (a profile's keys
+        where the parameters leave the default): a run-time parameter change updates it in place."""
+        self._config = method_config(self._method, self._config)
         return make_tracker(self._method, self._config)
 
     # ------------------------------------------------------------------------------------ logging
@@ -645,7 +646,7 @@ class TrackerNode(LifecycleNode):
         if not changes:
             return SetParametersResult(successful=True)
         try:
-            P.check_update(self._params, changes)
+            config = P.check_update(self._params, changes)
         except ConfigError as err:
             return SetParametersResult(successful=False, reason=str(err))
         if "max_tracks" in changes:
@@ -655,23 +656,22 @@ class TrackerNode(LifecycleNode):
                 return SetParametersResult(successful=False, reason=(
                     f"max_tracks={changes['max_tracks']} is below the {live} live track(s): remove "
                     f"tracks first (~/remove_queries, or ~/reset) and set it again"))
+        self._validated_update = (changes, config)  # _apply_parameters takes it: built once
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, params: list) -> None:
         changes = {p.name: P._plain(p.value) for p in params if p.name in P.SPECS}
         if not changes:
             return
+        validated, self._validated_update = getattr(self, "_validated_update", None), None
         with self._tracker_lock:
-            new_config = P.check_update(self._params, changes)
+            new_config = (validated[1] if validated and validated[0] == changes
+                          else P.check_update(self._params, changes))
             self._params.update(changes)
             keys = [P.SPECS[n].config_key for n in changes if P.SPECS[n].config_key]
+            # the running tracker reads self._config (a profile's keys included, _build_tracker): an
+            # explicit change of one of the profile's keys wins over the profile
             P.apply_runtime_config(self._config, new_config, keys)
-            # A profile (probfuse-fast, probfuse-accurate) tracks with its own copy of the config
-            # (the node's values plus the profile's keys): a run-time change goes there too, and an
-            # explicit change of one of the profile's keys wins over the profile.
-            running = getattr(self._tracker, "config", None)
-            if isinstance(running, TrackerConfig) and running is not self._config:
-                P.apply_runtime_config(running, new_config, keys)
             self._seeder.grid_size = int(self._params["seed_grid_size"])
             self._seeder.reseed_when_below = float(self._params["reseed_when_below"])
         self.get_logger().info("parameters changed: " + ", ".join(f"{k}={v!r}" for k, v in changes.items()))

@@ -27,14 +27,12 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ..tracking.config import TrackerConfig
+from ..tracking.config import STRUCTURAL_SECTION, TrackerConfig
+from ..core.config import Setting, choices_of, setting_of
 from ..core.errors import ConfigError, yaml_error_text
 from ..methods import DEFAULT_METHOD, method_names
 from .qos import IMAGE_QOS_CHOICES
-from ..motion.config import DIS_PRESETS
 from ..engines.settings import BACKENDS, PRECISIONS
-from ..relocalize.config import DESCRIPTOR_CHANNELS
-from ..core.integration import FUSION_RULES
 
 TRACKER_PREFIX = "tracker."
 IMAGE_TRANSPORT_CHOICES = ("raw", "compressed")
@@ -127,90 +125,12 @@ NODE_PARAMS: list[ParamSpec] = [
 ]
 
 # ------------------------------------------------------------------------------------- tracker config
-# Inclusive ranges for the ROS descriptors (FloatingPointRange / IntegerRange). TrackerConfig
-# validation stays the authority (open bounds, odd windows, ...): a value inside the range can still
-# be rejected by it, with its reason. test_ros_params.py checks these against the validation.
-TRACKER_RANGES: dict[str, tuple[float, float]] = {
-    "flow.scale": (0.05, 1.0),
-    "flow.sigma0": (0.0, 50.0),
-    "flow.fb_threshold": (0.0, 1000.0),
-    "lk.window": (3, 101),
-    "lk.levels": (0, 6),
-    "lk.max_iterations": (1, 100),
-    "lk.epsilon": (0.0, 1.0),
-    "lk.min_eig_threshold": (0.0, 1.0),
-    "lk.sigma0": (0.0, 50.0),
-    "lk.fb_threshold": (0.0, 1000.0),
-    "klt.window": (3, 101),
-    "klt.levels": (0, 6),
-    "klt.max_iterations": (1, 100),
-    "klt.epsilon": (0.0, 1.0),
-    "klt.min_eig_threshold": (0.0, 1.0),
-    "klt.sigma0": (0.0, 50.0),
-    "klt.fb_threshold": (0.0, 1000.0),
-    "integration.outlier_px": (0.0, math.inf),
-    "integration.rho": (0.0, 1.0),
-    "integration.occluded_variance_growth": (0.0, math.inf),
-    "integration.motion_std_ratio": (0.0, 10.0),
-    "integration.max_query_frames": (1, 1024),
-    "integration.unfiltered_max_interval": (0, 256),
-    "hidden.neighbours": (1, 1024),
-    "hidden.min_neighbours": (1, 1024),
-    "hidden.max_neighbour_px": (0.0, math.inf),
-    "hidden.velocity_decay": (0.0, 1.0),
-    "hidden.velocity_frames": (1, 16),
-    "schedule.frame_budget_ms": (0.0, 10000.0),
-    "schedule.stride": (1, 64),
-    "schedule.max_stride": (1, 64),
-    "schedule.scheduled_from": (1, 256),
-    "schedule.relax": (0.05, 1.0),
-    "schedule.ema_frames": (1, 1000),
-    "relocalize.filter.refresh_every": (0, 10000),
-    "relocalize.filter.refresh_threshold": (-1.0, 1.0),
-    "relocalize.filter.refresh_min_chains": (1, 64),
-}
-
-# Allowed values of string keys (the sets TrackerConfig validation checks against), shown by
-# `ros2 param describe` and the docs table.
-def _tracker_choices() -> dict[str, tuple[str, ...]]:
-    return {
-        "flow.preset": tuple(DIS_PRESETS),
-        "relocalize.descriptor.channels": tuple(DESCRIPTOR_CHANNELS),
-        "engine.backend": tuple(BACKENDS),
-        "engine.precision": tuple(PRECISIONS),
-        "integration.fusion": tuple(FUSION_RULES),
-    }
-
-
-TRACKER_CHOICES: dict[str, tuple[str, ...]] = _tracker_choices()
-
-# Tracker keys that are read on every frame and may change while the node runs. Everything else
-# (sources, DIS preset and scale, LK window / levels, intervals, ...) shapes the pipeline or its
-# buffers and is structural. New config fields are structural until listed here.
-RUNTIME_TRACKER_KEYS: frozenset[str] = frozenset({
-    "flow.sigma0",
-    "flow.fb_threshold",
-    "lk.sigma0",
-    "lk.fb_threshold",
-    "integration.outlier_px",
-    "integration.rho",
-    "integration.probabilistic",
-    "integration.occluded_variance_growth",
-    "integration.motion_std_ratio",
-    "integration.unfiltered_max_interval",
-    "hidden.enabled",
-    "hidden.neighbours",
-    "hidden.min_neighbours",
-    "hidden.max_neighbour_px",
-    "hidden.velocity_decay",
-    "hidden.velocity_frames",
-    "hidden.leaving_ends_chains",
-    "schedule.frame_budget_ms",
-    "schedule.stride",
-    "schedule.max_stride",
-    "schedule.scheduled_from",
-    "schedule.relax",
-})
+# Range, run-time flag and choices of every tracker.* parameter come from its config field's
+# declaration (:func:`gs_tracker_ros.core.config.setting`, ``Literal`` annotations). A range is
+# the descriptor's inclusive one; the config's own validation checks the same declaration (open
+# lower bounds, odd windows, ...). The engine settings keep their choices in engines/settings.py.
+_ENGINE_CHOICES: dict[str, tuple[str, ...]] = {"engine.backend": tuple(BACKENDS),
+                                               "engine.precision": tuple(PRECISIONS)}
 
 # TrackerConfig keys that a node parameter provides instead of a ``tracker.*`` parameter.
 NODE_OWNED_CONFIG_KEYS: dict[str, str] = {"max_tracks": "max_tracks"}
@@ -244,20 +164,33 @@ def _attribute_docs(cls: type) -> dict[str, str]:
     return {k: re.sub(r"``([^`]*)``", r"\1", v) for k, v in out.items()}
 
 
-def _leaf_fields(cls: type, prefix: str = "", defaults: Any = None) -> Iterable[tuple[str, Any, str]]:
-    """``(dotted key, default, description)`` of every non-dataclass field, depth first.
+@dataclass(frozen=True)
+class _Leaf:
+    key: str  # dotted
+    default: Any
+    doc: str
+    setting: Setting
+    choices: tuple[str, ...] | None
+    structural: bool  # inside a section declared structural (``klt``)
+
+
+def _leaf_fields(cls: type, prefix: str = "", defaults: Any = None, structural: bool = False) -> Iterable[_Leaf]:
+    """Every non-dataclass field with its declaration, depth first.
 
     Nested sections take their defaults from the parent's default instance (``klt`` is an
     ``LKConfig`` with its own defaults)."""
     defaults = cls() if defaults is None else defaults
     docs = _attribute_docs(cls)
+    choices = choices_of(cls)
     for f in dataclasses.fields(cls):
         value = getattr(defaults, f.name)
         key = prefix + f.name
         if dataclasses.is_dataclass(value):
-            yield from _leaf_fields(type(value), key + ".", value)
+            yield from _leaf_fields(type(value), key + ".", value,
+                                    structural or bool(f.metadata.get(STRUCTURAL_SECTION)))
         else:
-            yield key, value, docs.get(f.name, "")
+            yield _Leaf(key, value, setting_of(f).doc or docs.get(f.name, ""), setting_of(f),
+                        choices.get(f.name) or _ENGINE_CHOICES.get(key), structural)
 
 
 def _ros_value(value: Any) -> Any:
@@ -267,17 +200,17 @@ def _ros_value(value: Any) -> Any:
 def tracker_param_specs() -> list[ParamSpec]:
     """``tracker.*`` specs generated from :class:`TrackerConfig` (see the module docstring)."""
     specs = []
-    for key, default, doc in _leaf_fields(TrackerConfig):
-        if key in NODE_OWNED_CONFIG_KEYS:
+    for leaf in _leaf_fields(TrackerConfig):
+        if leaf.key in NODE_OWNED_CONFIG_KEYS:
             continue
         specs.append(ParamSpec(
-            name=TRACKER_PREFIX + key,
-            default=_ros_value(default),
-            description=doc or f"TrackerConfig.{key}",
-            runtime=key in RUNTIME_TRACKER_KEYS,
-            range=TRACKER_RANGES.get(key),
-            choices=TRACKER_CHOICES.get(key),
-            config_key=key,
+            name=TRACKER_PREFIX + leaf.key,
+            default=_ros_value(leaf.default),
+            description=leaf.doc or f"TrackerConfig.{leaf.key}",
+            runtime=leaf.setting.runtime and not leaf.structural,
+            range=leaf.setting.range,
+            choices=leaf.choices,
+            config_key=leaf.key,
         ))
     return specs
 

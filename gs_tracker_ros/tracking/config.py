@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.config import config_from_dict
+from ..core.config import check_settings, config_from_dict, setting
 from ..core.errors import ConfigError, check_range as _check
 from ..core.hidden_motion import HiddenMotionConfig
 from ..core.integration import IntegrationConfig
@@ -20,6 +20,11 @@ from ..engines.settings import EngineSettings
 from ..motion.config import FlowConfig, LKConfig, klt_baseline_lk
 from ..relocalize.config import RelocalizeConfig
 from .schedule import ScheduleConfig
+
+
+# Field metadata of a section whose settings are all structural, whatever they declare (``klt``:
+# the baseline method's LK is built once; ``lk`` shares its LKConfig type and its run-time keys).
+STRUCTURAL_SECTION = "structural_section"
 
 
 @dataclass
@@ -49,18 +54,18 @@ class TrackerConfig:
     sources: tuple[str, ...] = ("lk",)
     flow: FlowConfig = field(default_factory=FlowConfig)
     lk: LKConfig = field(default_factory=LKConfig)
-    klt: LKConfig = field(default_factory=klt_baseline_lk)
+    klt: LKConfig = field(default_factory=klt_baseline_lk, metadata={STRUCTURAL_SECTION: True})
     integration: IntegrationConfig = field(default_factory=IntegrationConfig)
     uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
     hidden: HiddenMotionConfig = field(default_factory=HiddenMotionConfig)
     relocalize: RelocalizeConfig = field(default_factory=RelocalizeConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     engine: EngineSettings = field(default_factory=EngineSettings)
-    max_tracks: int = 4096
+    max_tracks: int = setting(4096, range=(1, 100_000), runtime=True)
 
     def validate(self) -> "TrackerConfig":
         _check(len(self.sources) >= 1, "sources", self.sources, "non-empty")
-        _check(1 <= self.max_tracks <= 100_000, "max_tracks", self.max_tracks, "in [1, 100000]")
+        check_settings(self, "")
         self.flow.validate()
         self.lk.validate("lk")
         self.klt.validate("klt")
@@ -100,3 +105,13 @@ class TrackerConfig:
                 raise ConfigError(f"unknown config key '{key}'")
             node[parts[-1]] = value
         return TrackerConfig.from_dict(data)
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    """A tracker config and the dotted keys its user set (``--set KEY=VALUE``), travelling as one
+    value from the command line or the node to :func:`~gs_tracker_ros.methods.make_tracker`: a
+    profile's keys never replace a key named here, even where its value is the default."""
+
+    config: TrackerConfig = field(default_factory=TrackerConfig)
+    keys: frozenset[str] = frozenset()

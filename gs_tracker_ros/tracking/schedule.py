@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core.errors import check_range as _check
+from ..core.config import check_settings, setting
 
 
 @dataclass
@@ -38,21 +38,15 @@ class ScheduleConfig:
         ema_frames: frames the mean step time averages over (exponential moving average).
     """
 
-    frame_budget_ms: float = 0.0
-    stride: int = 1
-    max_stride: int = 8
-    scheduled_from: int = 4
-    relax: float = 0.6
-    ema_frames: int = 16
+    frame_budget_ms: float = setting(0.0, range=(0.0, 10_000.0), runtime=True, unit="ms", note="0 = no budget")
+    stride: int = setting(1, range=(1, 64), runtime=True)
+    max_stride: int = setting(8, range=(1, 64), runtime=True)
+    scheduled_from: int = setting(4, range=(1, 256), runtime=True)
+    relax: float = setting(0.6, range=(0.05, 1.0), runtime=True)
+    ema_frames: int = setting(16, range=(1, 1000))
 
     def validate(self) -> None:
-        _check(0.0 <= self.frame_budget_ms <= 10_000.0, "schedule.frame_budget_ms", self.frame_budget_ms,
-               "in [0, 10000] ms (0 = no budget)")
-        _check(1 <= self.stride <= 64, "schedule.stride", self.stride, "in [1, 64]")
-        _check(1 <= self.max_stride <= 64, "schedule.max_stride", self.max_stride, "in [1, 64]")
-        _check(1 <= self.scheduled_from <= 256, "schedule.scheduled_from", self.scheduled_from, "in [1, 256]")
-        _check(0.05 <= self.relax <= 1.0, "schedule.relax", self.relax, "in [0.05, 1]")
-        _check(1 <= self.ema_frames <= 1000, "schedule.ema_frames", self.ema_frames, "in [1, 1000]")
+        check_settings(self, "schedule.")
 
 
 class StageSchedule:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..core.config import read_yaml_file
+from ..core.config import config_from_dict, read_yaml_file
 from ..core.errors import ConfigError
 from ..model.gmae import ModelConfig
 from ..core.paths import DAVIS_UNLABELED
@@ -110,35 +110,12 @@ class TrainConfig:
 
     @staticmethod
     def from_dict(d: dict | None) -> "TrainConfig":
-        if d is not None and not isinstance(d, dict):
-            raise ConfigError(f"a training config must be a mapping of sections, got {type(d).__name__}")
-        d = dict(d or {})
-        sections = {f.name: f for f in fields(TrainConfig)}
-        unknown = set(d) - set(sections)
-        if unknown:
-            raise ConfigError(f"unknown config sections: {sorted(unknown)} (known: {sorted(sections)})")
-        kwargs = {}
-        for name, f in sections.items():
-            sub = d.get(name) or {}
-            if not isinstance(sub, dict):
-                raise ConfigError(f"config section {name!r} must be a mapping")
-            cls = f.default_factory().__class__  # type: ignore[misc]
-            if cls is ModelConfig:
-                kwargs[name] = ModelConfig.from_dict(sub)
-                continue
-            known = {x.name for x in fields(cls)}
-            bad = set(sub) - known
-            if bad:
-                raise ConfigError(f"unknown keys in section {name!r}: {sorted(bad)}")
-            obj = cls(**sub)
-            if hasattr(obj, "crop_scale"):
-                obj.crop_scale = tuple(obj.crop_scale)
-            kwargs[name] = obj
-        cfg = TrainConfig(**kwargs)
+        cfg = config_from_dict(TrainConfig, d)
         cfg.validate()
         return cfg
 
     def validate(self) -> None:
+        self.model.validate()
         if not 0.0 <= self.mask.ratio < 1.0:
             raise ConfigError(f"mask.ratio must be in [0, 1), got {self.mask.ratio}")
         if self.optim.batch_size < 1 or self.optim.steps < 1:
