@@ -81,8 +81,8 @@ class EngineSettings:
         return asdict(self)
 
     def build(self, device: str | None = None):
-        """Build the engine these settings describe (see :func:`~gs_tracker_ros.engines.base.build_engine`)."""
-        from .base import build_engine
+        """Build the engine these settings describe (see :func:`~gs_tracker_ros.engines.factory.build_engine`)."""
+        from .factory import build_engine
 
         self.validate()
         return build_engine(
