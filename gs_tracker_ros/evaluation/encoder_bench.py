@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -21,28 +21,11 @@ from ..tracking.config import TrackerConfig
 from .timing import time_tracker
 
 
-def _median_ms(fn: Callable[[], Any], runs: int, warmup: int) -> dict[str, float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return _clip_ms_summary(times, runs, warmup)
-
-
 def _clip_ms_summary(times: Sequence[float], runs: int, warmup: int) -> dict[str, float]:
     """Median, p90 and minimum of per-clip wall times ``times`` (ms)."""
     ms = np.asarray(times)
     return {"ms_per_clip_median": float(np.median(ms)), "ms_per_clip_p90": float(np.percentile(ms, 90)),
             "ms_per_clip_min": float(ms.min()), "runs": int(runs), "warmup": int(warmup)}
-
-
-def time_encoder(engine, runs: int = 20, warmup: int = 3, seed: int = 0) -> dict[str, float]:
-    """Median wall time of ``engine(clip)`` on a random uint8 clip, after ``warmup`` calls."""
-    clip = np.random.default_rng(seed).integers(0, 256, engine.input_shape, dtype=np.uint8)
-    return _median_ms(lambda: engine(clip), runs, warmup)
 
 
 def bench_model(model_path: str | Path | None = None):
