@@ -28,7 +28,7 @@ PACKAGE = REPO / "gs_tracker_ros"
 
 # Bottom to top; a module may import its own subpackage and the layers listed above its own.
 LAYERS: list[tuple[str, ...]] = [
-    ("core",),              # types, config helpers, buffers, fusion maths, geometry, paths: numpy only
+    ("core",),              # types, config helpers, buffers, fusion maths, geometry, paths: numpy + OpenCV, no torch
     ("render",),            # splatting Gaussians given as tensors (torch; gsplat on CUDA)
     ("model",),             # the Video-GMAE encoder (nn.Modules), its Gaussians and checkpoints
     ("engines",),           # running the encoder: torch / ONNX Runtime / TensorRT, export, cache
@@ -225,6 +225,18 @@ def test_the_circle_check_catches_a_circle(tmp_path, monkeypatch):
 
 
 PURE = [name for names in LAYERS[: RANK["evaluation"] + 1] for name in names]
+
+
+def test_core_imports_numpy_and_opencv_but_not_torch():
+    """What the README's Layout says of ``core/``: numpy and OpenCV, no torch (checked in a fresh
+    interpreter, after importing every core module)."""
+    code = ("import sys, importlib, pkgutil, gs_tracker_ros.core as core\n"
+            "for m in pkgutil.iter_modules(core.__path__):\n"
+            "    importlib.import_module('gs_tracker_ros.core.' + m.name)\n"
+            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'cv2', 'torch'})))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["cv2", "numpy"]
 
 
 @pytest.mark.parametrize("subpackage", PURE)
