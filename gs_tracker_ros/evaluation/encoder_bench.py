@@ -128,6 +128,9 @@ class _TimedSource:
 
     def __init__(self, source) -> None:
         self.source, self.name = source, source.name
+        # what the tracker reads of a source, as the wrapped source has it
+        self.batches, self.thread_safe = source.batches, source.thread_safe
+        self.intervals = getattr(source, "intervals", None)
         self.ms: dict[int, float] = {}  # newest frame index -> ms spent in the source for that frame
 
     def _add(self, frame: int, t0: float) -> None:
@@ -141,6 +144,12 @@ class _TimedSource:
     def estimate(self, buffer, a, b, points):
         t0 = time.perf_counter()
         out = self.source.estimate(buffer, a, b, points)
+        self._add(buffer.latest, t0)
+        return out
+
+    def estimate_many(self, buffer, pairs):
+        t0 = time.perf_counter()
+        out = self.source.estimate_many(buffer, pairs)
         self._add(buffer.latest, t0)
         return out
 
