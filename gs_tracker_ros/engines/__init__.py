@@ -7,7 +7,7 @@
 * :mod:`.export`      - checkpoint -> ONNX (static shape, metadata), ONNX metadata reader, fp16 graph conversion.
 * :mod:`.torch_engine`, :mod:`.onnxruntime_engine`, :mod:`.tensorrt_engine` - the backends.
 * :mod:`.cache`       - the TensorRT plan cache (key, sidecar, rebuild policy).
-* :mod:`.bench`       - encoder latency per backend for ``gs-tracker bench``.
+* encoder latency per backend for ``gs-tracker bench`` is :mod:`gs_tracker_ros.evaluation.encoder_bench`.
 
 Nothing is imported here so that ``import gs_tracker_ros.engines.settings`` stays cheap.
 """
