@@ -16,6 +16,7 @@ from .baselines.klt import KLTTracker
 from .core.errors import ConfigError
 from .core.evidence import EvidenceModel
 from .core.types import PointTracker
+from .engines.factory import engine_from_settings
 from .engines.settings import EngineSettings
 from .motion.base import MotionSource
 from .motion.dis_flow import DISFlowSource
@@ -68,7 +69,7 @@ def _gmae_source(config: TrackerConfig, engine=None) -> MotionSource:
     settings = config.engine if engine is None else engine
     if isinstance(settings, dict):
         settings = EngineSettings.from_dict(settings)
-    encoder = settings.build() if isinstance(settings, EngineSettings) else settings
+    encoder = engine_from_settings(settings) if isinstance(settings, EngineSettings) else settings
     return GaussianMotionSource(encoder, window_hop=gmae_window_hop(config, int(encoder.num_frames)))
 
 

@@ -1,6 +1,7 @@
 """``gs-tracker bench --profile`` / ``--scaling``: the stage profile and the scaling table."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -17,25 +18,20 @@ def frames():
     return bench_cmd.bench_frames(16, width=320, height=240)
 
 
-@pytest.mark.parametrize("backend", ["batched", "opencv"])
-def test_profile_times_every_stage_and_changes_no_position(frames, backend):
-    config = {"lk": {"backend": backend}}
-    plain = make_tracker("probfuse", config)
+def test_profile_times_every_stage_and_changes_no_position(frames):
+    plain = make_tracker("probfuse")
     plain.step(frames[0])
     plain.add_queries(first_grid_points(320, 240, 100))
     expected = [plain.step(f) for f in frames[1:]]
 
-    timed = make_tracker("probfuse", config)
+    timed = make_tracker("probfuse")
     prof = profile_tracker(timed, frames, 100, warmup=2)
     got = timed.state()
     assert np.array_equal(got.xy, expected[-1].xy) and np.array_equal(got.variance, expected[-1].variance)
     assert np.array_equal(got.visible, expected[-1].visible)
 
-    chains = [k for k in prof.stages if " chain" in k and " t-" in k]
-    if timed.sources[0].batches:  # all chains of a frame in one kernel call: one row
-        assert chains == ["lk chains t-* batched (forward + backward)"]
-    else:
-        assert chains == [f"lk chain t-{k} (forward + backward)" for k in (1, 2, 4, 8)]
+    chains = [k for k in prof.stages if k.startswith("lk chain")]
+    assert chains == ["lk chains t-* batched (forward + backward)"]  # the default LK backend: one call a frame
     for stage in ("grey conversion", "fusion (integrate)", "hidden-point step", "state build (TrackState)",
                   "chain filter (descriptor similarity)", "observer (re-localisation)"):
         assert stage in prof.stages
@@ -55,7 +51,7 @@ def test_bench_profile_cli_prints_the_table(tmp_path, monkeypatch, capsys):
     out = tmp_path / "profile.json"
     assert main(["bench", "--profile", "--quick", "--json", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "| lk chain" in text and "(forward + backward) |" in text and "**whole step**" in text
+    assert "| lk chains t-* batched (forward + backward) |" in text and "**whole step**" in text
     res = json.loads(out.read_text())
     per = res["points"]["64"]
     assert per["step_ms"] > 0 and per["step_cpu_ms"] > 0 and per["lk_pair"]["all_points_ms"] > 0
@@ -83,7 +79,11 @@ def test_bench_scaling_times_probfuse_and_klt_per_size_and_count(tmp_path, monke
     assert [(r["width"], r["points"]) for r in res["rows"]] == [(160, 16), (160, 64), (320, 16), (320, 64)]
     for row in res["rows"]:
         for method in ("probfuse", "klt"):
-            assert row[method]["fps_median"] > 0 and row[method]["latency_ms_p50"] > 0 and row[method]["cpu_ms_p50"] >= 0
+            assert row[method]["fps_median"] > 0 and row[method]["latency_ms_p50"] > 0
+            # process CPU time of a step: some work, and at most every core busy for the whole step
+            # (cpu <= wall * cores holds frame by frame, so for the medians too; 1 ms slack for the
+            # two clocks' resolution)
+            assert 0 < row[method]["cpu_ms_p50"] <= row[method]["latency_ms_p50"] * (os.cpu_count() or 1) + 1.0
 
 
 def test_chain_workers_run_the_chains_on_threads_with_the_same_positions(frames):
@@ -91,7 +91,8 @@ def test_chain_workers_run_the_chains_on_threads_with_the_same_positions(frames)
 
     results = {}
     for workers in (1, 2):
-        # chain_workers serves the sources that do not batch (the batched LK runs its own threads)
+        # the batched LK backend (the default) runs a frame's chains in one call; the chain
+        # workers are for sources that estimate chain by chain, such as OpenCV's LK
         tracker = make_tracker("probfuse", {"lk": {"backend": "opencv"}})
         tracker.chain_workers = workers
         threads = set()

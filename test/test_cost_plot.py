@@ -1,4 +1,4 @@
-"""The accuracy/cost figure (viz/cost_plot.py) drawn from what eval and bench write."""
+"""The accuracy/cost figure (evaluation/plots/cost.py) drawn from what eval and bench write."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from gs_tracker_ros.methods import make_tracker
 from gs_tracker_ros.synthetic.config import SceneConfig
 from gs_tracker_ros.synthetic.scene import make_scene
 from gs_tracker_ros.tracking.config import TrackerConfig
-from gs_tracker_ros.viz.cost_plot import cost_point, main, plot_accuracy_cost
+from gs_tracker_ros.evaluation.plots.cost import cost_point, main, plot_accuracy_cost
 
 
 @pytest.fixture(scope="module")

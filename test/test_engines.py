@@ -22,8 +22,9 @@ import torch
 from gs_tracker_ros.core.clip_buffer import ClipBuffer
 from gs_tracker_ros.tracking.config import TrackerConfig
 from gs_tracker_ros.core.errors import ConfigError, InputError, TrackerError
-from gs_tracker_ros.engines import base as engines_base
-from gs_tracker_ros.engines.base import EncoderEngine, EngineBuildError, EngineUnavailableError, build_engine
+from gs_tracker_ros.engines import factory as engines_factory, files as engines_files
+from gs_tracker_ros.engines.base import EncoderEngine, EngineBuildError, EngineUnavailableError
+from gs_tracker_ros.engines.factory import build_engine, engine_from_settings
 from gs_tracker_ros.engines.cache import CacheKey, EngineCache, sidecar_path
 from gs_tracker_ros.engines.export import export_checkpoint, sha256_file
 from gs_tracker_ros.engines.onnxruntime_engine import OnnxRuntimeEngine
@@ -74,7 +75,7 @@ def _max_rel_diffs(a: GaussianClip, b: GaussianClip) -> dict[str, tuple[float, f
 def test_the_backend_table_names_every_configurable_backend():
     from gs_tracker_ros.engines.settings import BACKENDS
 
-    assert tuple(engines_base.ENGINE_BUILDERS) == BACKENDS
+    assert tuple(engines_factory.ENGINE_BUILDERS) == BACKENDS
 
 
 def test_one_interface_for_every_backend(engines, files):
@@ -177,7 +178,7 @@ def test_tensorrt_without_gpu_or_module_is_one_clear_error(files):
     assert "tensorrt backend cannot run here" in msg and "requirements-gpu.txt" in msg
     assert isinstance(err.value, TrackerError) and "\n" not in msg
     with pytest.raises(EngineUnavailableError):
-        EngineSettings(backend="tensorrt", onnx_path=str(files.onnx), precision="fp16").build()
+        engine_from_settings(EngineSettings(backend="tensorrt", onnx_path=str(files.onnx), precision="fp16"))
 
 
 def test_onnx_exported_into_cache_dir_once_and_reexported_when_corrupt(files, tmp_path):
@@ -433,7 +434,7 @@ def test_default_cache_dir_env(monkeypatch, tmp_path):
     monkeypatch.delenv("GS_TRACKER_ENGINE_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
     assert default_cache_dir() == tmp_path / "x" / "gs_tracker_ros" / "engines"
-    assert engines_base.default_cache_dir is default_cache_dir
+    assert engines_files.default_cache_dir is default_cache_dir
 
 
 # ---------------------------------------------------------------------------------------------- GPU

@@ -99,7 +99,7 @@ def test_zero_jitter_reproduces_the_exact_scores_and_one_px_spreads_them(sequenc
 def test_jitter_figure_is_drawn_and_needs_jittered_results(tmp_path, sequences) -> None:
     import cv2
 
-    from gs_tracker_ros.viz.jitter_plot import plot_query_jitter
+    from gs_tracker_ros.evaluation.plots.jitter import plot_query_jitter
 
     result = evaluate_badja(lambda: make_tracker("klt"), sequences, progress=False)
     with pytest.raises(ValueError, match="query_jitter"):

@@ -1,9 +1,17 @@
-"""The package's layers point one way, and each subpackage imports alone.
+"""The package's layers point one way, no modules import each other in a circle, and each
+subpackage imports alone.
 
 ``LAYERS`` lists the subpackages from the bottom (``core``) to the top (``cli``). A module may
 import its own subpackage and any lower one, never a higher one; function-local imports count
 the same as top-level ones (an import hidden in a function is still a dependency). The README's
 "Layout" section states the same order.
+
+Inside a subpackage the layer check says nothing, so a second check looks for import circles
+between the package's modules (files): module A imports B and B, directly or through others,
+imports A. Function-local imports count here too: a circle closed by an import inside a function
+does not fail at import time, but the two modules still cannot be understood, tested or moved
+apart, which is what the rule is about. Imports under ``if TYPE_CHECKING:`` do not count (they
+never run). ``from pkg import name`` counts as importing ``pkg.name`` when that is a module.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ PACKAGE = REPO / "gs_tracker_ros"
 
 # Bottom to top; a module may import its own subpackage and the layers listed above its own.
 LAYERS: list[tuple[str, ...]] = [
-    ("core",),              # types, config helpers, buffers, fusion maths, geometry, paths: numpy only
+    ("core",),              # types, config helpers, buffers, fusion maths, geometry, paths: numpy + OpenCV, no torch
     ("render",),            # splatting Gaussians given as tensors (torch; gsplat on CUDA)
     ("model",),             # the Video-GMAE encoder (nn.Modules), its Gaussians and checkpoints
     ("engines",),           # running the encoder: torch / ONNX Runtime / TensorRT, export, cache
@@ -115,7 +123,101 @@ def test_the_check_catches_an_upward_import(tmp_path, monkeypatch):
                              "(layer 7)"]
 
 
+def _module_name(path: Path) -> str:
+    return ".".join(["gs_tracker_ros", *path.relative_to(PACKAGE).with_suffix("").parts]).removesuffix(".__init__")
+
+
+def _module_imports(path: Path, known: set[str]) -> set[str]:
+    """The package modules (names in ``known``) that ``path`` imports, at any depth of its code
+    except ``if TYPE_CHECKING:`` blocks."""
+    here = _module_name(path).split(".")
+    package = here if path.name == "__init__.py" else here[:-1]
+    found: set[str] = set()
+    stack: list[ast.AST] = [ast.parse(path.read_text(), str(path))]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            stack += node.orelse
+            continue
+        stack += ast.iter_child_nodes(node)
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                module = ".".join(package[: len(package) - node.level + 1] + ([node.module] if node.module else []))
+            found |= {module} | {f"{module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    return (found & known) - {_module_name(path)}
+
+
+def _circles() -> list[list[str]]:
+    """Every set of modules that import each other in a circle (strongly connected components of
+    the import graph with more than one module), sorted."""
+    paths = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+    graph = {m: sorted(_module_imports(p, set(paths))) for m, p in paths.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles = []
+
+    def visit(v: str) -> None:  # Tarjan's algorithm
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = stack[stack.index(v):]
+            del stack[stack.index(v):]
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return sorted(circles)
+
+
+def test_no_import_circle_between_modules():
+    circles = _circles()
+    assert not circles, "modules that import each other in a circle:\n" + "\n".join(" <-> ".join(c) for c in circles)
+
+
+def test_the_circle_check_catches_a_circle(tmp_path, monkeypatch):
+    """The check itself can fail: a circle closed by a function-local import, inside one
+    subpackage, is reported; a TYPE_CHECKING import is not."""
+    fake = tmp_path / "gs_tracker_ros"
+    (fake / "engines").mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "engines" / "__init__.py").write_text("")
+    (fake / "engines" / "base.py").write_text("from .factory import build\nfrom . import typed\n")
+    (fake / "engines" / "factory.py").write_text("from . import files\nbuild = 1\n")
+    (fake / "engines" / "files.py").write_text("def f():\n    from .base import build\n    return build\n")
+    (fake / "engines" / "typed.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                               "    from .base import build\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
+    assert _circles() == [["gs_tracker_ros.engines.base", "gs_tracker_ros.engines.factory",
+                           "gs_tracker_ros.engines.files"]]
+    (fake / "engines" / "files.py").write_text("")
+    assert _circles() == []
+
+
 PURE = [name for names in LAYERS[: RANK["evaluation"] + 1] for name in names]
+
+
+def test_core_imports_numpy_and_opencv_but_not_torch():
+    """What the README's Layout says of ``core/``: numpy and OpenCV, no torch (checked in a fresh
+    interpreter, after importing every core module)."""
+    code = ("import sys, importlib, pkgutil, gs_tracker_ros.core as core\n"
+            "for m in pkgutil.iter_modules(core.__path__):\n"
+            "    importlib.import_module('gs_tracker_ros.core.' + m.name)\n"
+            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'cv2', 'torch'})))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["cv2", "numpy"]
 
 
 @pytest.mark.parametrize("subpackage", PURE)

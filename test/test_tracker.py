@@ -189,3 +189,20 @@ def test_unfiltered_short_chains_of_visible_points_skip_the_chain_filter():
     assert any(shown[:, 2:].any() for shown in filt.shown)
     with pytest.raises(ConfigError, match=r"integration\.unfiltered_max_interval"):
         TrackerConfig().replace(**{"integration.unfiltered_max_interval": -1})
+
+
+def test_the_readme_names_the_steps_of_a_frame_as_step_does():
+    """The README's list of a frame's steps is the one in ``ProbabilisticTracker.step``'s docstring."""
+    import inspect
+    import re
+    from pathlib import Path
+
+    from gs_tracker_ros.tracking.tracker import ProbabilisticTracker
+
+    doc = " ".join(inspect.getdoc(ProbabilisticTracker.step).split())
+    steps = doc.split("In order: ", 1)[1]
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    found = re.search(r"A frame's steps \(`ProbabilisticTracker.step\(\)`, in order\): (.*?\.)(?: |$)", readme)
+    assert found, "README: no list of a frame's steps"
+    assert found.group(1).replace("`", "") == steps.replace("`", "")
+

@@ -85,13 +85,6 @@ def check_topic(topic: str) -> str:
     return name
 
 
-def stamps_for(num_frames: int, fps: float, start_time_s: float) -> np.ndarray:
-    """``(T,) int64`` header stamps in ns: ``start + round(t * 1e9 / fps)``."""
-    check_fps(fps)
-    start = int(round(start_time_s * 1e9))
-    return start + np.round(np.arange(num_frames) * (1e9 / fps)).astype(np.int64)
-
-
 def _write_bag(out: Path, frames: Iterable[np.ndarray], num_frames: int | None, fps: float, storage: str,
                topic: str, frame_id: str, start_time_s: float, overwrite: bool,
                gt: dict | None = None, custom: dict[str, str] | None = None,

@@ -229,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
                 "39.3 / 86.5 if calibrated; called_lost = share with p_lost >= 0.5; p_lost_auc = ROC AUC of p_lost "
                 "for the points off by more than the delta_seg threshold, nan without p_lost)")
     if args.plot is not None:
-        from ..viz.calibration_plot import plot_error_vs_sigma
+        from ..evaluation.plots.calibration import plot_error_vs_sigma
 
         curves = {r["method"]: r["overall"]["error_vs_sigma"] for r in results}
         figure = plot_error_vs_sigma(curves, args.plot, title=f"{Path(directory).name}: published sigma vs error")
@@ -259,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
               "docs/accuracy.md):")
         print(jitter_table(results, verdicts=jitter_verdicts))
         if args.jitter_plot is not None:
-            from ..viz.jitter_plot import plot_query_jitter
+            from ..evaluation.plots.jitter import plot_query_jitter
 
             figure = plot_query_jitter(results, args.jitter_plot, title=Path(directory).name)
             print(f"query-jitter figure -> {figure}")

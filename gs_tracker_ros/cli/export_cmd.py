@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..model.checkpoint import load_model
-    from ..engines.export import check_opset, compare_with_torch, export_onnx, parse_size, sha256_file
+    from ..engines.export import check_opset, export_onnx, parse_size, sha256_file
+    from ..engines.onnxruntime_engine import compare_with_torch
 
     if args.fp16 and args.engine is None:
         raise ConfigError("--fp16 applies to the TensorRT engine; add --engine OUT.plan")

@@ -58,10 +58,6 @@ class GridSeeder:
     def enabled(self) -> bool:
         return self.grid_size > 0
 
-    @property
-    def owned_ids(self) -> set[int]:
-        return set(self._owned)
-
     def reset(self) -> None:
         self._owned.clear()
 

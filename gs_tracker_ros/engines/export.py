@@ -23,7 +23,6 @@ import re
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -234,31 +233,6 @@ def _check_static(proto) -> None:
             raise ConfigError(f"exported tensor {value.name} has a dynamic shape; expected a static clip shape")
 
 
-# ---------------------------------------------------------------------------------------------- checks
-def compare_with_torch(model, onnx_path: str | Path, clip: np.ndarray | None = None, threads: int | None = None,
-                       seed: int = 0) -> dict[str, dict[str, float]]:
-    """Run the ONNX file (ONNX Runtime, CPU) and the torch model on one clip.
-
-    Returns per output ``{"max_abs": ..., "scale": max |torch output|}``.
-    """
-    import torch
-
-    from .onnxruntime_engine import OnnxRuntimeEngine
-
-    engine = OnnxRuntimeEngine(onnx_path, threads=threads)
-    if clip is None:
-        clip = np.random.default_rng(seed).integers(0, 256, engine.input_shape, dtype=np.uint8)
-    x = engine.check_clip(clip)
-    got = engine.infer(x)
-    with torch.inference_mode():
-        ref = model.float().eval().forward_export(torch.from_numpy(x))
-    out = {}
-    for name, a, b in zip(FIELDS, got, ref):
-        b = b.detach().cpu().numpy()
-        out[name] = {"max_abs": float(np.abs(np.asarray(a) - b).max()), "scale": float(np.abs(b).max())}
-    return out
-
-
 def fp16_onnx_bytes(onnx_bytes: bytes, keep_fp32_ops: tuple[str, ...] = FP32_OPS, fp32_tail: bool = True) -> bytes:
     """The same graph computing in fp16, for strongly typed TensorRT (11.x removed ``BuilderFlag.FP16``).
 
@@ -378,9 +352,3 @@ def _topological_sort(graph) -> None:
         dst.CopyFrom(src)
     del graph.node[:]
     graph.node.extend(copies)
-
-
-def describe_info(info: OnnxEncoderInfo) -> dict[str, Any]:
-    return {"path": str(info.path), "sha256": info.sha256, "input": [info.input_name, list(info.input_shape)],
-            "outputs": list(info.output_names), "checkpoint": info.checkpoint,
-            "checkpoint_sha256": info.checkpoint_sha256}

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core.errors import InputError
+from ..model.gaussians import FIELDS
 from .base import EncoderEngine
 from .export import OnnxEncoderInfo, sha256_bytes
 
@@ -69,3 +70,25 @@ class OnnxRuntimeEngine(EncoderEngine):
 
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
+
+
+def compare_with_torch(model, onnx_path: str | Path, clip: np.ndarray | None = None, threads: int | None = None,
+                       seed: int = 0) -> dict[str, dict[str, float]]:
+    """Run the ONNX file (ONNX Runtime, CPU) and the torch model on one clip (the export check).
+
+    Returns per output ``{"max_abs": ..., "scale": max |torch output|}``.
+    """
+    import torch
+
+    engine = OnnxRuntimeEngine(onnx_path, threads=threads)
+    if clip is None:
+        clip = np.random.default_rng(seed).integers(0, 256, engine.input_shape, dtype=np.uint8)
+    x = engine.check_clip(clip)
+    got = engine.infer(x)
+    with torch.inference_mode():
+        ref = model.float().eval().forward_export(torch.from_numpy(x))
+    out = {}
+    for name, a, b in zip(FIELDS, got, ref):
+        b = b.detach().cpu().numpy()
+        out[name] = {"max_abs": float(np.abs(np.asarray(a) - b).max()), "scale": float(np.abs(b).max())}
+    return out

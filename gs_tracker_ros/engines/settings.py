@@ -73,19 +73,3 @@ class EngineSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    def build(self, device: str | None = None):
-        """Build the engine these settings describe (see :func:`~gs_tracker_ros.engines.base.build_engine`)."""
-        from .base import build_engine
-
-        self.validate()
-        return build_engine(
-            self.backend,
-            model_path=self.model_path or None,
-            onnx_path=self.onnx_path or None,
-            engine_path=self.engine_path or None,
-            precision=self.precision,
-            cache_dir=self.cache_dir or None,
-            threads=self.threads or None,
-            device=device,
-        )

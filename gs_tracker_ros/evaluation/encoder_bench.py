@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -21,28 +21,11 @@ from ..tracking.config import TrackerConfig
 from .timing import time_tracker
 
 
-def _median_ms(fn: Callable[[], Any], runs: int, warmup: int) -> dict[str, float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return _clip_ms_summary(times, runs, warmup)
-
-
 def _clip_ms_summary(times: Sequence[float], runs: int, warmup: int) -> dict[str, float]:
     """Median, p90 and minimum of per-clip wall times ``times`` (ms)."""
     ms = np.asarray(times)
     return {"ms_per_clip_median": float(np.median(ms)), "ms_per_clip_p90": float(np.percentile(ms, 90)),
             "ms_per_clip_min": float(ms.min()), "runs": int(runs), "warmup": int(warmup)}
-
-
-def time_encoder(engine, runs: int = 20, warmup: int = 3, seed: int = 0) -> dict[str, float]:
-    """Median wall time of ``engine(clip)`` on a random uint8 clip, after ``warmup`` calls."""
-    clip = np.random.default_rng(seed).integers(0, 256, engine.input_shape, dtype=np.uint8)
-    return _median_ms(lambda: engine(clip), runs, warmup)
 
 
 def bench_model(model_path: str | Path | None = None):
@@ -143,10 +126,11 @@ def bench_encoders(engines: dict[str, Any], runs: int = 20, warmup: int = 3,
 class _TimedSource:
     """Wraps a motion source; adds up the wall time of its ``on_frame`` and ``estimate`` per frame."""
 
-    batches = False  # every estimate goes through :meth:`estimate`, so that it is timed
-
     def __init__(self, source) -> None:
         self.source, self.name = source, source.name
+        # what the tracker reads of a source, as the wrapped source has it
+        self.batches, self.thread_safe = source.batches, source.thread_safe
+        self.intervals = getattr(source, "intervals", None)
         self.ms: dict[int, float] = {}  # newest frame index -> ms spent in the source for that frame
 
     def _add(self, frame: int, t0: float) -> None:
@@ -163,9 +147,11 @@ class _TimedSource:
         self._add(buffer.latest, t0)
         return out
 
-    @property
-    def thread_safe(self) -> bool:
-        return self.source.thread_safe
+    def estimate_many(self, buffer, pairs):
+        t0 = time.perf_counter()
+        out = self.source.estimate_many(buffer, pairs)
+        self._add(buffer.latest, t0)
+        return out
 
     def reset(self):
         self.source.reset()

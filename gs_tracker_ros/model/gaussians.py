@@ -75,11 +75,6 @@ class GaussianClip:
         """``(B, T-1, N, 3)`` translation of frames 2..T relative to frame 1."""
         return self.means[:, 1:] - self.means[:, :1]
 
-    @property
-    def color_deltas(self) -> torch.Tensor:
-        """``(B, T-1, N, 3)`` colour change of frames 2..T relative to frame 1."""
-        return self.colors[:, 1:] - self.colors[:, :1]
-
     def projected_centers(self) -> torch.Tensor:
         """``(B, T, N, 2)`` image positions ``(u, v)`` of the centres (pixel centres at +0.5)."""
         return self.camera.project(self.means)

@@ -63,8 +63,3 @@ class Camera:
 def to_package_pixels(uv):
     """Continuous image coordinates (pixel centres at +0.5) -> package pixels (centres at integers)."""
     return uv - 0.5
-
-
-def from_package_pixels(xy):
-    """Package pixels (centre of the top-left pixel = (0, 0)) -> continuous image coordinates."""
-    return xy + 0.5

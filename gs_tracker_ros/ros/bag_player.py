@@ -186,9 +186,6 @@ class BagPublishers:
             except Exception:  # best effort (e.g. best-effort QoS)
                 pass
 
-    def subscriber_counts(self) -> dict[str, int]:
-        return {self.out_topic(t): p.get_subscription_count() for t, p in self.publishers.items()}
-
     def wait_for_subscribers(self, timeout_s: float, topics: Iterable[str] | None = None,
                              require_all: bool = False) -> bool:
         """Wait until one (or, with ``require_all``, each) of ``topics`` (bag names; default all)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -26,7 +27,7 @@ from .state import PointStates
 
 
 class ChainFilter(Protocol):
-    """Optional step 2 filter: may invalidate chains whose landing point looks wrong.
+    """Optional chain filter: may invalidate chains whose landing point looks wrong.
 
     :meth:`filter` is a pure function of its arguments and of state its owner keeps (e.g. the
     query descriptors of the observer's bank): it stores nothing but ``chain_similarity``
@@ -50,10 +51,12 @@ class ChainFilter(Protocol):
 
 
 class Observer(Protocol):
-    """Optional step 5 observer: an absolute position observation per point (long-term keypoints).
+    """Optional observer: an absolute position observation per point (long-term keypoints).
 
-    Per frame the tracker calls :meth:`record` (every frame, after the chain filter) and then,
-    every ``relocalize.every`` frames, :meth:`observe`.
+    On every frame after the first that has points, the tracker calls :meth:`record` (after the
+    chain filter) and then, on the frames where ``frame % (relocalize.every * stride) == 0``,
+    :meth:`observe`. ``stride`` is the stage schedule's (:class:`~.schedule.StageSchedule`):
+    ``schedule.stride``, or the stride it adapts to ``schedule.frame_budget_ms`` when that is set.
     """
 
     def add(self, buffer: ClipBuffer, frame: int, ids: np.ndarray, xy: np.ndarray) -> None: ...
@@ -68,6 +71,36 @@ class Observer(Protocol):
                 prior_visible: np.ndarray) -> Observation:
         """Observations on ``frame`` near ``prior_xy (N, 2)`` px, the points' predicted positions
         (:func:`predicted_positions`); ``prior_visible (N,)``: a valid chain supports the prediction."""
+
+
+@dataclass(frozen=True)
+class ChainStart:
+    """Where one chain column starts, for every point: the source frame ``frame (N,)``, the state
+    there ``xy (N, 2)`` px and ``v (N,)`` px^2, and whether the chain runs for the point,
+    ``eligible (N,)`` (a chain the schedule skips on this frame, or whose source frame is gone, has
+    no eligible point)."""
+
+    frame: np.ndarray
+    xy: np.ndarray
+    v: np.ndarray
+    eligible: np.ndarray
+
+
+@dataclass(frozen=True)
+class ChainTask:
+    """One motion estimate of a frame: ``source`` from ``frame`` to the new frame, for the points
+    ``rows`` of chain column ``column``, which start at ``start.xy[rows]``."""
+
+    column: int
+    source: MotionSource
+    frame: int
+    rows: np.ndarray
+    start: ChainStart
+
+    @property
+    def xy(self) -> np.ndarray:
+        """``(len(rows), 2)`` px the points' states on ``frame``."""
+        return self.start.xy[self.rows]
 
 
 def predicted_positions(mu_k: np.ndarray, valid: np.ndarray, previous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -355,9 +388,9 @@ class ProbabilisticTracker:
                 out[:, col] = p.cur_vis & p.ring_vis[:, (t - k) % self._ring]
         return out
 
-    def _chain_sources(self, t: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-        """Per chain column: (source frame (N,), mu_s (N,2), v_s (N,), eligible (N,)); a chain the
-        schedule skips on frame ``t`` has no eligible point, as one whose source frame is gone."""
+    def _chain_starts(self, t: int) -> list[ChainStart]:
+        """Where each chain column of one source starts on frame ``t`` (columns as
+        :meth:`_column_intervals`)."""
         icfg = self.config.integration
         p = self.points
         r = self._ring
@@ -367,7 +400,7 @@ class ProbabilisticTracker:
             s = t - k
             src = np.full(n, s, np.int64)
             if s < 0 or s not in self.buffer or not self.schedule.runs_chain(t, k):
-                cols.append((src, np.zeros((n, 2)), np.zeros(n), np.zeros(n, bool)))
+                cols.append(ChainStart(src, np.zeros((n, 2)), np.zeros(n), np.zeros(n, bool)))
                 continue
             slot = s % r
             ok = (p.q_frame <= s) & (p.ring_stamp[:, slot] == s)
@@ -375,46 +408,48 @@ class ProbabilisticTracker:
                 ok &= p.ring_vis[:, slot] | inside_image(p.ring_mu[:, slot], self.buffer.shape)
             else:
                 ok &= p.ring_vis[:, slot]
-            cols.append((src, p.ring_mu[:, slot], p.ring_v[:, slot], ok))
+            cols.append(ChainStart(src, p.ring_mu[:, slot], p.ring_v[:, slot], ok))
         if icfg.query_chain:
             in_buf = np.array([int(q) in self.buffer for q in p.q_frame], bool) if n else np.zeros(0, bool)
             dup = np.isin(t - p.q_frame, np.asarray(icfg.intervals))
             ok = in_buf & ~dup & (p.q_frame < t)
-            cols.append((p.q_frame.copy(), p.q_xy, np.zeros(n), ok))
+            cols.append(ChainStart(p.q_frame.copy(), p.q_xy, np.zeros(n), ok))
         return cols
 
     def _chains(self, t: int) -> ChainResults:
-        """Step 1: every source from every interval's state (the long ones as scheduled)."""
-        cols = self._chain_sources(t)
+        """Chain every source from the points' states ``k`` frames ago (the long intervals as
+        scheduled) and from their query frames: one column per (source, interval)."""
+        cols = self._chain_starts(t)
         n = self.num_tracks
         intervals = self._column_intervals()
         dense = np.array([src.name != "lk" for src in self.sources for _ in cols], bool)
         out = ChainResults.empty(n, len(cols) * len(self.sources), dense)
-        tasks = []  # (column, source, source frame, rows, mu_s, v_s), in column order
+        tasks: list[ChainTask] = []  # in column order
         col = 0
         for source in self.sources:
             allowed = getattr(source, "intervals", None)  # None: every chain
-            for (src_frame, mu_s, v_s, eligible), k in zip(cols, intervals):
+            for start, k in zip(cols, intervals):
                 if allowed is not None and k not in allowed:
                     col += 1
                     continue
-                for s in np.unique(src_frame[eligible]):
-                    tasks.append((col, source, int(s), np.flatnonzero(eligible & (src_frame == s)), mu_s, v_s))
+                for s in np.unique(start.frame[start.eligible]):
+                    rows = np.flatnonzero(start.eligible & (start.frame == s))
+                    tasks.append(ChainTask(col, source, int(s), rows, start))
                 col += 1
-        for (col, _, s, rows, mu_s, v_s), est in zip(tasks, self._estimate(tasks, t)):
-            mu_c, v_c = chain(mu_s[rows], v_s[rows], est.displacement, est.variance,
-                             self.config.integration.motion_std_ratio)
+        for task, est in zip(tasks, self._estimate(tasks, t)):
+            rows, col, v_s = task.rows, task.column, task.start.v[task.rows]
+            mu_c, v_c = chain(task.xy, v_s, est.displacement, est.variance, self.config.integration.motion_std_ratio)
             out.mu[rows, col] = mu_c
             out.v[rows, col] = v_c
             out.valid[rows, col] = est.valid
             out.computed[rows, col] = True
-            out.source_xy[rows, col] = mu_s[rows]
-            out.source_v[rows, col] = v_s[rows]
+            out.source_xy[rows, col] = task.xy
+            out.source_v[rows, col] = v_s
             out.fb[rows, col] = est.fb_error
-            out.interval[rows, col] = t - s
+            out.interval[rows, col] = t - task.frame
         return out
 
-    def _estimate(self, tasks: list, t: int) -> list:
+    def _estimate(self, tasks: list[ChainTask], t: int) -> list:
         """The motion estimates of ``tasks`` (see :meth:`_chains`), in order. A source that batches
         (``source.batches``, e.g. LK with ``lk.backend: batched``) gets all its tasks of the frame in
         one ``estimate_many`` call; the others run on ``chain_workers`` threads when that is above 1
@@ -423,17 +458,17 @@ class ProbabilisticTracker:
         out: list = [None] * len(tasks)
         single = []
         for source in self.sources:
-            mine = [i for i, task in enumerate(tasks) if task[1] is source]
+            mine = [i for i, task in enumerate(tasks) if task.source is source]
             if mine and source.batches:
-                pairs = [(tasks[i][2], t, tasks[i][4][tasks[i][3]]) for i in mine]
+                pairs = [(tasks[i].frame, t, tasks[i].xy) for i in mine]
                 for i, est in zip(mine, source.estimate_many(self.buffer, pairs)):
                     out[i] = est
             else:
                 single += mine
 
         def run(i):
-            _, source, s, rows, mu_s, _ = tasks[i]
-            return source.estimate(self.buffer, s, t, mu_s[rows])
+            task = tasks[i]
+            return task.source.estimate(self.buffer, task.frame, t, task.xy)
 
         if self.chain_workers <= 1 or len(single) < 2 or not all(src.thread_safe for src in self.sources):
             ests = [run(i) for i in single]

@@ -9,7 +9,7 @@ one marker per video and one for the pool; ``--score`` picks another badja score
 4 px on davis_unlabeled in the right panel. Scores in percent. Each variant's three numbers come
 from the JSON files the three commands write, so the figure is redrawn from the runs, not typed in:
 
-    python -m gs_tracker_ros.viz.cost_plot --out docs/img/accuracy_cost.png \\
+    python -m gs_tracker_ros.evaluation.plots.cost --out docs/img/accuracy_cost.png \\
         --row live out/badja_live.json out/cycle_live.json out/bench_live.json probfuse ...
 
 A row names ``LABEL BADJA_JSON CYCLE_JSON BENCH_JSON METHOD``: the METHOD's result is taken from
@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .figure_file import save_figure
+from ...viz.figure_file import save_figure
+from ..jitter import jitter_means
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,9 @@ def cost_point(label: str, badja_json: Path, cycle_json: Path, bench_json: Path,
         raise ValueError(f"{bench_json}: no {points}-point mean timing of method '{method}' and of klt "
                          "(gs-tracker bench writes both)") from None
     jit = badja.get("query_jitter")
-    if jit is not None:  # means over the draws (evaluation.jitter sits above viz: read them here)
-        score = {name: float(v[key]["mean"]) for name, v in jit["sequences"].items()}
-        score["pooled"] = float(jit["overall"][key]["mean"])
-    else:
-        score = {name: float(v[key]) for name, v in badja["sequences"].items()}
-        score["pooled"] = float(badja["overall"][key])
+    scored = jitter_means(method, jit) if jit is not None else badja  # the means over the draws
+    score = {name: float(v[key]) for name, v in scored["sequences"].items()}
+    score["pooled"] = float(scored["overall"][key])
     return CostPoint(label, ms, ms / klt_ms, score, float(cycle["overall"]["within_4px"]), jit is not None, key)
 
 
@@ -113,7 +111,7 @@ def plot_accuracy_cost(rows: Sequence[CostPoint], path: str | Path, title: str =
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gs_tracker_ros.viz.cost_plot", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m gs_tracker_ros.evaluation.plots.cost", description=__doc__.split("\n")[0])
     parser.add_argument("--row", nargs=5, action="append", required=True,
                         metavar=("LABEL", "BADJA_JSON", "CYCLE_JSON", "BENCH_JSON", "METHOD"),
                         help="one variant: its label, the JSON files of `gs-tracker eval --dataset badja`, "

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .figure_file import save_figure
+from ...viz.figure_file import save_figure
 
 
 def plot_query_jitter(results: Sequence[Mapping[str, Any]], path: str | Path, key: str = "delta_seg",

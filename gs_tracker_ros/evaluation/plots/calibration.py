@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .figure_file import save_figure
+from ...viz.figure_file import save_figure
 
 RAYLEIGH_MEDIAN = math.sqrt(2.0 * math.log(2.0))  # median of |e| / sigma for a calibrated 2-D Gaussian
 
