@@ -139,6 +139,20 @@ def test_tracker_publishes_the_track_models_spread_and_p_lost() -> None:
     assert ev.chain["log_interval"].shape == ev.valid.shape
 
 
+def test_chain_evidence_marks_the_dense_sources_columns() -> None:
+    """The ``dense`` chain feature comes from each source's ``dense`` flag: LK's columns 0, DIS's 1."""
+    config = TrackerConfig.from_dict({"sources": ["lk", "dis"], "flow": {"intervals": [1]}})
+    tracker = build_probabilistic_tracker(config, relocalize=False)
+    assert [src.dense for src in tracker.sources] == [False, True]
+    base = texture(96, 128, seed=3)
+    tracker.step(base)
+    tracker.add_queries(np.array([[40.0, 40.0], [70.0, 50.0]]))
+    tracker.step(translated(base, 1.0, 0.0))
+    dense = tracker.evidence.chain["dense"]
+    columns = len(config.integration.intervals)
+    assert np.all(dense[:, :columns] == 0.0) and np.all(dense[:, columns:] == 1.0)
+
+
 def test_shipped_track_model_keeps_visible_points_under_the_ceiling() -> None:
     tracker, states = _tracker_run(frames=12)
     ceiling = tracker.track_model.max_variance

@@ -129,7 +129,7 @@ class _TimedSource:
     def __init__(self, source) -> None:
         self.source, self.name = source, source.name
         # what the tracker reads of a source, as the wrapped source has it
-        self.batches, self.thread_safe = source.batches, source.thread_safe
+        self.batches, self.thread_safe, self.dense = source.batches, source.thread_safe, source.dense
         self.intervals = getattr(source, "intervals", None)
         self.ms: dict[int, float] = {}  # newest frame index -> ms spent in the source for that frame
 

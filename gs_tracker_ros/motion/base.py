@@ -57,6 +57,9 @@ class MotionSource(ABC):
     #: :meth:`estimate_many` does the frame pairs of one frame together (faster than one
     #: :meth:`estimate` each): the tracker then hands it every chain of a frame in one call.
     batches: bool = False
+    #: the source computes its motion over the whole frame pair (a flow field, an encoder pass)
+    #: rather than per point; one of the evidence features of its chains (tracking/evidence.py).
+    dense: bool = True
 
     def on_frame(self, buffer: ClipBuffer, index: int) -> None:  # optional hook
         """Called once after frame ``index`` was pushed; may precompute per-frame data."""

@@ -89,6 +89,7 @@ class LucasKanadeSource(MotionSource):
 
     name = "lk"
     thread_safe = True
+    dense = False  # per point: the cost grows with the points, not with the image
 
     def __init__(self, config: LKConfig | None = None) -> None:
         self.config = config or LKConfig()

@@ -422,7 +422,7 @@ class ProbabilisticTracker:
         cols = self._chain_starts(t)
         n = self.num_tracks
         intervals = self._column_intervals()
-        dense = np.array([src.name != "lk" for src in self.sources for _ in cols], bool)
+        dense = np.array([src.dense for src in self.sources for _ in cols], bool)
         out = ChainResults.empty(n, len(cols) * len(self.sources), dense)
         tasks: list[ChainTask] = []  # in column order
         col = 0
