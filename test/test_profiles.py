@@ -142,3 +142,14 @@ def test_set_keys_reach_the_profile_through_the_cli():
     assert user.config.relocalize.every == 2 and user.config.integration.intervals == (1, 2, 4, 8)
     tracker = build_tracker("probfuse-accurate", user, 1)
     assert tracker.config.relocalize.every == 2 and tracker.config.relocalize.learned.enabled
+
+
+def test_a_set_key_through_a_setting_is_one_config_error():
+    """``--set max_tracks.x=1`` names a key below a plain setting: one ConfigError naming it."""
+    import pytest
+
+    from gs_tracker_ros.cli.common import load_config
+    from gs_tracker_ros.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown config key 'max_tracks.x'"):
+        load_config(None, ["max_tracks=8", "max_tracks.x=1"])

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..tracking.config import TrackerConfig, UserConfig
-from ..core.config import read_yaml_file
+from ..core.config import read_yaml_file, set_dotted
 from ..core.errors import ConfigError
 from ..methods import DEFAULT_METHOD, method_names
 
@@ -77,13 +77,7 @@ def _with_dotted(data: Any, values: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"config section 'root' must be a mapping, got {data!r}")
     out = copy.deepcopy(data)
     for key, value in values.items():
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"unknown config key '{key}'")
-        node[parts[-1]] = value
+        set_dotted(out, key, value)
     return out
 
 

@@ -119,6 +119,18 @@ def read_yaml_file(path: str | Path, what: str = "config file") -> Any:
         raise ConfigError(f"{what} " + yaml_error_text(path, err)) from None
 
 
+def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    """Set the dotted ``key`` (``"lk.window"``) of the nested dict ``tree`` to ``value``, creating
+    the sections on the way; :class:`ConfigError` when a section on the way is not a mapping."""
+    node = tree
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"unknown config key '{key}'")
+    node[parts[-1]] = value
+
+
 def config_from_dict(cls, data: dict[str, Any] | None, prefix: str = "", defaults: Any = None):
     """Build ``cls`` from ``data`` (None: empty); fields missing from ``data`` keep the values of
     ``defaults`` (by default ``cls()``), so a nested section with its own defaults (e.g. ``klt``)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from ..tracking.config import STRUCTURAL_SECTION, TrackerConfig
-from ..core.config import Setting, choices_of, setting_of
+from ..core.config import Setting, choices_of, set_dotted, setting_of
 from ..core.errors import ConfigError, yaml_error_text
 from ..methods import DEFAULT_METHOD, method_names
 from .qos import IMAGE_QOS_CHOICES
@@ -239,11 +239,7 @@ def tracker_config_from_params(values: dict[str, Any]) -> TrackerConfig:
         value = values.get(spec.name, spec.default)
         if not isinstance(value, (str, bytes)) and hasattr(value, "__len__") and not isinstance(value, dict):
             value = list(value)  # array.array / tuple from rclpy
-        node = nested
-        parts = spec.config_key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
+        set_dotted(nested, spec.config_key, value)
     try:
         return TrackerConfig.from_dict(nested)
     except ConfigError as err:

@@ -13,6 +13,7 @@ import fnmatch
 from pathlib import Path
 from typing import Any
 
+from ..core.config import set_dotted
 from ..core.errors import ConfigError
 from .parameters import SPECS, TRACKER_PREFIX
 
@@ -71,9 +72,5 @@ def tracker_dict_from_params_file(data: dict[str, Any], path: Path | str, node_n
             key = name[len(TRACKER_PREFIX):]  # not a known key: TrackerConfig.from_dict names it
         else:
             continue  # a node setting (method, image_qos, ...): not a tracker key
-        node = nested
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
+        set_dotted(nested, key, value)
     return nested
