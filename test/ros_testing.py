@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
+import pytest
 
 from gs_tracker_ros.ros.process import NodeProcess  # noqa: F401 - re-exported for the tests
 from gs_tracker_ros.ros.service_calls import RESEND_S, ServiceLink, call_service
@@ -60,9 +61,46 @@ def stamp_of(msg: Any) -> tuple[int, int]:
     return int(msg.header.stamp.sec), int(msg.header.stamp.nanosec)
 
 
-# --------------------------------------------------------------------------------------------- process
 # --------------------------------------------------------------------------------------------- client
-class TrackerClient:
+# Marks of a test module that talks to a node over DDS: `pytestmark = DDS_TEST_MARKS`.
+DDS_TEST_MARKS = [
+    pytest.mark.ros,
+    pytest.mark.slow,
+    # rclpy's default incompatible-QoS handler (a best-effort publisher briefly meeting a reliable
+    # reader) uses logger.warn
+    pytest.mark.filterwarnings("ignore:Deprecated in favor of:DeprecationWarning"),
+]
+
+
+class SpunNode:
+    """An rclpy node of this process spun by a single-threaded executor in a daemon thread.
+
+    Subclasses create ``self.node`` and its endpoints, then call :meth:`start_spinning`.
+    """
+
+    node: Any
+
+    def start_spinning(self) -> None:
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.executor = SingleThreadedExecutor(context=self.node.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except Exception:  # the context shut down (ExternalShutdownException and the like)
+            pass
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=5)
+        self.node.destroy_node()
+        self._thread.join(5)
+
+
+class TrackerClient(SpunNode):
     """An rclpy node (spun in a background thread) that talks to a gs_tracker_node.
 
     Args:
@@ -75,7 +113,6 @@ class TrackerClient:
                  overlay_topic: str | None = None, name: str = "gs_tracker_test_client") -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
         from sensor_msgs.msg import Image
         from std_srvs.srv import Trigger
@@ -107,23 +144,7 @@ class TrackerClient:
         self.add_link = ServiceLink(self.add_cli, AddQueries.Request)
         self.remove_link = ServiceLink(self.remove_cli, RemoveQueries.Request)
         self._types = dict(AddQueries=AddQueries, RemoveQueries=RemoveQueries, Trigger=Trigger)
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        from rclpy.executors import ExternalShutdownException
-
-        try:
-            self.executor.spin()
-        except (ExternalShutdownException, Exception):  # context shut down
-            pass
-
-    def close(self) -> None:
-        self.executor.shutdown(timeout_sec=5)
-        self.node.destroy_node()
-        self._thread.join(5)
+        self.start_spinning()
 
     # ------------------------------------------------------------------------------------- receiving
     def _on_tracks(self, msg: Any) -> None:

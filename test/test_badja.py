@@ -9,36 +9,13 @@ import pytest
 
 from gs_tracker_ros.baselines import KLTTracker
 from gs_tracker_ros.core.errors import InputError
-from gs_tracker_ros.core.types import TrackState
 from gs_tracker_ros.evaluation.badja import load_badja_dataset, load_badja_sequence
 from gs_tracker_ros.evaluation.metrics import SCORE_KEYS
 from gs_tracker_ros.evaluation.runner import evaluate_badja, run_tracker_on_sequence
+from stand_ins import StaticTracker  # test/ is on sys.path
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "badja_dev"
 needs_data = pytest.mark.skipif(not (DATA / "dog" / "gt.npz").is_file(), reason=f"BADJA dev data not found at {DATA}")
-
-
-class StaticTracker:
-    """Trivial tracker: every point stays at its query position, always visible."""
-
-    name = "static"
-
-    def reset(self) -> None:
-        self.xy = np.zeros((0, 2), np.float32)
-        self.t = -1
-
-    def step(self, frame: np.ndarray) -> TrackState:
-        self.t += 1
-        n = len(self.xy)
-        return TrackState(self.t, np.arange(n), self.xy.copy(), np.ones(n, np.float32), np.ones(n, bool))
-
-    def add_queries(self, xy: np.ndarray) -> np.ndarray:
-        start = len(self.xy)
-        self.xy = np.concatenate([self.xy, np.asarray(xy, np.float32)])
-        return np.arange(start, len(self.xy))
-
-    def remove_queries(self, ids: np.ndarray) -> None:
-        raise KeyError(ids)
 
 
 def _static_factory() -> StaticTracker:

@@ -20,15 +20,11 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (make setup)")
 
 from gs_tracker_ros.ros.diagnostics import parse_status
-from ros_testing import NodeProcess
+from ros_testing import DDS_TEST_MARKS, NodeProcess, SpunNode
 
-pytestmark = [
-    pytest.mark.ros,
-    pytest.mark.slow,
-    # the camera's publisher, switched to best effort, briefly meets the node's reliable reader
-    # before auto re-subscribes: rclpy's default incompatible-QoS handler uses logger.warn
-    pytest.mark.filterwarnings("ignore:Deprecated in favor of:DeprecationWarning"),
-]
+# the camera's publisher, switched to best effort, briefly meets the node's reliable reader
+# before auto re-subscribes (the warning DDS_TEST_MARKS ignores)
+pytestmark = DDS_TEST_MARKS
 
 REPO = Path(__file__).resolve().parents[1]
 MATCH_TIMEOUT_S = 20.0
@@ -42,30 +38,18 @@ def default_dds(monkeypatch):
         monkeypatch.delenv(key, raising=False)
 
 
-class Camera:
+class Camera(SpunNode):
     """An rclpy node in this process: one image publisher of the given reliability, and the
     node's /diagnostics status."""
 
     def __init__(self, context, topic: str, status_name: str) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
 
         self.node = rclpy.create_node(f"camera_{random.SystemRandom().getrandbits(24):06x}", context=context)
         self.topic, self.status_name, self.pub = topic, status_name, None
         self.statuses: list[dict[str, str]] = []
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-        import threading
-
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # the context shut down
-            pass
+        self.start_spinning()
 
     def _on_diag(self, msg) -> None:
         for st in msg.status:
@@ -128,11 +112,6 @@ class Camera:
                 return d
             last = d
         return last
-
-    def close(self) -> None:
-        self.executor.shutdown(timeout_sec=5)
-        self.node.destroy_node()
-        self._thread.join(5)
 
 
 def test_default_qos_takes_every_reliable_frame_and_reports_best_effort_loss(default_dds, ros_env, ros_context,

@@ -13,38 +13,15 @@ import numpy as np
 import pytest
 
 from gs_tracker_ros.core.errors import InputError
-from gs_tracker_ros.core.types import TrackState
 from gs_tracker_ros.evaluation.masks import (MaskClip, MaskProtocol, evaluate_masks, load_mask_dataset, mask_pairs,
                                              seed_points)
 from gs_tracker_ros.evaluation.significance import paired_mask_difference
 from gs_tracker_ros.methods import make_tracker
 from gs_tracker_ros.synthetic.config import SceneConfig
 from gs_tracker_ros.synthetic.scene import make_scene
+from stand_ins import StaticTracker  # test/ is on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class StaticTracker:
-    """Every point stays where it was queried, always visible: slides off any moving object."""
-
-    name = "static"
-
-    def reset(self) -> None:
-        self.xy = np.zeros((0, 2), np.float32)
-        self.t = -1
-
-    def step(self, frame: np.ndarray) -> TrackState:
-        self.t += 1
-        n = len(self.xy)
-        return TrackState(self.t, np.arange(n), self.xy.copy(), np.ones(n, np.float32), np.ones(n, bool))
-
-    def add_queries(self, xy: np.ndarray) -> np.ndarray:
-        start = len(self.xy)
-        self.xy = np.concatenate([self.xy, np.asarray(xy, np.float32)])
-        return np.arange(start, len(self.xy))
-
-    def remove_queries(self, ids: np.ndarray) -> None:
-        raise NotImplementedError
 
 
 @pytest.fixture(scope="module")

@@ -23,14 +23,9 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (make setup)")
 from conftest import ros_subprocess_env
 
 from gs_tracker_ros.msg import PointTrack
-from ros_testing import MovingTexture, NodeProcess, TrackerClient, tracks_arrays
+from ros_testing import DDS_TEST_MARKS, MovingTexture, NodeProcess, TrackerClient, tracks_arrays
 
-pytestmark = [
-    pytest.mark.ros,
-    pytest.mark.slow,
-    # rclpy's default incompatible-QoS handler (the best-effort check in the burst test) uses logger.warn
-    pytest.mark.filterwarnings("ignore:Deprecated in favor of:DeprecationWarning"),
-]
+pytestmark = DDS_TEST_MARKS  # the burst test's best-effort check meets a reliable reader
 
 REPO = Path(__file__).resolve().parents[1]
 # a random namespace too: another test run that drew the same ROS_DOMAIN_ID stays apart
