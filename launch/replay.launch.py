@@ -4,9 +4,10 @@ launch_ros and ros2bag): the live node evaluated on recorded images.
     ros2 launch gs_tracker_ros replay.launch.py bag:=/data/run1 output:=/data/run1_tracks rate:=0.5
     ros2 launch gs_tracker_ros replay.launch.py --show-args      # every argument (docs/ros.md)
 
-The node (a launch_ros LifecycleNode that configures and activates itself) starts with the
-package's config/tracker.yaml (or params_file:=...) and `image` remapped to `image_topic` (the
-image topic stored in the bag); `ros2 bag record` writes the node's tracks (<namespace>/tracks)
+The node is tracker.launch.py's (a launch_ros LifecycleNode, included with autostart:=true, so it
+configures and activates itself); it starts with the package's config/tracker.yaml (or
+params_file:=...) and `image` remapped to `image_topic` (the image topic stored in the bag);
+`ros2 bag record` writes the node's tracks (<namespace>/tracks)
 and /diagnostics to `output`; `ros2 bag play` starts 3 s later, so that the node and the recorder
 are up, and the launch ends when playback ends. A rate below 1 gives a slow CPU time to keep up;
 frames the node drops anyway are counted on /diagnostics. There is no autostart argument: the bag
@@ -23,17 +24,30 @@ If `ros2 bag play` fails, or `ros2 bag record` stops before the launch ends, the
 `ros2 launch` exits non-zero.
 """
 
+from dataclasses import replace
+
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, ExecuteProcess, OpaqueFunction, RegisterEventHandler, \
-    TimerAction
+from launch.actions import DeclareLaunchArgument, EmitEvent, ExecuteProcess, IncludeLaunchDescription, \
+    RegisterEventHandler, TimerAction
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import LifecycleNode
 from launch_ros.substitutions import FindPackageShare
 
+from gs_tracker_ros.ros.launch_arguments import NODE_ARGUMENTS, LaunchArgument, declarations
+
 PACKAGE = "gs_tracker_ros"
-NODE = "gs_tracker_node"
+# what differs from tracker.launch.py's arguments
+REPLAY_ARGUMENTS = {
+    "image_topic": replace(NODE_ARGUMENTS["image_topic"], description=(
+        "the image topic stored in the bag (the base topic with image_transport:=compressed)")),
+    "namespace": replace(NODE_ARGUMENTS["namespace"], description=(
+        "namespace of the node, whose tracks are recorded, e.g. /replay (no trailing slash)")),
+    "image_qos": LaunchArgument("reliable", "the node's image QoS: reliable matches what ros2 bag play offers for "
+                                "bags without recorded QoS.", ("reliable", "auto", "sensor_data", "system_default")),
+}
+NODE_ARGUMENTS_GIVEN = ("image_topic", "params_file", "namespace", "image_qos", "method", "image_transport")
 
 
 class ReplayFailed(RuntimeError):
@@ -54,27 +68,15 @@ def _record_exited(event, context):
     return []
 
 
-def start_node(context):
-    parameters = {"image_qos": LaunchConfiguration("image_qos").perform(context), "autostart": True}
-    for name in ("method", "image_transport"):  # given: set; empty: the params file's value
-        value = LaunchConfiguration(name).perform(context).strip()
-        if value:
-            parameters[name] = value
-    return [LifecycleNode(
-        package=PACKAGE,
-        executable=NODE,
-        name=NODE,
-        namespace=LaunchConfiguration("namespace"),
-        parameters=[LaunchConfiguration("params_file"), parameters],
-        remappings=[("image", LaunchConfiguration("image_topic"))],
-        output="screen",
-    )]
-
-
 def generate_launch_description():
-    default_params = PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "tracker.yaml"])
+    share = FindPackageShare(PACKAGE)
+    default_params = PathJoinSubstitution([share, "config", "tracker.yaml"])
     output = LaunchConfiguration("output")
     namespace = LaunchConfiguration("namespace")
+    # the node as tracker.launch.py starts it (its camera_info_topic passes through from the command line)
+    node = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "tracker.launch.py"])),
+        launch_arguments=[*((name, LaunchConfiguration(name)) for name in NODE_ARGUMENTS_GIVEN), ("autostart", "true")])
     record = ExecuteProcess(
         cmd=["ros2", "bag", "record", "--output", output, [namespace, "/tracks"], "/diagnostics"],
         output="screen",
@@ -85,24 +87,8 @@ def generate_launch_description():
         DeclareLaunchArgument("bag", description="rosbag2 to play (folder or file) holding the images"),
         DeclareLaunchArgument("output", description="folder for the recorded tracks bag (must not exist yet)"),
         DeclareLaunchArgument("rate", default_value="1.0", description="playback rate"),
-        DeclareLaunchArgument("image_topic", default_value="/camera/image_raw",
-                              description="the image topic stored in the bag (the base topic with "
-                                          "image_transport:=compressed)"),
-        DeclareLaunchArgument("params_file", default_value=default_params,
-                              description="parameters of gs_tracker_node (YAML)"),
-        DeclareLaunchArgument("namespace", default_value="",
-                              description="namespace of the node, e.g. /replay (no trailing slash)"),
-        DeclareLaunchArgument("image_qos", default_value="reliable",
-                              choices=["reliable", "auto", "sensor_data", "system_default"],
-                              description="the node's image QoS: reliable matches what ros2 bag play offers "
-                                          "for bags without recorded QoS."),
-        DeclareLaunchArgument("method", default_value="",
-                              description="tracking method (probfuse, probfuse-fast, probfuse-accurate, klt, "
-                                          "...); empty: the params file's (probfuse in config/tracker.yaml)"),
-        DeclareLaunchArgument("image_transport", default_value="", choices=["", "raw", "compressed"],
-                              description="raw or compressed (CompressedImage on <image_topic>/compressed); "
-                                          "empty: the params file's (raw)."),
-        OpaqueFunction(function=start_node),
+        *declarations(NODE_ARGUMENTS_GIVEN, changed=REPLAY_ARGUMENTS, defaults={"params_file": default_params}),
+        node,
         record,
         TimerAction(period=3.0, actions=[play]),
         RegisterEventHandler(OnProcessExit(target_action=play, on_exit=_play_exited)),

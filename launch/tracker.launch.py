@@ -24,34 +24,20 @@ Without launch_ros (e.g. the project's venv) the same node starts with
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode
 from launch_ros.substitutions import FindPackageShare
 
+from gs_tracker_ros.ros.launch_arguments import NODE_ARGUMENTS, NODE_PARAMETER_ARGUMENTS, declarations
+
 PACKAGE = "gs_tracker_ros"
 NODE = "gs_tracker_node"
 
-# Launch arguments that set a node parameter when given: name -> (description, choices). Empty
-# (the default) = the params file's value.
-NODE_PARAMETERS = {
-    "method": ("tracking method: probfuse (live), probfuse-fast (60 Hz cameras), probfuse-accurate, klt, "
-               "dis-chain, ... (docs/ros.md); empty: the params file's (probfuse in config/tracker.yaml).", None),
-    "image_qos": ("QoS of the image subscription: auto (reliable when the camera publishes reliable, else best "
-                  "effort), reliable, sensor_data or system_default; empty: the params file's (auto).",
-                  ["", "auto", "reliable", "sensor_data", "system_default"]),
-    "image_transport": ("raw (sensor_msgs/Image on image_topic) or compressed (CompressedImage on "
-                        "<image_topic>/compressed); empty: the params file's (raw).", ["", "raw", "compressed"]),
-    "autostart": ("configure and activate the lifecycle node at start-up; false: drive it with ros2 lifecycle "
-                  "set /<namespace>/gs_tracker_node configure / activate; empty: the params file's (true).",
-                  ["", "true", "false"]),
-}
-
-
 def node_parameter_overrides(context):
-    """``{parameter: value}`` of the NODE_PARAMETERS arguments that were given (autostart as a bool)."""
+    """``{parameter: value}`` of the NODE_PARAMETER_ARGUMENTS that were given (autostart as a bool)."""
     values = {}
-    for name in NODE_PARAMETERS:
+    for name in NODE_PARAMETER_ARGUMENTS:
         text = LaunchConfiguration(name).perform(context).strip()
         if text:
             values[name] = text == "true" if name == "autostart" else text
@@ -77,18 +63,6 @@ def start_node(context):
 def generate_launch_description():
     default_params = PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "tracker.yaml"])
     return LaunchDescription([
-        DeclareLaunchArgument("image_topic", default_value="/camera/image_raw",
-                              description="sensor_msgs/Image topic to track points on (the base topic with "
-                                          "image_transport:=compressed)"),
-        DeclareLaunchArgument("params_file", default_value=default_params,
-                              description="parameters of gs_tracker_node (YAML)"),
-        DeclareLaunchArgument("namespace", default_value="",
-                              description="namespace of the node and of its topics (tracks, tracks_image)"),
-        DeclareLaunchArgument("camera_info_topic", default_value="camera_info",
-                              description="sensor_msgs/CameraInfo topic; the default (camera_info, not "
-                                          "remapped) pairs it with image_topic like image_transport: its "
-                                          "sibling, /camera/image_raw -> /camera/camera_info"),
-        *[DeclareLaunchArgument(name, default_value="", description=text, choices=choices)
-          for name, (text, choices) in NODE_PARAMETERS.items()],
+        *declarations(NODE_ARGUMENTS, defaults={"params_file": default_params}),
         OpaqueFunction(function=start_node),
     ])
