@@ -144,6 +144,8 @@ def test_behind_camera_is_culled_and_bad_backend_rejected():
     assert float(out.alpha.max()) == 0.0
     with pytest.raises(ConfigError):
         render(sp, cam, 16, 16, backend="opengl")
+    with pytest.raises(ConfigError, match=r"unknown render options \['tile'\]"):
+        render(sp, cam, 16, 16, backend="torch", tile=8)  # a misspelt option is an error, not ignored
 
 
 @pytest.mark.gpu

@@ -12,7 +12,7 @@ import torch
 
 from ..core.errors import ConfigError
 from .camera import Camera
-from .splat import EPS2D, NEAR, Splats
+from .splat import RasterOptions, Splats
 
 _BATCHED_OK: bool | None = None  # learnt on first use: does this gsplat accept leading batch dims?
 
@@ -28,19 +28,10 @@ def gsplat_available() -> bool:
     return True
 
 
-def rasterize_gsplat(
-    splats: Splats,
-    colors: torch.Tensor,
-    camera: Camera,
-    height: int,
-    width: int,
-    background: torch.Tensor | None = None,
-    eps2d: float = EPS2D,
-    near: float = NEAR,
-    tile_size: int = 16,
-    **_ignored,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Composite ``colors (M, N, C)`` -> ``(M, H, W, C)`` image and ``(M, H, W, 1)`` alpha via gsplat."""
+def rasterize_gsplat(splats: Splats, colors: torch.Tensor, camera: Camera, height: int, width: int,
+                     background: torch.Tensor | None, options: RasterOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    """The :class:`~.splat.Rasterizer` on gsplat's CUDA kernels. Of ``options`` gsplat takes ``tile_size``, ``eps2d`` and ``near``; its own cut-offs are fixed.
+    """
     global _BATCHED_OK
     if splats.means.device.type != "cuda":
         raise ConfigError("the gsplat backend needs CUDA tensors; use backend='torch' on the CPU")
@@ -53,7 +44,8 @@ def rasterize_gsplat(
     quats = splats.quats / splats.quats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     K = camera.K(dtype, dev)
     view = camera.viewmat(dtype, dev)
-    common = dict(width=int(width), height=int(height), near_plane=near, eps2d=eps2d, tile_size=tile_size,
+    common = dict(width=int(width), height=int(height), near_plane=options.near, eps2d=options.eps2d,
+                  tile_size=options.tile_size,
                   packed=False, rasterize_mode="classic", render_mode="RGB")
     if _BATCHED_OK is not False:
         try:

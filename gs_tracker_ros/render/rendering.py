@@ -7,11 +7,13 @@ takes :class:`~.splat.Splats` (tensors) only; a clip of Gaussians renders throug
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from ..core.errors import ConfigError
 from .camera import Camera
-from .splat import RenderOutput, Splats
+from .splat import Rasterizer, RasterOptions, RenderOutput, Splats
 from .torch_backend import rasterize_torch
 
 
@@ -47,7 +49,7 @@ def render(
             weights as the colour (a 2-D displacement per Gaussian renders as optical flow).
         backend: ``"auto"``, ``"torch"`` or ``"gsplat"``.
         background: ``(3,)`` colour behind the Gaussians (default black).
-        options: backend options (torch: ``tile_size``, ``max_per_tile``; both: ``eps2d``).
+        options: fields of :class:`~.splat.RasterOptions` (``tile_size``, ``max_per_tile``, ``eps2d``, ...).
 
     Returns:
         :class:`RenderOutput` with leading dim ``(M,)``.
@@ -61,12 +63,16 @@ def render(
     if background is not None:
         background = torch.as_tensor(background, dtype=colors.dtype, device=colors.device).reshape(-1)
         background = torch.cat([background, background.new_zeros(colors.shape[-1] - background.shape[0])])
+    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(RasterOptions)})
+    if unknown:
+        raise ConfigError(f"unknown render options {unknown}; known: {[f.name for f in dataclasses.fields(RasterOptions)]}")
+    raster = RasterOptions(**options)
     which = _resolve_backend(backend, splats.means.device)
+    rasterize: Rasterizer = rasterize_torch
     if which == "gsplat":
         from .gsplat_backend import rasterize_gsplat  # CUDA only: imported when chosen
 
-        img, alpha = rasterize_gsplat(splats, colors, camera, height, width, background, **options)
-    else:
-        img, alpha = rasterize_torch(splats, colors, camera, height, width, background, **options)
+        rasterize = rasterize_gsplat
+    img, alpha = rasterize(splats, colors, camera, height, width, background, raster)
     feats = img[..., n_rgb:] if features is not None else None
     return RenderOutput(img[..., :n_rgb], alpha, feats)

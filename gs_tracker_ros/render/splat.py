@@ -25,6 +25,7 @@ pure PyTorch, differentiable, CPU or GPU) or ``"gsplat"`` (:mod:`.gsplat_backend
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -35,6 +36,26 @@ NEAR = 0.01
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.99
 T_MIN = 1e-4
+
+
+@dataclass(frozen=True)
+class RasterOptions:
+    """How a backend rasterises (both backends take one; the defaults are gsplat's "classic").
+
+    tile_size: tile edge, px. max_per_tile: torch backend only, the nearest K Gaussians a tile keeps
+    (None: all, exact). eps2d: px^2 added to each projected covariance. near: depth below which a
+    Gaussian is culled. alpha_min / alpha_max / t_min: torch backend only, the per-pixel opacity
+    cut-off and cap and the transmittance at which compositing stops (0 for gradient checks: no
+    hard cut-offs).
+    """
+
+    tile_size: int = 16
+    max_per_tile: int | None = None
+    eps2d: float = EPS2D
+    near: float = NEAR
+    alpha_min: float = ALPHA_MIN
+    alpha_max: float = ALPHA_MAX
+    t_min: float = T_MIN
 
 
 @dataclass
@@ -78,6 +99,14 @@ class RenderOutput:
     rgb: torch.Tensor
     alpha: torch.Tensor
     features: torch.Tensor | None = None
+
+
+class Rasterizer(Protocol):
+    """A backend: composites ``colors (M, N, C)`` of M scenes of ``splats`` seen by ``camera`` into
+    ``(M, H, W, C)`` images over ``background (C,)`` (None: zeros) and ``(M, H, W, 1)`` alpha."""
+
+    def __call__(self, splats: "Splats", colors: torch.Tensor, camera: Camera, height: int, width: int,
+                 background: torch.Tensor | None, options: RasterOptions) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 def quat_to_rotmat(quats: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from .camera import Camera
-from .splat import ALPHA_MAX, ALPHA_MIN, EPS2D, NEAR, T_MIN, Splats, composite_weights, project_gaussians, splat_alpha
+from .splat import RasterOptions, Splats, composite_weights, project_gaussians, splat_alpha
 
 
 def _tile_lists(
@@ -54,30 +54,16 @@ def _tile_lists(
     return idx
 
 
-def rasterize_torch(
-    splats: Splats,
-    colors: torch.Tensor,
-    camera: Camera,
-    height: int,
-    width: int,
-    background: torch.Tensor | None = None,
-    tile_size: int = 16,
-    max_per_tile: int | None = None,
-    eps2d: float = EPS2D,
-    near: float = NEAR,
-    alpha_min: float = ALPHA_MIN,
-    alpha_max: float = ALPHA_MAX,
-    t_min: float = T_MIN,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Composite ``colors (M, N, C)`` of ``splats`` -> ``(M, H, W, C)`` image and ``(M, H, W, 1)`` alpha.
-
-    ``max_per_tile`` keeps only the nearest K Gaussians of each tile (None: exact, no limit).
-    ``alpha_min``/``t_min`` may be set to 0 for gradient checks (removes the hard cut-offs).
-    """
+def rasterize_torch(splats: Splats, colors: torch.Tensor, camera: Camera, height: int, width: int,
+                    background: torch.Tensor | None, options: RasterOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    """The :class:`~.splat.Rasterizer` on tiles in PyTorch (differentiable; every option applies)."""
+    tile_size, max_per_tile = options.tile_size, options.max_per_tile
+    alpha_min, alpha_max, t_min = options.alpha_min, options.alpha_max, options.t_min
     m, n = splats.opacities.shape
     c_dim = colors.shape[-1]
     dtype, dev = colors.dtype, colors.device
-    proj = project_gaussians(splats.means, splats.quats, splats.scales, camera, height, width, eps2d, near)
+    proj = project_gaussians(splats.means, splats.quats, splats.scales, camera, height, width, options.eps2d,
+                            options.near)
     n_ty, n_tx = -(-height // tile_size), -(-width // tile_size)
     idx = _tile_lists(proj.mean2d, proj.radius, proj.depth, proj.valid, tile_size, n_ty, n_tx, height, width, max_per_tile)
     k = idx.shape[2]
