@@ -52,6 +52,11 @@ def test_tracker_parameters_are_generated_one_to_one_from_the_config():
 
 
 RANGES = {s.config_key: s.range for s in P.tracker_param_specs() if s.range is not None}
+# keys whose upper bound is open (a cosine similarity < 1): the descriptor's range is inclusive
+HIGH_OPEN = {leaf.key for leaf in P._leaf_fields(TrackerConfig) if leaf.setting.high_open}
+# a search radius must stay <= its partner's (validated across the two fields): set the partner wide
+PARTNER = {"relocalize.keypoints.search_px": {"relocalize.keypoints.max_search_px": 1024.0},
+           "relocalize.learned.search_px": {"relocalize.learned.refind_search_px": 512.0}}
 RUNTIME_KEYS = {s.config_key for s in P.tracker_param_specs() if s.runtime}
 
 
@@ -100,11 +105,15 @@ def test_descriptor_ranges_agree_with_config_validation(key):
         above = hi + 1 if is_int else hi + max(1e-3, abs(hi) * 1e-3)
         with pytest.raises(ConfigError):
             TrackerConfig().replace(**{key: above})
-        TrackerConfig().replace(**{key: hi})  # the upper end is valid
+        if key in HIGH_OPEN:  # the upper end is rejected by validation, with the reason
+            with pytest.raises(ConfigError, match=r"must be in \[.*\)"):
+                TrackerConfig().replace(**{key: hi})
+        else:
+            TrackerConfig().replace(**{key: hi}, **PARTNER.get(key, {}))  # the upper end is valid
     mid = (lo + hi) / 2 if math.isfinite(hi) else lo + 1.0
     if is_int:
         mid = int(mid) | 1  # odd (LK window)
-    TrackerConfig().replace(**{key: mid})
+    TrackerConfig().replace(**{key: mid}, **PARTNER.get(key, {}))
 
 
 def test_every_numeric_node_parameter_has_a_range():

@@ -35,6 +35,7 @@ class Setting:
             ``Attributes:`` entry of the field.
         range: ``(lo, hi)`` bounds (None: no range); the ROS descriptor range, inclusive.
         low_open: the value must be > lo (validation), not >= lo.
+        high_open: the value must be < hi (validation), not <= hi.
         runtime: may change while the node runs (read on every frame); False = structural.
         unit: shown after the range in errors (``px``, ``ms``, ...).
         note: shown after the range in errors, e.g. ``inf disables``.
@@ -43,6 +44,7 @@ class Setting:
     doc: str = ""
     range: tuple[float, float] | None = None
     low_open: bool = False
+    high_open: bool = False
     runtime: bool = False
     unit: str = ""
     note: str = ""
@@ -52,21 +54,22 @@ class Setting:
         if math.isinf(hi):
             text = f"{'>' if self.low_open else '>='} {lo:g}"
         else:
-            text = f"in {'(' if self.low_open else '['}{lo:g}, {hi:g}]"
+            text = f"in {'(' if self.low_open else '['}{lo:g}, {hi:g}{')' if self.high_open else ']'}"
         text += f" {self.unit}" if self.unit else ""
         return text + (f" ({self.note})" if self.note else "")
 
     def contains(self, value: float) -> bool:
         lo, hi = self.range
-        return (lo < value if self.low_open else lo <= value) and value <= hi
+        return (lo < value if self.low_open else lo <= value) and (value < hi if self.high_open else value <= hi)
 
 
 def setting(default: Any, doc: str = "", *, range: tuple[float, float] | None = None, low_open: bool = False,
-            runtime: bool = False, unit: str = "", note: str = "") -> Any:
+            high_open: bool = False, runtime: bool = False, unit: str = "", note: str = "") -> Any:
     """A dataclass field declaring one setting: ``x: float = setting(10.0, "what it does",
     range=(0, inf), low_open=True, runtime=True, unit="px")``. Without ``doc``, its doc is the
     class docstring's ``Attributes:`` entry; its choices, a ``Literal[...]`` annotation."""
-    meta = Setting(doc=doc, range=range, low_open=low_open, runtime=runtime, unit=unit, note=note)
+    meta = Setting(doc=doc, range=range, low_open=low_open, high_open=high_open, runtime=runtime, unit=unit,
+                   note=note)
     return dataclasses.field(default=default, metadata={SETTING: meta})
 
 

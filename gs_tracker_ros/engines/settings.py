@@ -1,7 +1,7 @@
 """Encoder engine settings: which backend runs the Gaussian encoder, and from which files.
 
 Kept free of torch / onnx / tensorrt imports so that configuration code (the tracker config, the
-ROS parameter table) can use it cheaply. Field types are plain ``str`` / ``int`` with defaults so
+ROS parameter table) can use it cheaply. Fields are plain ``str`` / ``int`` (choices as ``Literal``) so
 the dataclass can be embedded in :class:`~gs_tracker_ros.tracking.config.TrackerConfig` as an
 ``engine`` section (``tracker.engine.backend`` ... as ROS parameters) without special cases.
 """
@@ -9,14 +9,18 @@ the dataclass can be embedded in :class:`~gs_tracker_ros.tracking.config.Tracker
 from __future__ import annotations
 
 import os
+import typing
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from ..core.config import check_settings, config_from_dict, setting
 from ..core.errors import ConfigError
 
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
-PRECISIONS = ("fp32", "fp16")
+Backend = Literal["torch", "onnxruntime", "tensorrt"]
+Precision = Literal["fp32", "fp16"]
+BACKENDS = typing.get_args(Backend)
+PRECISIONS = typing.get_args(Precision)
 CACHE_ENV = "GS_TRACKER_ENGINE_CACHE"
 
 
@@ -45,30 +49,23 @@ class EngineSettings:
         threads: CPU threads of the ``onnxruntime`` / ``torch`` backends; 0 = the library default.
     """
 
-    backend: str = "torch"
+    backend: Backend = "torch"
     model_path: str = ""
     onnx_path: str = ""
     engine_path: str = ""
-    precision: str = "fp32"
+    precision: Precision = "fp32"
     cache_dir: str = ""
-    threads: int = 0
+    threads: int = setting(0, range=(0, 256), note="0 = the library default")
 
     def validate(self) -> "EngineSettings":
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"engine.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"engine.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_settings(self, "engine.")
         if self.precision == "fp16" and self.backend == "onnxruntime":
             raise ConfigError("engine.precision fp16 is for the tensorrt (or CUDA torch) backend; "
                               "the onnxruntime CPU backend runs fp32")
-        if not isinstance(self.threads, int) or isinstance(self.threads, bool) or not 0 <= self.threads <= 256:
-            raise ConfigError(f"engine.threads must be an integer in [0, 256], got {self.threads!r}")
         return self
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "EngineSettings":
-        from ..core.config import config_from_dict
-
         return config_from_dict(cls, data, prefix="engine.").validate()
 
     def to_dict(self) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from ..core.config import check_settings, setting
 from ..core.errors import check_range as _check
 
 DescriptorChannels = Literal["gray", "lab"]
+AlikedModel = Literal["aliked-t16", "aliked-n16", "aliked-n32"]
+LearnedBackend = Literal["torch", "onnxruntime"]
 DESCRIPTOR_CHANNELS = typing.get_args(DescriptorChannels)
 
 
@@ -39,20 +41,17 @@ class DescriptorConfig:
         min_contrast: minimum patch standard deviation in grey levels for a level to count.
     """
 
-    patch_size: int = 7
+    patch_size: int = setting(7, range=(3, 31), note="odd")
     levels: tuple[int, ...] = (0, 1, 2)
     channels: DescriptorChannels = "lab"
-    min_contrast: float = 2.0
+    min_contrast: float = setting(2.0, range=(0.0, 100.0), unit="grey levels")
 
     def validate(self) -> None:
-        _check(3 <= self.patch_size <= 31 and self.patch_size % 2 == 1, "relocalize.descriptor.patch_size",
-               self.patch_size, "odd, in [3, 31]")
+        check_settings(self, "relocalize.descriptor.")
+        _check(self.patch_size % 2 == 1, "relocalize.descriptor.patch_size", self.patch_size, "odd, in [3, 31]")
         levels = tuple(int(v) for v in self.levels)
         _check(len(levels) >= 1 and all(0 <= v <= 5 for v in levels) and len(set(levels)) == len(levels),
                "relocalize.descriptor.levels", self.levels, "1 to 6 distinct levels, each in [0, 5]")
-        check_settings(self, "relocalize.descriptor.")
-        _check(0.0 <= self.min_contrast <= 100.0, "relocalize.descriptor.min_contrast", self.min_contrast,
-               "in [0, 100] grey levels")
         self.levels = tuple(sorted(levels))
 
 
@@ -111,43 +110,26 @@ class KeypointConfig:
     """
 
     enabled: bool = True
-    threshold: float = 0.7
-    refind_threshold: float = 0.9
-    variance: float = 9.0
+    threshold: float = setting(0.7, range=(-1.0, 1.0), high_open=True)
+    refind_threshold: float = setting(0.9, range=(-1.0, 1.0), high_open=True)
+    variance: float = setting(9.0, range=(0.0, 1e4), low_open=True, unit="px^2")
     confidence_scaled_variance: bool = True
-    search_px: float = 8.0
-    growth_px: float = 8.0
-    max_search_px: float = 320.0
-    coarse_level: int = 2
-    coarse_candidates: int = 4
-    uniqueness_margin: float = 0.05
-    softargmax_radius: int = 2
-    softargmax_temperature: float = 0.02
-    visible_every: int = 0
-    max_searches_per_frame: int = 8
+    search_px: float = setting(8.0, range=(1.0, 256.0), unit="px")
+    growth_px: float = setting(8.0, range=(0.0, 256.0), unit="px")
+    max_search_px: float = setting(320.0, range=(1.0, 1024.0), unit="px", note=">= search_px")
+    coarse_level: int = setting(2, range=(0, 5))
+    coarse_candidates: int = setting(4, range=(1, 16))
+    uniqueness_margin: float = setting(0.05, range=(0.0, 1.0))
+    softargmax_radius: int = setting(2, range=(1, 8), unit="px")
+    softargmax_temperature: float = setting(0.02, range=(0.0, 1.0), low_open=True)
+    visible_every: int = setting(0, range=(0, 64), unit="frames",
+                                 note="0 = only points without a valid chain are searched")
+    max_searches_per_frame: int = setting(8, range=(0, 100_000), note="0 = unlimited")
 
     def validate(self) -> None:
-        _check(-1.0 <= self.threshold < 1.0, "relocalize.keypoints.threshold", self.threshold, "in [-1, 1)")
-        _check(-1.0 <= self.refind_threshold < 1.0, "relocalize.keypoints.refind_threshold", self.refind_threshold,
-               "in [-1, 1)")
-        _check(0.0 < self.variance <= 1e4, "relocalize.keypoints.variance", self.variance, "in (0, 10000] px^2")
-        _check(1.0 <= self.search_px <= 256.0, "relocalize.keypoints.search_px", self.search_px, "in [1, 256] px")
-        _check(0.0 <= self.growth_px <= 256.0, "relocalize.keypoints.growth_px", self.growth_px, "in [0, 256] px")
-        _check(self.search_px <= self.max_search_px <= 1024.0, "relocalize.keypoints.max_search_px",
-               self.max_search_px, f"in [search_px={self.search_px}, 1024] px")
-        _check(0 <= self.coarse_level <= 5, "relocalize.keypoints.coarse_level", self.coarse_level, "in [0, 5]")
-        _check(1 <= self.coarse_candidates <= 16, "relocalize.keypoints.coarse_candidates", self.coarse_candidates,
-               "in [1, 16]")
-        _check(0.0 <= self.uniqueness_margin <= 1.0, "relocalize.keypoints.uniqueness_margin",
-               self.uniqueness_margin, "in [0, 1]")
-        _check(1 <= self.softargmax_radius <= 8, "relocalize.keypoints.softargmax_radius",
-               self.softargmax_radius, "in [1, 8] px")
-        _check(0.0 < self.softargmax_temperature <= 1.0, "relocalize.keypoints.softargmax_temperature",
-               self.softargmax_temperature, "in (0, 1]")
-        _check(0 <= self.visible_every <= 64, "relocalize.keypoints.visible_every", self.visible_every,
-               "in [0, 64] (0 = only points without a valid chain are searched)")
-        _check(0 <= self.max_searches_per_frame <= 100_000, "relocalize.keypoints.max_searches_per_frame",
-               self.max_searches_per_frame, "in [0, 100000] (0 = unlimited)")
+        check_settings(self, "relocalize.keypoints.")
+        _check(self.search_px <= self.max_search_px, "relocalize.keypoints.max_search_px", self.max_search_px,
+               f">= relocalize.keypoints.search_px ({self.search_px:g})")
 
 
 @dataclass
@@ -195,16 +177,13 @@ class FeatureFilterConfig:
     """
 
     enabled: bool = True
-    threshold: float = 0.1
-    revive_threshold: float = 0.3
+    threshold: float = setting(0.1, range=(-1.0, 1.0), high_open=True)
+    revive_threshold: float = setting(0.3, range=(-1.0, 1.0), high_open=True)
     refresh_every: int = setting(8, range=(0, 10_000), unit="frames", note="0 = off")
     refresh_threshold: float = setting(0.3, range=(-1.0, 1.0))
     refresh_min_chains: int = setting(2, range=(1, 64))
 
     def validate(self) -> None:
-        _check(-1.0 <= self.threshold < 1.0, "relocalize.filter.threshold", self.threshold, "in [-1, 1)")
-        _check(-1.0 <= self.revive_threshold < 1.0, "relocalize.filter.revive_threshold", self.revive_threshold,
-               "in [-1, 1)")
         check_settings(self, "relocalize.filter.")
 
 
@@ -239,30 +218,20 @@ class LearnedMatchConfig:
     """
 
     enabled: bool = False
-    model_name: str = "aliked-n16"
-    scale: float = 0.5
-    backend: str = "torch"
-    threads: int = 0
-    threshold: float = 0.9
-    variance: float = 1.0
-    search_px: float = 24.0
-    refind_search_px: float = 64.0
-    filter_threshold: float = -1.0
+    model_name: AlikedModel = "aliked-n16"
+    scale: float = setting(0.5, range=(0.05, 1.0))
+    backend: LearnedBackend = "torch"
+    threads: int = setting(0, range=(0, 64), note="0 = the library's default")
+    threshold: float = setting(0.9, range=(-1.0, 1.0), high_open=True)
+    variance: float = setting(1.0, range=(0.0, 1e4), low_open=True, unit="px^2")
+    search_px: float = setting(24.0, range=(1.0, 256.0), unit="px")
+    refind_search_px: float = setting(64.0, range=(1.0, 512.0), unit="px", note=">= search_px")
+    filter_threshold: float = setting(-1.0, range=(-1.0, 1.0), high_open=True, note="-1 = off")
 
     def validate(self) -> None:
-        _check(self.model_name in ("aliked-t16", "aliked-n16", "aliked-n32"), "relocalize.learned.model_name",
-               self.model_name, "aliked-t16, aliked-n16 or aliked-n32")
-        _check(0.05 <= self.scale <= 1.0, "relocalize.learned.scale", self.scale, "in [0.05, 1]")
-        _check(self.backend in ("torch", "onnxruntime"), "relocalize.learned.backend", self.backend,
-               "torch or onnxruntime")
-        _check(0 <= self.threads <= 64, "relocalize.learned.threads", self.threads, "in [0, 64]")
-        _check(-1.0 <= self.threshold < 1.0, "relocalize.learned.threshold", self.threshold, "in [-1, 1)")
-        _check(0.0 < self.variance <= 1e4, "relocalize.learned.variance", self.variance, "in (0, 10000] px^2")
-        _check(1.0 <= self.search_px <= 256.0, "relocalize.learned.search_px", self.search_px, "in [1, 256] px")
-        _check(-1.0 <= self.filter_threshold < 1.0, "relocalize.learned.filter_threshold", self.filter_threshold,
-               "in [-1, 1) (-1 = off)")
-        _check(self.search_px <= self.refind_search_px <= 512.0, "relocalize.learned.refind_search_px",
-               self.refind_search_px, f"in [search_px={self.search_px}, 512] px")
+        check_settings(self, "relocalize.learned.")
+        _check(self.search_px <= self.refind_search_px, "relocalize.learned.refind_search_px", self.refind_search_px,
+               f">= relocalize.learned.search_px ({self.search_px:g})")
 
 
 @dataclass
@@ -275,14 +244,14 @@ class RelocalizeConfig:
             2 cores (see docs/ablation.md). The chains and the feature filter run on every frame.
     """
 
-    every: int = 2
+    every: int = setting(2, range=(1, 100), unit="frames")
     descriptor: DescriptorConfig = field(default_factory=DescriptorConfig)
     keypoints: KeypointConfig = field(default_factory=KeypointConfig)
     filter: FeatureFilterConfig = field(default_factory=FeatureFilterConfig)
     learned: LearnedMatchConfig = field(default_factory=LearnedMatchConfig)
 
     def validate(self) -> "RelocalizeConfig":
-        _check(1 <= self.every <= 100, "relocalize.every", self.every, "in [1, 100]")
+        check_settings(self, "relocalize.")
         self.descriptor.validate()
         self.keypoints.validate()
         self.filter.validate()

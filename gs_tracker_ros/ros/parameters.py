@@ -32,7 +32,6 @@ from ..core.config import Setting, choices_of, set_dotted, setting_of
 from ..core.errors import ConfigError, yaml_error_text
 from ..methods import DEFAULT_METHOD, method_names
 from .qos import IMAGE_QOS_CHOICES
-from ..engines.settings import BACKENDS, PRECISIONS
 
 TRACKER_PREFIX = "tracker."
 IMAGE_TRANSPORT_CHOICES = ("raw", "compressed")
@@ -47,7 +46,9 @@ class ParamSpec:
         default: default value (bool, int, float, str or a list of one of those).
         description: one line shown by ``ros2 param describe`` and in docs/ros.md.
         runtime: True if it may be changed while the node runs; False = structural.
-        range: inclusive ``(min, max)`` for int / float parameters (None: no range).
+        range: inclusive ``(min, max)`` for int / float parameters (None: no range); the ROS
+            descriptor's range (inclusive by definition).
+        open_ends: whether the config's validation excludes ``min`` / ``max`` (docs show ``(`` / ``)``).
         choices: allowed values of a string parameter (None: free).
         config_key: the :class:`TrackerConfig` key it maps to (None: a node parameter).
     """
@@ -57,6 +58,7 @@ class ParamSpec:
     description: str
     runtime: bool = False
     range: tuple[float, float] | None = None
+    open_ends: tuple[bool, bool] = (False, False)
     choices: tuple[str, ...] | None = None
     config_key: str | None = None
 
@@ -128,9 +130,7 @@ NODE_PARAMS: list[ParamSpec] = [
 # Range, run-time flag and choices of every tracker.* parameter come from its config field's
 # declaration (:func:`gs_tracker_ros.core.config.setting`, ``Literal`` annotations). A range is
 # the descriptor's inclusive one; the config's own validation checks the same declaration (open
-# lower bounds, odd windows, ...). The engine settings keep their choices in engines/settings.py.
-_ENGINE_CHOICES: dict[str, tuple[str, ...]] = {"engine.backend": tuple(BACKENDS),
-                                               "engine.precision": tuple(PRECISIONS)}
+# and upper bounds, odd windows, ...).
 
 # TrackerConfig keys that a node parameter provides instead of a ``tracker.*`` parameter.
 NODE_OWNED_CONFIG_KEYS: dict[str, str] = {"max_tracks": "max_tracks"}
@@ -190,7 +190,7 @@ def _leaf_fields(cls: type, prefix: str = "", defaults: Any = None, structural: 
                                     structural or bool(f.metadata.get(STRUCTURAL_SECTION)))
         else:
             yield _Leaf(key, value, setting_of(f).doc or docs.get(f.name, ""), setting_of(f),
-                        choices.get(f.name) or _ENGINE_CHOICES.get(key), structural)
+                        choices.get(f.name), structural)
 
 
 def _ros_value(value: Any) -> Any:
@@ -209,6 +209,7 @@ def tracker_param_specs() -> list[ParamSpec]:
             description=leaf.doc or f"TrackerConfig.{leaf.key}",
             runtime=leaf.setting.runtime and not leaf.structural,
             range=leaf.setting.range,
+            open_ends=(leaf.setting.low_open, leaf.setting.high_open),
             choices=leaf.choices,
             config_key=leaf.key,
         ))
@@ -446,7 +447,8 @@ def markdown_table() -> str:
     for spec in all_param_specs():
         if spec.range is not None:
             lo, hi = spec.range
-            allowed = f"[{_fmt(lo)}, {_fmt(hi)}]"
+            low_open, high_open = spec.open_ends
+            allowed = f"{'(' if low_open else '['}{_fmt(lo)}, {_fmt(hi)}{')' if high_open else ']'}"
         elif spec.choices:
             allowed = ", ".join(spec.choices)
         else:
