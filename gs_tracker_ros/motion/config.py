@@ -79,14 +79,13 @@ class LKConfig:
     sigma0: float = setting(0.5, range=(0.0, 50.0), low_open=True, runtime=True, unit="px")
     fb_threshold: float = setting(16.0, range=(0.0, 1000.0), low_open=True, runtime=True, unit="px")
     backend: LKBackend = "batched"
-    threads: int = 0
+    threads: int = setting(0, range=(0, 256), note="0: one per core")
 
     def validate(self, section: str = "lk") -> None:
         """Raise :class:`ConfigError` naming ``section.field`` for a value out of range."""
         p = section + "."
         check_settings(self, p)
         _check(self.window % 2 == 1, p + "window", self.window, "odd, in [3, 101]")
-        _check(0 <= self.threads <= 256, p + "threads", self.threads, "in [0, 256] (0: one per core)")
 
 
 def klt_baseline_lk() -> LKConfig:
