@@ -311,3 +311,47 @@ def test_pyramids_of_dropped_frames_lend_their_buffers_to_new_ones():
     assert len(pool) == 2  # at most `capacity` sets are kept
     small = pool.build(texture(40, 50, 60), 21, 3)  # another size: new buffers of the right shape
     assert small.buffers[0].shape == (40 + 42, 50 + 42)
+
+
+@pytest.mark.parametrize("backend", ["batched", "opencv"])
+def test_backward_check_doubt_checks_only_the_points_whose_chains_disagree(backend):
+    if backend == "batched" and lk_native.load_library() is None:
+        pytest.skip("the batched LK kernel is not built (make setup)")
+    # frame i: the texture moved by i * (2.1, -1.3) px, every 3rd frame blurred (chains then differ)
+    step = np.array([2.1, -1.3], np.float32)
+    frames = [moved(texture(160, 200, 31), *(i * step)) for i in range(9)]
+    frames = [cv2.GaussianBlur(f, (0, 0), 1.5) if i % 3 == 1 else f for i, f in enumerate(frames)]
+    buf = _buffer(frames)
+    rng = np.random.default_rng(31)
+    pts = np.stack([rng.uniform(10, 190, 300), rng.uniform(10, 150, 300)], 1).astype(np.float32)
+    # the chains of a point start from where it is on frames 7, 6, 4 and 0, and all end on frame 8
+    pairs = [(8 - k, 8, pts + (8 - k) * step) for k in (1, 2, 4, 8)]
+    ids = [np.arange(len(pts))] * len(pairs)
+    every = LucasKanadeSource(LKConfig(backend=backend))
+    doubt = LucasKanadeSource(LKConfig(backend=backend, backward_check="doubt", doubt_px=0.5))
+    assert doubt.batches  # the tracker hands it every chain of a frame, with the point ids
+    for i in range(len(frames)):
+        every.on_frame(buf, i)
+        doubt.on_frame(buf, i)
+    checked = every.estimate_many(buf, pairs)
+    # without point ids there is nothing to compare: every chain is checked
+    for x, y in zip(doubt.estimate_many(buf, pairs), checked):
+        assert np.array_equal(x.variance, y.variance) and np.array_equal(x.valid, y.valid)
+    skipped = doubt.estimate_many(buf, pairs, ids)
+    valid = np.stack([e.valid for e in checked], 1)
+    steady = valid.all(axis=1)  # all four chains valid when checked: the forward landings are known
+    landing = np.stack([p + e.displacement for (_, _, p), e in zip(pairs, checked)], 1)  # (N, 4, 2)
+    spread = np.linalg.norm(landing - landing.mean(axis=1, keepdims=True), axis=2)
+    agree = steady & (spread <= 0.5).all(axis=1)
+    apart = steady & ~(spread <= 0.5).all(axis=1)
+    assert agree.sum() > 50 and apart.sum() > 10, (agree.sum(), apart.sum())
+    for c, (x, y) in enumerate(zip(skipped, checked)):
+        # the same forward passes
+        assert np.array_equal(x.displacement[steady], y.displacement[steady])
+        # agreeing chains: no backward pass, e = the distance to the mean landing
+        assert x.valid[agree].all()
+        np.testing.assert_allclose(x.variance[agree], 0.5**2 + spread[agree, c] ** 2, rtol=1e-5, atol=1e-6)
+        # chains of a point in doubt: checked backwards exactly as always
+        assert np.array_equal(x.variance[apart], y.variance[apart]) and np.array_equal(x.valid[apart], y.valid[apart])
+    with pytest.raises(ConfigError, match="backward_check"):
+        LKConfig(backward_check="some").validate()

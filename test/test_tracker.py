@@ -123,6 +123,33 @@ def test_fusion_beats_single_chains_on_a_generated_scene():
     assert scores["probfuse"]["delta_avg"] > 0.6, scores
 
 
+def test_backward_check_doubt_in_the_tracker_saves_backward_passes_at_the_same_accuracy():
+    """lk.backward_check doubt: the tracker hands the LK source the point ids of its chains, so it
+    skips the backward pass of points whose chains agree; scores stay close to checking all."""
+    from gs_tracker_ros.motion import lucas_kanade
+
+    scene = make_scene(SceneConfig(width=320, height=192, num_frames=32, seed=6))
+    seq = scene_sequence(scene, num_points=96, seed=2)
+    calls = []
+    real = lucas_kanade.LucasKanadeSource._one_way
+
+    def counted(self, buffer, pairs):
+        calls.append(sum(len(p) for _, _, p in pairs))
+        return real(self, buffer, pairs)
+
+    scores = {}
+    for mode in ("all", "doubt"):
+        cfg = TrackerConfig().replace(**{"lk.backward_check": mode})
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(lucas_kanade.LucasKanadeSource, "_one_way", counted)
+            scores[mode] = evaluate_badja(lambda: make_tracker("probfuse", cfg), [seq], progress=False)["overall"]
+    # doubt mode: one forward call and one (smaller) backward call per frame
+    forward, backward = calls[0::2], calls[1::2]
+    assert len(forward) == len(backward) > 20 and sum(backward) < 0.7 * sum(forward), (sum(forward), sum(backward))
+    for key in ("delta_avg", "AJ", "OA"):
+        assert abs(scores["doubt"][key] - scores["all"][key]) < 0.03, (key, scores)
+
+
 @pytest.mark.parametrize("override, key", [
     ({"integration.rho": 1.5}, "integration.rho"),
     ({"integration.intervals": [0, 1]}, "integration.intervals"),

@@ -147,9 +147,9 @@ class _TimedSource:
         self._add(buffer.latest, t0)
         return out
 
-    def estimate_many(self, buffer, pairs):
+    def estimate_many(self, buffer, pairs, point_ids=None):
         t0 = time.perf_counter()
-        out = self.source.estimate_many(buffer, pairs)
+        out = self.source.estimate_many(buffer, pairs, point_ids)
         self._add(buffer.latest, t0)
         return out
 

@@ -68,11 +68,12 @@ class MotionSource(ABC):
     def estimate(self, buffer: ClipBuffer, a: int, b: int, points: np.ndarray) -> MotionEstimate:
         """Motion from frame ``a`` to frame ``b`` of ``points`` ``(N, 2)`` px given in frame a."""
 
-    def estimate_many(self, buffer: ClipBuffer,
-                      pairs: Sequence[tuple[int, int, np.ndarray]]) -> list[MotionEstimate]:
+    def estimate_many(self, buffer: ClipBuffer, pairs: Sequence[tuple[int, int, np.ndarray]],
+                      point_ids: Sequence[np.ndarray] | None = None) -> list[MotionEstimate]:
         """:meth:`estimate` of every ``(a, b, points)`` in ``pairs``, in order. This default makes one
         call per pair; a source with ``batches = True`` overrides it with one pass over all pairs
-        (the same numbers as its :meth:`estimate`)."""
+        (the same numbers as its :meth:`estimate`, unless it uses ``point_ids``: the tracker's index
+        of each point of each pair, with which it may compare the chains of one point)."""
         return [self.estimate(buffer, a, b, points) for a, b, points in pairs]
 
     def reset(self) -> None:  # optional hook

@@ -16,6 +16,7 @@ DisPreset = Literal["ultrafast", "fast", "medium"]
 LKBackend = Literal["batched", "opencv"]
 DIS_PRESETS = typing.get_args(DisPreset)
 LK_BACKENDS = typing.get_args(LKBackend)
+BackwardCheck = Literal["all", "doubt"]
 
 
 @dataclass
@@ -69,6 +70,13 @@ class LKConfig:
             is not built, ``batched`` runs OpenCV (with one warning). The ``klt`` baseline always
             runs OpenCV.
         threads: threads of the batched kernel (0: one per CPU core this process may use).
+        backward_check: ``all`` (default): every chain is checked by LK back to its start, its
+            variance ``sigma0^2 + e^2`` from that residual ``e``; ``doubt``: only the chains of a
+            point whose forward landings (all its chains of the frame) do not agree within
+            ``doubt_px`` of their mean, or that has a single chain; an agreeing chain takes its
+            distance to that mean as ``e`` (issue 28: about half of the LK work on steady points).
+        doubt_px: with ``backward_check: doubt``, how far a chain's landing may lie from the mean
+            landing of the point's chains before they are checked backwards (px).
     """
 
     window: int = setting(21, range=(3, 101))
@@ -80,6 +88,8 @@ class LKConfig:
     fb_threshold: float = setting(16.0, range=(0.0, 1000.0), low_open=True, runtime=True, unit="px")
     backend: LKBackend = "batched"
     threads: int = setting(0, range=(0, 256), note="0: one per core")
+    backward_check: BackwardCheck = "all"
+    doubt_px: float = setting(1.0, range=(0.0, 100.0), unit="px")
 
     def validate(self, section: str = "lk") -> None:
         """Raise :class:`ConfigError` naming ``section.field`` for a value out of range."""

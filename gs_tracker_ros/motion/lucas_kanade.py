@@ -101,7 +101,8 @@ class LucasKanadeSource(MotionSource):
         self._pyramid_key = f"lk_pyramid:{self.config.window}:{self.config.levels}"
         self._pyramids = PyramidPool()
         self.batched = self.config.backend == "batched" and load_library() is not None
-        self.batches = self.batched  # the tracker hands estimate_many every chain of a frame
+        # the tracker hands estimate_many every chain of a frame (backward_check doubt compares them)
+        self.batches = self.batched or self.config.backward_check == "doubt"
         if self.config.backend == "batched" and not self.batched:
             _log.warning("lk.backend batched: the LK kernel is not built (%s missing; `make setup` builds "
                          "it), running OpenCV's LK instead (the same tracks, slower)", library_path())
@@ -121,11 +122,14 @@ class LucasKanadeSource(MotionSource):
     def estimate(self, buffer: ClipBuffer, a: int, b: int, points: np.ndarray) -> MotionEstimate:
         return self.estimate_many(buffer, [(a, b, points)])[0]
 
-    def estimate_many(self, buffer: ClipBuffer,
-                      pairs: Sequence[tuple[int, int, np.ndarray]]) -> list[MotionEstimate]:
+    def estimate_many(self, buffer: ClipBuffer, pairs: Sequence[tuple[int, int, np.ndarray]],
+                      point_ids: Sequence[np.ndarray] | None = None) -> list[MotionEstimate]:
         """:meth:`estimate` of every ``(a, b, points)`` in ``pairs``, in order; with the batched
-        backend all of them in one kernel call."""
-        if self.batched:
+        backend all of them in one kernel call. ``point_ids`` (the tracker's index of each point of
+        each pair) lets ``backward_check: doubt`` compare the chains of one point."""
+        if self.config.backward_check == "doubt" and point_ids is not None:
+            results = self._checked_where_in_doubt(buffer, pairs, point_ids)
+        elif self.batched:
             passes = forward_backward_many(
                 [(self.pyramid(buffer, a), self.pyramid(buffer, b), pts) for a, b, pts in pairs],
                 self._settings, self._threads)
@@ -134,6 +138,60 @@ class LucasKanadeSource(MotionSource):
         else:
             results = [lk_forward_backward(buffer.gray(a), buffer.gray(b), pts, self._params) for a, b, pts in pairs]
         return [self._motion(res, pts, buffer.shape) for (_, _, pts), res in zip(pairs, results)]
+
+    def _one_way(self, buffer: ClipBuffer,
+                 pairs: Sequence[tuple[int, int, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """LK from frame a to frame b only, per ``(a, b, points)``: ``(positions (N, 2) px in b,
+        success (N,))`` (success also requires finite positions)."""
+        if self.batched:
+            passes = forward_backward_many(
+                [(self.pyramid(buffer, a), self.pyramid(buffer, b), pts) for a, b, pts in pairs],
+                self._settings, self._threads, backward=False)
+            out = [(p.forward, p.forward_ok) for p in passes]
+        else:
+            out = []
+            for a, b, pts in pairs:
+                if len(pts) == 0:
+                    out.append((np.zeros((0, 2), np.float32), np.zeros(0, bool)))
+                    continue
+                p0 = np.ascontiguousarray(np.asarray(pts, np.float32).reshape(-1, 1, 2))
+                p1, st, _ = cv2.calcOpticalFlowPyrLK(buffer.gray(a), buffer.gray(b), p0, None, **self._params)
+                out.append((p1.reshape(-1, 2), st.reshape(-1) == 1))
+        return [(xy, ok & np.isfinite(xy).all(axis=1)) for xy, ok in out]
+
+    def _checked_where_in_doubt(self, buffer: ClipBuffer, pairs: Sequence[tuple[int, int, np.ndarray]],
+                                point_ids: Sequence[np.ndarray]) -> list[LKResult]:
+        """``backward_check: doubt``: every chain forward; back only the chains of the points whose
+        successful forward landings lie more than ``doubt_px`` from their mean, or that have one."""
+        forward = self._one_way(buffer, pairs)
+        counts = [len(pts) for _, _, pts in pairs]
+        if sum(counts) == 0:
+            return [LKResult(np.zeros((0, 2), np.float32), np.zeros(0, np.float32), np.zeros(0, bool)) for _ in pairs]
+        landing = np.concatenate([xy for xy, _ in forward]).astype(np.float64)
+        ok = np.concatenate([good for _, good in forward])
+        _, point = np.unique(np.concatenate([np.asarray(i) for i in point_ids]), return_inverse=True)
+        chains = np.bincount(point, weights=ok)
+        safe = np.where(ok[:, None], landing, 0.0)
+        mean = np.stack([np.bincount(point, weights=safe[:, 0]), np.bincount(point, weights=safe[:, 1])], axis=1)
+        mean /= np.maximum(chains, 1)[:, None]
+        spread = np.linalg.norm(landing - mean[point], axis=1)
+        apart = np.bincount(point, weights=ok & (spread > self.config.doubt_px)) > 0
+        doubt = ok & (apart[point] | (chains[point] < 2))
+        fb = np.where(ok, spread, np.inf)
+        converged = ok.copy()
+        bounds = np.cumsum([0, *counts])
+        back_pairs = [(b, a, landing[lo:hi][doubt[lo:hi]]) for (a, b, _), lo, hi in zip(pairs, bounds[:-1], bounds[1:])]
+        for ((_, _, pts), lo, hi), (back, back_ok) in zip(zip(pairs, bounds[:-1], bounds[1:]), self._one_way(buffer, back_pairs)):
+            rows = lo + np.flatnonzero(doubt[lo:hi])
+            start = np.asarray(pts, np.float32).reshape(-1, 2)[rows - lo]  # as fb_result: float32
+            fb[rows] = np.where(back_ok, np.linalg.norm(back - start, axis=1), np.inf)
+            converged[rows] = back_ok
+        out = []
+        for (_, _, pts), lo, hi in zip(pairs, bounds[:-1], bounds[1:]):
+            good = converged[lo:hi] & np.isfinite(fb[lo:hi])
+            land = np.where(good[:, None], landing[lo:hi], np.asarray(pts, np.float64).reshape(-1, 2))
+            out.append(LKResult(land.astype(np.float32), np.where(good, fb[lo:hi], np.inf).astype(np.float32), good))
+        return out
 
     def _motion(self, res: LKResult, points: np.ndarray, shape: tuple[int, int]) -> MotionEstimate:
         fb_err = np.where(res.converged, res.fb_error, 1e6)

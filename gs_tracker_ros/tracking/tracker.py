@@ -461,7 +461,7 @@ class ProbabilisticTracker:
             mine = [i for i, task in enumerate(tasks) if task.source is source]
             if mine and source.batches:
                 pairs = [(tasks[i].frame, t, tasks[i].xy) for i in mine]
-                for i, est in zip(mine, source.estimate_many(self.buffer, pairs)):
+                for i, est in zip(mine, source.estimate_many(self.buffer, pairs, [tasks[i].rows for i in mine])):
                     out[i] = est
             else:
                 single += mine
