@@ -365,27 +365,25 @@ def known_parameter_names() -> list[str]:
 
 
 def closest_parameter(name: str, known: Iterable[str] | None = None) -> str | None:
-    """The known parameter name closest to a misspelt ``name`` (None if none is close): among the
-    names close as a whole or by their last dotted part, the one whose last part is closest
-    (``tracker.outler_px`` -> ``tracker.integration.outlier_px``, not ``tracker.lk.doubt_px``)."""
+    """The known parameter name closest to a misspelt ``name`` (None if none is close): a name whose
+    last dotted part is a near-copy of ``name``'s (a typo there: ``tracker.outler_px`` ->
+    ``tracker.integration.outlier_px``, not ``tracker.lk.doubt_px``), else the closest whole name,
+    else the closest last part."""
     import difflib
 
     known = list(known_parameter_names() if known is None else known)
-    leaf = name.rsplit(".", 1)[-1]
-    candidates = set(difflib.get_close_matches(name, known, n=5, cutoff=0.75))
     leaves: dict[str, list[str]] = {}
     for k in known:
         leaves.setdefault(k.rsplit(".", 1)[-1], []).append(k)
-    for close in difflib.get_close_matches(leaf, list(leaves), n=3, cutoff=0.75):
-        candidates.update(leaves[close])
-    if not candidates:
-        return None
-
-    def score(k: str) -> tuple[float, float]:
-        return (difflib.SequenceMatcher(None, leaf, k.rsplit(".", 1)[-1]).ratio(),
-                difflib.SequenceMatcher(None, name, k).ratio())
-
-    return max(sorted(candidates), key=score)
+    leaf = name.rsplit(".", 1)[-1]
+    typo = difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.85)
+    if typo and "." in name:
+        return leaves[typo[0]][0]
+    guess = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    if guess:
+        return guess[0]
+    close = difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.75)
+    return leaves[close[0]][0] if close else None
 
 
 def check_parameter_names(assignments: Iterable[str]) -> None:
