@@ -58,10 +58,21 @@ def lk_forward_backward(gray_a: np.ndarray, gray_b: np.ndarray, points: np.ndarr
     pts = np.asarray(points, np.float32).reshape(n, 2)
     if n == 0:
         return LKResult(np.zeros((0, 2), np.float32), np.zeros(0, np.float32), np.zeros(0, bool))
-    p0 = np.ascontiguousarray(pts.reshape(-1, 1, 2))
-    p1, st1, _ = cv2.calcOpticalFlowPyrLK(gray_a, gray_b, p0, None, **params)
-    p0b, st2, _ = cv2.calcOpticalFlowPyrLK(gray_b, gray_a, p1, None, **params)
-    return fb_result(pts, p1.reshape(n, 2), st1.reshape(n) == 1, p0b.reshape(n, 2), st2.reshape(n) == 1)
+    p1, st1 = lk_one_way(gray_a, gray_b, pts, params)
+    p0b, st2 = lk_one_way(gray_b, gray_a, p1, params)
+    return fb_result(pts, p1, st1, p0b, st2)
+
+
+def lk_one_way(gray_a: np.ndarray, gray_b: np.ndarray, points: np.ndarray,
+               params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV's pyramidal LK from ``gray_a`` to ``gray_b`` for ``points (N, 2)`` px: positions
+    ``(N, 2) float32`` px in image b and OpenCV's success flags ``(N,)``."""
+    n = len(points)
+    if n == 0:
+        return np.zeros((0, 2), np.float32), np.zeros(0, bool)
+    p0 = np.ascontiguousarray(np.asarray(points, np.float32).reshape(-1, 1, 2))
+    p1, st, _ = cv2.calcOpticalFlowPyrLK(gray_a, gray_b, p0, None, **params)
+    return p1.reshape(n, 2), st.reshape(n) == 1
 
 
 def fb_result(points: np.ndarray, forward: np.ndarray, forward_ok: np.ndarray, backward: np.ndarray,
@@ -149,14 +160,7 @@ class LucasKanadeSource(MotionSource):
                 self._settings, self._threads, backward=False)
             out = [(p.forward, p.forward_ok) for p in passes]
         else:
-            out = []
-            for a, b, pts in pairs:
-                if len(pts) == 0:
-                    out.append((np.zeros((0, 2), np.float32), np.zeros(0, bool)))
-                    continue
-                p0 = np.ascontiguousarray(np.asarray(pts, np.float32).reshape(-1, 1, 2))
-                p1, st, _ = cv2.calcOpticalFlowPyrLK(buffer.gray(a), buffer.gray(b), p0, None, **self._params)
-                out.append((p1.reshape(-1, 2), st.reshape(-1) == 1))
+            out = [lk_one_way(buffer.gray(a), buffer.gray(b), pts, self._params) for a, b, pts in pairs]
         return [(xy, ok & np.isfinite(xy).all(axis=1)) for xy, ok in out]
 
     def _checked_where_in_doubt(self, buffer: ClipBuffer, pairs: Sequence[tuple[int, int, np.ndarray]],
@@ -183,9 +187,9 @@ class LucasKanadeSource(MotionSource):
         back_pairs = [(b, a, landing[lo:hi][doubt[lo:hi]]) for (a, b, _), lo, hi in zip(pairs, bounds[:-1], bounds[1:])]
         for ((_, _, pts), lo, hi), (back, back_ok) in zip(zip(pairs, bounds[:-1], bounds[1:]), self._one_way(buffer, back_pairs)):
             rows = lo + np.flatnonzero(doubt[lo:hi])
-            start = np.asarray(pts, np.float32).reshape(-1, 2)[rows - lo]  # as fb_result: float32
-            fb[rows] = np.where(back_ok, np.linalg.norm(back - start, axis=1), np.inf)
-            converged[rows] = back_ok
+            start = np.asarray(pts, np.float32).reshape(-1, 2)[rows - lo]
+            checked = fb_result(start, landing[rows].astype(np.float32), ok[rows], back, back_ok)
+            fb[rows], converged[rows] = checked.fb_error, checked.converged
         out = []
         for (_, _, pts), lo, hi in zip(pairs, bounds[:-1], bounds[1:]):
             good = converged[lo:hi] & np.isfinite(fb[lo:hi])

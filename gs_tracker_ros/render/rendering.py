@@ -63,9 +63,10 @@ def render(
     if background is not None:
         background = torch.as_tensor(background, dtype=colors.dtype, device=colors.device).reshape(-1)
         background = torch.cat([background, background.new_zeros(colors.shape[-1] - background.shape[0])])
-    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(RasterOptions)})
+    known = [f.name for f in dataclasses.fields(RasterOptions)]
+    unknown = sorted(set(options) - set(known))
     if unknown:
-        raise ConfigError(f"unknown render options {unknown}; known: {[f.name for f in dataclasses.fields(RasterOptions)]}")
+        raise ConfigError(f"unknown render options {unknown}; known: {known}")
     raster = RasterOptions(**options)
     which = _resolve_backend(backend, splats.means.device)
     rasterize: Rasterizer = rasterize_torch
