@@ -177,6 +177,46 @@ def test_eval_single_method_json_schema(tmp_path):
     assert {"delta_seg", "delta_3px", "delta_avg", "OA", "AJ", "ms_per_frame"} <= set(data["overall"])
 
 
+def test_eval_variant_is_scored_beside_its_method_and_paired(tmp_path):
+    """--variant runs the first method again with extra settings on the same clips; its paired
+    difference is exactly zero when the settings change nothing, and not when they change tracks."""
+    masks = REPO.parent / "shared" / "data" / "davis_masks"
+    if not (masks / "goat").is_dir():
+        pytest.skip(f"mask data not found at {masks}")
+    clip = tmp_path / "masks"
+    clip.mkdir()
+    (clip / "goat").symlink_to(masks / "goat", target_is_directory=True)
+    out = tmp_path / "v.json"
+    res = cli("eval", "--dataset", "masks", clip, "--mask-frames", masks.parent / "davis_unlabeled",
+              "--variant", "same:integration.outlier_px=" + str(_default("integration.outlier_px")),
+              "--variant", "short:integration.intervals=[1,2]", "--json", out)
+    assert res.returncode == 0, res.stderr
+    data = json.loads(out.read_text())
+    assert [r["method"] for r in data["results"]] == ["probfuse", "probfuse[same]", "probfuse[short]"]
+    scores = [{k: v for k, v in r["overall"].items() if k != "ms_per_frame"} for r in data["results"]]
+    assert scores[1] == scores[0]
+    diffs = {row["method"]: row["differences"]["pooled"]["mask_stay"] for row in data["differences"]}
+    assert diffs["probfuse[same]"]["diff"] == 0.0
+    assert scores[2] != scores[0]
+    assert "probfuse[short]" in res.stdout
+
+
+def _default(key):
+    from gs_tracker_ros.tracking.config import TrackerConfig
+
+    value = TrackerConfig().to_dict()
+    for part in key.split("."):
+        value = value[part]
+    return value
+
+
+def test_parse_variant_keeps_bracketed_commas():
+    from gs_tracker_ros.cli.eval_cmd import parse_variant
+
+    assert parse_variant("dis12: flow.intervals=[1,2], flow.sigma0=0.25") == (
+        "dis12", ["flow.intervals=[1,2]", "flow.sigma0=0.25"])
+
+
 @pytest.mark.parametrize("make_args, message", [
     (lambda d: ["track", d / "missing.mp4", "--grid", "3", "--out", d / "o.npz"], "does not exist"),
     (lambda d: ["track", d / "empty", "--grid", "3", "--out", d / "o.npz"], "no image"),
@@ -199,6 +239,10 @@ def test_eval_single_method_json_schema(tmp_path):
      "--jitter-plot draws the jittered scores: add --query-jitter PX (e.g. 1)"),
     (lambda d: ["eval", "--dataset", "badja", d, "--query-jitter", "nan"],
      "--query-jitter must be a finite number of px >= 0, got nan"),
+    (lambda d: ["eval", "--dataset", "cycle", d, "--variant", "lk.doubt_px=0.5"],
+     "--variant expects NAME:KEY=VALUE[,KEY=VALUE...], got 'lk.doubt_px=0.5'"),
+    (lambda d: ["eval", "--dataset", "cycle", d, "--variant", "x:lk.doubt_px"], "--variant x: each setting is KEY=VALUE"),
+    (lambda d: ["eval", "--dataset", "cycle", d, "--variant", "x:lk.doubt_px=-1"], "lk.doubt_px"),
     # issue 9: each of these was a traceback or a multi-line message, or came only after tracking
     (lambda d: ["track", d / "frames", "--grid", "0", "--out", d / "o.npz"], "--grid must be in [1, 200], got 0"),
     (lambda d: ["eval", "--dataset", "badja", d / "cut_gt"], "gt.npz: File is not a zip file (truncated or corrupt"),

@@ -54,8 +54,42 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"run the {DEFAULT_METHOD} ablation in one process instead (badja only): each "
                         "part switched off in turn, with a verdict per part (helps only if it helps on "
                         "each video)")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE...]",
+                   help="also run the first method with these settings on top of --config / --set, scored "
+                        "as 'METHOD[NAME]' and compared with it in the paired-difference table (repeatable), "
+                        "e.g. --variant doubt:lk.backward_check=doubt,lk.doubt_px=0.5; a value holding a "
+                        "comma is written in brackets: --variant dis12:flow.intervals=[1,2]")
     add_method_options(p, multiple=True)
     p.set_defaults(func=run)
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    """``NAME:KEY=VALUE[,KEY=VALUE...]`` -> ``(NAME, ["KEY=VALUE", ...])``; a comma inside brackets
+    belongs to the value (``flow.intervals=[1,2]``)."""
+    name, sep, body = text.partition(":")
+    if not sep or not name.strip() or not body.strip():
+        raise InputError(f"--variant expects NAME:KEY=VALUE[,KEY=VALUE...], got '{text}'")
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(body + ","):
+        depth += {"[": 1, "{": 1, "]": -1, "}": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            items.append(body[start:i].strip())
+            start = i + 1
+    if any("=" not in item for item in items):
+        raise InputError(f"--variant {name.strip()}: each setting is KEY=VALUE, got '{body}'")
+    return name.strip(), items
+
+
+def _variant_factories(args: argparse.Namespace, method: str) -> list[tuple[str, object]]:
+    """``(label, UserConfig)`` of every ``--variant`` of ``method``, checked before any work."""
+    out = []
+    for text in args.variant:
+        name, items = parse_variant(text)
+        out.append((f"{method}[{name}]", load_config(args.config, [*args.overrides, *items])))
+    labels = [label for label, _ in out]
+    if len(set(labels)) != len(labels):
+        raise InputError(f"--variant names must differ, got {', '.join(labels)}")
+    return out
 
 
 def _pct(v: float) -> str:
@@ -178,12 +212,27 @@ def run(args: argparse.Namespace) -> int:
     verdicts = None
     if args.ablation and kind != "badja":
         raise InputError("--ablation needs labelled videos: use --dataset badja")
+    if args.ablation and args.variant:
+        raise InputError("--ablation runs its own variants of the default: drop --variant")
+    # every run: (label or None to keep the tracker's name, method, config)
+    runs = [(None, m, config) for m in methods] + [(label, methods[0], cfg)
+                                                   for label, cfg in _variant_factories(args, methods[0])]
+
+    def each_run(evaluate_one):
+        """``evaluate_one(factory)`` for every method and variant, the variants relabelled."""
+        results = []
+        for label, method, cfg in runs:
+            result = evaluate_one(lambda m=method, c=cfg: make_tracker(m, c))
+            if label is not None:
+                result["method"] = label
+            results.append(result)
+        return results
     if kind == "masks":
         from ..evaluation.masks import MaskProtocol, evaluate_masks, load_mask_dataset
 
         clips = load_mask_dataset(Path(directory), args.mask_frames)
         protocol = MaskProtocol()
-        results = [evaluate_masks(lambda m=m: make_tracker(m, config), clips, protocol) for m in methods]
+        results = each_run(lambda factory: evaluate_masks(factory, clips, protocol))
         columns = MASK_COLUMNS + ("points",)
         note = (f"(masks: up to {protocol.max_points} seeds per clip inside the frame-0 mask eroded by "
                 f"{protocol.erode_px} px; a (seed, frame) pair stays when reported visible inside the mask dilated "
@@ -193,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
         from ..evaluation.cycle import evaluate_cycle, load_cycle_dataset
 
         clips = load_cycle_dataset(Path(directory), max_frames=args.frames)
-        results = [evaluate_cycle(lambda m=m: make_tracker(m, config), clips, grid=args.grid) for m in methods]
+        results = each_run(lambda factory: evaluate_cycle(factory, clips, grid=args.grid))
         columns = CYCLE_COLUMNS + ("median_error_px",)
         note = (f"(cycle: {args.grid}x{args.grid} grid, {args.frames} frames forward then back; fractions of all "
                 "points in %, a point lost either way counts as a failure)")
@@ -222,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
             results = run_ablation(lambda cfg: evaluate(lambda: make_tracker(DEFAULT_METHOD, cfg)), config.config)
             verdicts = _part_verdicts(results)
         else:
-            results = [evaluate(lambda m=m: make_tracker(m, config)) for m in methods]
+            results = each_run(evaluate)
         columns = BADJA_COLUMNS
         note = ("(scores in %; pooled = all scored (point, frame) pairs of all videos; coverage = fraction of the "
                 "visible labelled points called right (p_lost < 0.5) within 1 / 2 sigma of the published variance, "
