@@ -32,7 +32,7 @@ namespace {
 
 using gs_lk::LevelView;
 using TrackPoint = bool (*)(const LevelView*, const LevelView*, int, float, float, const gs_lk::Settings&,
-                            gs_lk::Patch&, float*, float*);
+                            gs_lk::Patch&, float*, float*, float*);
 
 TrackPoint pick_kernel(int use_simd) {
 #if defined(GS_LK_HAVE_AVX2)
@@ -47,20 +47,23 @@ TrackPoint pick_kernel(int use_simd) {
 extern "C" {
 
 // Version of this interface; lk_native.py refuses a library of another version.
-int gs_lk_version() { return 1; }
+int gs_lk_version() { return 2; }
 
 // 1 where the AVX2 kernel is built and this CPU has AVX2, else 0 (the plain loops: the same bits).
 int gs_lk_simd() { return pick_kernel(1) == &gs_lk::generic::track_point ? 0 : 1; }
 
 // For each item i: LK of points[i] from frame frame_a[i] to frame frame_b[i] (rows of `levels`,
 // a (num_frames, num_levels) table), then, where that succeeded and `backward` is set, back from
-// the landing point to frame_a[i]. Outputs: landing (n, 2), status_fwd (n), back (n, 2; the
-// start point where the backward pass did not run), status_bwd (n). Runs on `threads` threads.
+// the landing point to frame_a[i]. Outputs: landing (n, 2), status_fwd (n), residual_fwd (n; the
+// forward pass's mean absolute grey-level difference at the landing, infinity where it failed),
+// back (n, 2; the start point where the backward pass did not run), status_bwd (n). Runs on
+// `threads` threads.
 // Returns 0, or -1 for invalid arguments.
 int gs_lk_forward_backward(const LevelView* levels, int num_levels, const int32_t* frame_a,
                            const int32_t* frame_b, const float* points, int n, int window, int max_iterations,
                            double epsilon, float min_eig_threshold, int backward, int threads, int use_simd,
-                           float* landing, uint8_t* status_fwd, float* back, uint8_t* status_bwd) {
+                           float* landing, uint8_t* status_fwd, float* residual_fwd, float* back,
+                           uint8_t* status_bwd) {
     if (n < 0 || num_levels < 1 || window < 3 || window > 255 || max_iterations < 0 || threads < 1) return -1;
     gs_lk::Settings s;
     s.window = window;
@@ -84,8 +87,9 @@ int gs_lk_forward_backward(const LevelView* levels, int num_levels, const int32_
                 const LevelView* lb = levels + size_t(frame_b[i]) * num_levels;
                 const float x = points[2 * i], y = points[2 * i + 1];
                 float fx, fy, bx = x, by = y;
-                const bool ok = track(la, lb, num_levels, x, y, s, patch, &fx, &fy);
-                const bool ok_back = ok && backward && track(lb, la, num_levels, fx, fy, s, patch, &bx, &by);
+                const bool ok = track(la, lb, num_levels, x, y, s, patch, &fx, &fy, residual_fwd + i);
+                const bool ok_back =
+                    ok && backward && track(lb, la, num_levels, fx, fy, s, patch, &bx, &by, nullptr);
                 landing[2 * i] = fx;
                 landing[2 * i + 1] = fy;
                 status_fwd[i] = ok;

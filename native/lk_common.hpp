@@ -43,10 +43,12 @@ struct Patch {
 
 // Track one point (px0, py0) px from the pyramid I to the pyramid J (`levels` levels each,
 // level 0 = full resolution); writes the position in J and returns the status (true: tracked).
-// One implementation per instruction set; the results are the same bits.
+// With `residual`, also writes the mean absolute grey-level difference of the level-0 windows at
+// the result (OpenCV's LK error; infinity where the status is false). One implementation per
+// instruction set; the results are the same bits.
 #define GS_LK_DECLARE_TRACK_POINT                                                                       \
     bool track_point(const LevelView* I, const LevelView* J, int levels, float px0, float py0,          \
-                     const Settings& s, Patch& patch, float* ox, float* oy);
+                     const Settings& s, Patch& patch, float* ox, float* oy, float* residual);
 namespace generic { GS_LK_DECLARE_TRACK_POINT }
 namespace avx2 { GS_LK_DECLARE_TRACK_POINT }
 #undef GS_LK_DECLARE_TRACK_POINT

@@ -73,6 +73,24 @@ def assert_matches_opencv(a, b, pts, config: LKConfig = CONFIG, simd: bool = Tru
 
 
 @needs_kernel
+@pytest.mark.parametrize("simd", [True, False], ids=["simd", "plain-loops"])
+def test_forward_residual_is_opencvs_lk_error(simd):
+    """The kernel's forward residual (mean absolute grey-level difference of the windows) is the
+    error OpenCV's LK returns, where the pass succeeded; inf where it failed."""
+    a = texture(200, 260, 11)
+    b = moved(a, 4.2, 1.9, angle=2.0)
+    b[60:140, 90:170] = 200  # a flat occluder: large residuals where windows land on it
+    rng = np.random.default_rng(11)
+    pts = np.stack([rng.uniform(-5, 265, 900), rng.uniform(-5, 205, 900)], 1).astype(np.float32)
+    _, ok, err = lucas_kanade.lk_one_way(a, b, pts, lk_params(CONFIG))
+    ours = kernel_passes(a, b, pts, simd=simd)
+    assert np.array_equal(ok, ours.forward_ok) and ok.sum() > 500 and (~ok).any()
+    np.testing.assert_allclose(ours.forward_residual[ok], err[ok], rtol=1e-6, atol=1e-5)
+    assert np.isinf(ours.forward_residual[~ok]).all() and np.isinf(err[~ok]).all()
+    assert err[ok].max() > 20 > np.median(err[ok])  # it separates the occluded windows
+
+
+@needs_kernel
 @pytest.mark.parametrize("seed,shift", [(0, (2.3, -1.7)), (1, (7.6, 4.2)), (2, (-15.2, 9.9))])
 def test_kernel_matches_opencv_on_random_textures(seed, shift):
     a = texture(240, 320, seed)
@@ -328,7 +346,8 @@ def test_backward_check_doubt_checks_only_the_points_whose_chains_disagree(backe
     pairs = [(8 - k, 8, pts + (8 - k) * step) for k in (1, 2, 4, 8)]
     ids = [np.arange(len(pts))] * len(pairs)
     every = LucasKanadeSource(LKConfig(backend=backend))
-    doubt = LucasKanadeSource(LKConfig(backend=backend, backward_check="doubt", doubt_px=0.5))
+    # (doubt_residual off: this test is about the landings; the residual has its own test)
+    doubt = LucasKanadeSource(LKConfig(backend=backend, backward_check="doubt", doubt_px=0.5, doubt_residual=255.0))
     assert doubt.batches  # the tracker hands it every chain of a frame, with the point ids
     for i in range(len(frames)):
         every.on_frame(buf, i)
@@ -355,3 +374,41 @@ def test_backward_check_doubt_checks_only_the_points_whose_chains_disagree(backe
         assert np.array_equal(x.variance[apart], y.variance[apart]) and np.array_equal(x.valid[apart], y.valid[apart])
     with pytest.raises(ConfigError, match="backward_check"):
         LKConfig(backward_check="some").validate()
+
+
+@pytest.mark.parametrize("backend", ["batched", "opencv"])
+def test_doubt_residual_checks_agreeing_chains_whose_windows_changed(backend):
+    """Chains that agree on an occluder are not trusted unchecked: with lk.doubt_residual a point
+    whose forward window changed by more than that many grey levels is checked backwards."""
+    if backend == "batched" and lk_native.load_library() is None:
+        pytest.skip("the batched LK kernel is not built (make setup)")
+    step = np.array([1.6, 0.9], np.float32)
+    frames = [moved(texture(160, 200, 41), *(i * step)) for i in range(5)]
+    last = frames[4].copy()
+    cover = np.zeros(last.shape, bool)
+    cover[:, 100:] = True
+    last[cover] = moved(texture(160, 200, 42), 0, 0)[cover]  # a new textured surface on the right half
+    frames[4] = last
+    buf = _buffer(frames)
+    rng = np.random.default_rng(41)
+    pts = np.stack([rng.uniform(20, 180, 300), rng.uniform(20, 140, 300)], 1).astype(np.float32)
+    pairs = [(4 - k, 4, pts + (4 - k) * step) for k in (1, 2, 4)]
+    ids = [np.arange(len(pts))] * len(pairs)
+    sources = {name: LucasKanadeSource(LKConfig(backend=backend, backward_check=check, doubt_px=100.0,
+                                                doubt_residual=residual))
+               for name, check, residual in [("all", "all", 255.0), ("agree", "doubt", 255.0),
+                                             ("changed", "doubt", 10.0)]}
+    for src in sources.values():
+        for i in range(len(frames)):
+            src.on_frame(buf, i)
+    out = {name: src.estimate_many(buf, pairs, ids) for name, src in sources.items()}
+    _, _, err = lucas_kanade.lk_one_way(frames[3], frames[4], pairs[0][2], lk_params(LKConfig()))
+    changed = np.isfinite(err) & (err > 10.0)
+    assert changed.sum() > 20 and (~changed).sum() > 20
+    # with doubt_px 100 every chain agrees: only the residual sends a point back
+    for e_all, e_changed in zip(out["all"], out["changed"]):
+        assert np.array_equal(e_all.variance[changed], e_changed.variance[changed])
+    assert sum(np.array_equal(a.variance[changed], b.variance[changed])
+               for a, b in zip(out["all"], out["agree"])) < len(pairs)  # without it they were not checked
+    with pytest.raises(ConfigError, match="doubt_residual"):
+        LKConfig(doubt_residual=300.0).validate()

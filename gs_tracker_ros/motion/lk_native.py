@@ -25,7 +25,7 @@ import numpy as np
 from .lk_pyramid import LEVEL_DTYPE, FramePyramid
 
 LIBRARY_NAME = "libgs_lk.so"
-INTERFACE_VERSION = 1  # gs_lk_version() of a library this module can call
+INTERFACE_VERSION = 2  # gs_lk_version() of a library this module can call
 
 
 def library_path() -> Path:
@@ -50,7 +50,7 @@ def load_library() -> ctypes.CDLL | None:
     p, i = ctypes.c_void_p, ctypes.c_int
     lib.gs_lk_forward_backward.restype = ctypes.c_int
     lib.gs_lk_forward_backward.argtypes = [p, i, p, p, p, i, i, i, ctypes.c_double, ctypes.c_float, i, i, i,
-                                           p, p, p, p]
+                                           p, p, p, p, p]
     return lib
 
 
@@ -86,6 +86,9 @@ class LKPasses:
     Attributes:
         forward: ``(N, 2) float32`` px, the forward position in image b.
         forward_ok: ``(N,) bool`` the forward pass succeeded.
+        forward_residual: ``(N,) float32`` grey levels, the mean absolute difference between the
+            21 x 21 (``window``) level-0 windows at the start and at the forward position (OpenCV's
+            LK error measure); ``inf`` where the forward pass failed.
         backward: ``(N, 2) float32`` px, the backward position in image a (the start point where
             the backward pass did not run: it is skipped where the forward pass failed).
         backward_ok: ``(N,) bool`` the backward pass ran and succeeded.
@@ -93,6 +96,7 @@ class LKPasses:
 
     forward: np.ndarray
     forward_ok: np.ndarray
+    forward_residual: np.ndarray
     backward: np.ndarray
     backward_ok: np.ndarray
 
@@ -135,23 +139,24 @@ def forward_backward_many(pairs: Sequence[tuple[FramePyramid, FramePyramid, np.n
     landing = np.empty((n, 2), np.float32)
     back = np.empty((n, 2), np.float32)
     ok_f = np.empty(n, np.uint8)
+    residual = np.empty(n, np.float32)
     ok_b = np.empty(n, np.uint8)
     rc = lib.gs_lk_forward_backward(
         levels.ctypes.data, levels.shape[1], fa.ctypes.data, fb.ctypes.data, pts.ctypes.data, n,
         int(settings.window), int(settings.max_iterations), float(settings.epsilon),
         float(settings.min_eig_threshold), int(backward), max(1, int(threads)), int(simd),
-        landing.ctypes.data, ok_f.ctypes.data, back.ctypes.data, ok_b.ctypes.data)
+        landing.ctypes.data, ok_f.ctypes.data, residual.ctypes.data, back.ctypes.data, ok_b.ctypes.data)
     if rc != 0:
         raise ValueError(f"gs_lk_forward_backward rejected its arguments (window {settings.window}, {n} points)")
     out = []
     start = 0
     for count in counts:
         sl = slice(start, start + count)
-        out.append(LKPasses(landing[sl], ok_f[sl].astype(bool), back[sl], ok_b[sl].astype(bool)))
+        out.append(LKPasses(landing[sl], ok_f[sl].astype(bool), residual[sl], back[sl], ok_b[sl].astype(bool)))
         start += count
     return out
 
 
 def _empty_passes() -> LKPasses:
     z2, z = np.zeros((0, 2), np.float32), np.zeros(0, bool)
-    return LKPasses(z2, z, z2, z)
+    return LKPasses(z2, z, np.zeros(0, np.float32), z2, z)

@@ -58,21 +58,23 @@ def lk_forward_backward(gray_a: np.ndarray, gray_b: np.ndarray, points: np.ndarr
     pts = np.asarray(points, np.float32).reshape(n, 2)
     if n == 0:
         return LKResult(np.zeros((0, 2), np.float32), np.zeros(0, np.float32), np.zeros(0, bool))
-    p1, st1 = lk_one_way(gray_a, gray_b, pts, params)
-    p0b, st2 = lk_one_way(gray_b, gray_a, p1, params)
+    p1, st1, _ = lk_one_way(gray_a, gray_b, pts, params)
+    p0b, st2, _ = lk_one_way(gray_b, gray_a, p1, params)
     return fb_result(pts, p1, st1, p0b, st2)
 
 
 def lk_one_way(gray_a: np.ndarray, gray_b: np.ndarray, points: np.ndarray,
-               params: dict) -> tuple[np.ndarray, np.ndarray]:
+               params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """OpenCV's pyramidal LK from ``gray_a`` to ``gray_b`` for ``points (N, 2)`` px: positions
-    ``(N, 2) float32`` px in image b and OpenCV's success flags ``(N,)``."""
+    ``(N, 2) float32`` px in image b, OpenCV's success flags ``(N,)`` and its error ``(N,)
+    float32`` (mean absolute grey-level difference of the windows; ``inf`` where it failed)."""
     n = len(points)
     if n == 0:
-        return np.zeros((0, 2), np.float32), np.zeros(0, bool)
+        return np.zeros((0, 2), np.float32), np.zeros(0, bool), np.zeros(0, np.float32)
     p0 = np.ascontiguousarray(np.asarray(points, np.float32).reshape(-1, 1, 2))
-    p1, st, _ = cv2.calcOpticalFlowPyrLK(gray_a, gray_b, p0, None, **params)
-    return p1.reshape(n, 2), st.reshape(n) == 1
+    p1, st, err = cv2.calcOpticalFlowPyrLK(gray_a, gray_b, p0, None, **params)
+    ok = st.reshape(n) == 1
+    return p1.reshape(n, 2), ok, np.where(ok, err.reshape(n), np.inf).astype(np.float32)
 
 
 def fb_result(points: np.ndarray, forward: np.ndarray, forward_ok: np.ndarray, backward: np.ndarray,
@@ -150,42 +152,44 @@ class LucasKanadeSource(MotionSource):
             results = [lk_forward_backward(buffer.gray(a), buffer.gray(b), pts, self._params) for a, b, pts in pairs]
         return [self._motion(res, pts, buffer.shape) for (_, _, pts), res in zip(pairs, results)]
 
-    def _one_way(self, buffer: ClipBuffer,
-                 pairs: Sequence[tuple[int, int, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _one_way(self, buffer: ClipBuffer, pairs: Sequence[tuple[int, int, np.ndarray]]
+                 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """LK from frame a to frame b only, per ``(a, b, points)``: ``(positions (N, 2) px in b,
-        success (N,))`` (success also requires finite positions)."""
+        success (N,), window residual (N,) grey levels)`` (success also requires finite positions)."""
         if self.batched:
             passes = forward_backward_many(
                 [(self.pyramid(buffer, a), self.pyramid(buffer, b), pts) for a, b, pts in pairs],
                 self._settings, self._threads, backward=False)
-            out = [(p.forward, p.forward_ok) for p in passes]
+            out = [(p.forward, p.forward_ok, p.forward_residual) for p in passes]
         else:
             out = [lk_one_way(buffer.gray(a), buffer.gray(b), pts, self._params) for a, b, pts in pairs]
-        return [(xy, ok & np.isfinite(xy).all(axis=1)) for xy, ok in out]
+        return [(xy, ok & np.isfinite(xy).all(axis=1), res) for xy, ok, res in out]
 
     def _checked_where_in_doubt(self, buffer: ClipBuffer, pairs: Sequence[tuple[int, int, np.ndarray]],
                                 point_ids: Sequence[np.ndarray]) -> list[LKResult]:
         """``backward_check: doubt``: every chain forward; back only the chains of the points whose
-        successful forward landings lie more than ``doubt_px`` from their mean, or that have one."""
+        successful forward landings lie more than ``doubt_px`` from their mean, or that have one,
+        or one of whose forward windows changed by more than ``doubt_residual`` grey levels."""
         forward = self._one_way(buffer, pairs)
         counts = [len(pts) for _, _, pts in pairs]
         if sum(counts) == 0:
             return [LKResult(np.zeros((0, 2), np.float32), np.zeros(0, np.float32), np.zeros(0, bool)) for _ in pairs]
-        landing = np.concatenate([xy for xy, _ in forward]).astype(np.float64)
-        ok = np.concatenate([good for _, good in forward])
+        landing = np.concatenate([xy for xy, _, _ in forward]).astype(np.float64)
+        ok = np.concatenate([good for _, good, _ in forward])
+        changed = ok & (np.concatenate([res for _, _, res in forward]) > self.config.doubt_residual)
         _, point = np.unique(np.concatenate([np.asarray(i) for i in point_ids]), return_inverse=True)
         chains = np.bincount(point, weights=ok)
         safe = np.where(ok[:, None], landing, 0.0)
         mean = np.stack([np.bincount(point, weights=safe[:, 0]), np.bincount(point, weights=safe[:, 1])], axis=1)
         mean /= np.maximum(chains, 1)[:, None]
         spread = np.linalg.norm(landing - mean[point], axis=1)
-        apart = np.bincount(point, weights=ok & (spread > self.config.doubt_px)) > 0
+        apart = np.bincount(point, weights=ok & ((spread > self.config.doubt_px) | changed)) > 0
         doubt = ok & (apart[point] | (chains[point] < 2))
         fb = np.where(ok, spread, np.inf)
         converged = ok.copy()
         bounds = np.cumsum([0, *counts])
         back_pairs = [(b, a, landing[lo:hi][doubt[lo:hi]]) for (a, b, _), lo, hi in zip(pairs, bounds[:-1], bounds[1:])]
-        for ((_, _, pts), lo, hi), (back, back_ok) in zip(zip(pairs, bounds[:-1], bounds[1:]), self._one_way(buffer, back_pairs)):
+        for ((_, _, pts), lo, hi), (back, back_ok, _) in zip(zip(pairs, bounds[:-1], bounds[1:]), self._one_way(buffer, back_pairs)):
             rows = lo + np.flatnonzero(doubt[lo:hi])
             start = np.asarray(pts, np.float32).reshape(-1, 2)[rows - lo]
             checked = fb_result(start, landing[rows].astype(np.float32), ok[rows], back, back_ok)
