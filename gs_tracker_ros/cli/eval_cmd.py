@@ -9,6 +9,7 @@ from pathlib import Path
 from ..core.errors import InputError
 from ..core.output import check_output, write_json
 from ..methods import DEFAULT_METHOD, make_tracker
+from ..tracking.config import UserConfig
 from .common import add_method_options, check_methods, load_config
 
 DATASET_KINDS = ("badja", "cycle", "masks")
@@ -80,8 +81,8 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
     return name.strip(), items
 
 
-def _variant_factories(args: argparse.Namespace, method: str) -> list[tuple[str, object]]:
-    """``(label, UserConfig)`` of every ``--variant`` of ``method``, checked before any work."""
+def _variant_configs(args: argparse.Namespace, method: str) -> list[tuple[str, UserConfig]]:
+    """``(label, config)`` of every ``--variant`` of ``method``, checked before any work."""
     out = []
     for text in args.variant:
         name, items = parse_variant(text)
@@ -216,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--ablation runs its own variants of the default: drop --variant")
     # every run: (label or None to keep the tracker's name, method, config)
     runs = [(None, m, config) for m in methods] + [(label, methods[0], cfg)
-                                                   for label, cfg in _variant_factories(args, methods[0])]
+                                                   for label, cfg in _variant_configs(args, methods[0])]
 
     def each_run(evaluate_one):
         """``evaluate_one(factory)`` for every method and variant, the variants relabelled."""
@@ -227,6 +228,7 @@ def run(args: argparse.Namespace) -> int:
                 result["method"] = label
             results.append(result)
         return results
+
     if kind == "masks":
         from ..evaluation.masks import MaskProtocol, evaluate_masks, load_mask_dataset
 
