@@ -54,10 +54,10 @@ int gs_lk_simd() { return pick_kernel(1) == &gs_lk::generic::track_point ? 0 : 1
 
 // For each item i: LK of points[i] from frame frame_a[i] to frame frame_b[i] (rows of `levels`,
 // a (num_frames, num_levels) table), then, where that succeeded and `backward` is set, back from
-// the landing point to frame_a[i]. Outputs: landing (n, 2), status_fwd (n), residual_fwd (n; the
-// forward pass's mean absolute grey-level difference at the landing, infinity where it failed),
-// back (n, 2; the start point where the backward pass did not run), status_bwd (n). Runs on
-// `threads` threads.
+// the landing point to frame_a[i]. Outputs: landing (n, 2), status_fwd (n), residual_fwd (n, or
+// null: not computed; the forward pass's mean absolute grey-level difference at the landing,
+// infinity where it failed), back (n, 2; the start point where the backward pass did not run),
+// status_bwd (n). Runs on `threads` threads.
 // Returns 0, or -1 for invalid arguments.
 int gs_lk_forward_backward(const LevelView* levels, int num_levels, const int32_t* frame_a,
                            const int32_t* frame_b, const float* points, int n, int window, int max_iterations,
@@ -87,7 +87,8 @@ int gs_lk_forward_backward(const LevelView* levels, int num_levels, const int32_
                 const LevelView* lb = levels + size_t(frame_b[i]) * num_levels;
                 const float x = points[2 * i], y = points[2 * i + 1];
                 float fx, fy, bx = x, by = y;
-                const bool ok = track(la, lb, num_levels, x, y, s, patch, &fx, &fy, residual_fwd + i);
+                const bool ok = track(la, lb, num_levels, x, y, s, patch, &fx, &fy,
+                                      residual_fwd ? residual_fwd + i : nullptr);
                 const bool ok_back =
                     ok && backward && track(lb, la, num_levels, fx, fy, s, patch, &bx, &by, nullptr);
                 landing[2 * i] = fx;

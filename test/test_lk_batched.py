@@ -53,9 +53,9 @@ def opencv_passes(a: np.ndarray, b: np.ndarray, pts: np.ndarray, config: LKConfi
 
 
 def kernel_passes(a: np.ndarray, b: np.ndarray, pts: np.ndarray, config: LKConfig = CONFIG, threads: int = 2,
-                  simd: bool = True):
+                  simd: bool = True, residual: bool = False):
     pa, pb = build_pyramid(a, config.window, config.levels), build_pyramid(b, config.window, config.levels)
-    return forward_backward_many([(pa, pb, pts)], settings(config), threads, simd=simd)[0]
+    return forward_backward_many([(pa, pb, pts)], settings(config), threads, simd=simd, residual=residual)[0]
 
 
 def assert_matches_opencv(a, b, pts, config: LKConfig = CONFIG, simd: bool = True):
@@ -83,8 +83,10 @@ def test_forward_residual_is_opencvs_lk_error(simd):
     rng = np.random.default_rng(11)
     pts = np.stack([rng.uniform(-5, 265, 900), rng.uniform(-5, 205, 900)], 1).astype(np.float32)
     _, ok, err = lucas_kanade.lk_one_way(a, b, pts, lk_params(CONFIG))
-    ours = kernel_passes(a, b, pts, simd=simd)
+    ours = kernel_passes(a, b, pts, simd=simd, residual=True)
     assert np.array_equal(ok, ours.forward_ok) and ok.sum() > 500 and (~ok).any()
+    assert kernel_passes(a, b, pts, simd=simd).forward_residual is None  # computed only when asked
+    assert np.array_equal(kernel_passes(a, b, pts, simd=simd).forward, ours.forward)
     np.testing.assert_allclose(ours.forward_residual[ok], err[ok], rtol=1e-6, atol=1e-5)
     assert np.isinf(ours.forward_residual[~ok]).all() and np.isinf(err[~ok]).all()
     assert err[ok].max() > 20 > np.median(err[ok])  # it separates the occluded windows

@@ -88,7 +88,7 @@ class LKPasses:
         forward_ok: ``(N,) bool`` the forward pass succeeded.
         forward_residual: ``(N,) float32`` grey levels, the mean absolute difference between the
             21 x 21 (``window``) level-0 windows at the start and at the forward position (OpenCV's
-            LK error measure); ``inf`` where the forward pass failed.
+            LK error measure); ``inf`` where the forward pass failed; None where not asked for.
         backward: ``(N, 2) float32`` px, the backward position in image a (the start point where
             the backward pass did not run: it is skipped where the forward pass failed).
         backward_ok: ``(N,) bool`` the backward pass ran and succeeded.
@@ -96,16 +96,18 @@ class LKPasses:
 
     forward: np.ndarray
     forward_ok: np.ndarray
-    forward_residual: np.ndarray
+    forward_residual: np.ndarray | None
     backward: np.ndarray
     backward_ok: np.ndarray
 
 
 def forward_backward_many(pairs: Sequence[tuple[FramePyramid, FramePyramid, np.ndarray]], settings: LKSettings,
-                          threads: int, backward: bool = True, simd: bool = True) -> list[LKPasses]:
+                          threads: int, backward: bool = True, simd: bool = True,
+                          residual: bool = False) -> list[LKPasses]:
     """LK from pyramid a to pyramid b (and back, with ``backward``) for the points ``(N_i, 2)`` px
     of every pair ``(a, b, points)``, all in one kernel call on ``threads`` threads (``simd``
-    False: the plain loops even where AVX2 is there, the same results).
+    False: the plain loops even where AVX2 is there, the same results); with ``residual`` also
+    the forward passes' window residuals (an extra sampling of both windows per point).
 
     Every pyramid must have the same shape and window (one camera). Raises RuntimeError when the
     library is not built.
@@ -116,7 +118,7 @@ def forward_backward_many(pairs: Sequence[tuple[FramePyramid, FramePyramid, np.n
     counts = [int(np.shape(p)[0]) for _, _, p in pairs]
     n = sum(counts)
     if n == 0:
-        return [_empty_passes() for _ in pairs]
+        return [_empty_passes(residual) for _ in pairs]
     frames: dict[int, int] = {}
     tables = []
     index_a, index_b = [], []
@@ -139,24 +141,26 @@ def forward_backward_many(pairs: Sequence[tuple[FramePyramid, FramePyramid, np.n
     landing = np.empty((n, 2), np.float32)
     back = np.empty((n, 2), np.float32)
     ok_f = np.empty(n, np.uint8)
-    residual = np.empty(n, np.float32)
+    res = np.empty(n, np.float32) if residual else None
     ok_b = np.empty(n, np.uint8)
     rc = lib.gs_lk_forward_backward(
         levels.ctypes.data, levels.shape[1], fa.ctypes.data, fb.ctypes.data, pts.ctypes.data, n,
         int(settings.window), int(settings.max_iterations), float(settings.epsilon),
         float(settings.min_eig_threshold), int(backward), max(1, int(threads)), int(simd),
-        landing.ctypes.data, ok_f.ctypes.data, residual.ctypes.data, back.ctypes.data, ok_b.ctypes.data)
+        landing.ctypes.data, ok_f.ctypes.data, None if res is None else res.ctypes.data, back.ctypes.data,
+        ok_b.ctypes.data)
     if rc != 0:
         raise ValueError(f"gs_lk_forward_backward rejected its arguments (window {settings.window}, {n} points)")
     out = []
     start = 0
     for count in counts:
         sl = slice(start, start + count)
-        out.append(LKPasses(landing[sl], ok_f[sl].astype(bool), residual[sl], back[sl], ok_b[sl].astype(bool)))
+        out.append(LKPasses(landing[sl], ok_f[sl].astype(bool), None if res is None else res[sl], back[sl],
+                            ok_b[sl].astype(bool)))
         start += count
     return out
 
 
-def _empty_passes() -> LKPasses:
+def _empty_passes(residual: bool) -> LKPasses:
     z2, z = np.zeros((0, 2), np.float32), np.zeros(0, bool)
-    return LKPasses(z2, z, np.zeros(0, np.float32), z2, z)
+    return LKPasses(z2, z, np.zeros(0, np.float32) if residual else None, z2, z)

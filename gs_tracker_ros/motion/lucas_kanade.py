@@ -159,7 +159,7 @@ class LucasKanadeSource(MotionSource):
         if self.batched:
             passes = forward_backward_many(
                 [(self.pyramid(buffer, a), self.pyramid(buffer, b), pts) for a, b, pts in pairs],
-                self._settings, self._threads, backward=False)
+                self._settings, self._threads, backward=False, residual=True)
             out = [(p.forward, p.forward_ok, p.forward_residual) for p in passes]
         else:
             out = [lk_one_way(buffer.gray(a), buffer.gray(b), pts, self._params) for a, b, pts in pairs]
