@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from gs_tracker_ros.core.errors import ConfigError, InputError
+from gs_tracker_ros.core.types import TrackStatus
 from gs_tracker_ros.evaluation.runner import evaluate_badja
 from gs_tracker_ros.evaluation.synthetic_gt import scene_sequence
 from gs_tracker_ros.methods import build_probabilistic_tracker, make_tracker
@@ -198,7 +199,8 @@ def test_unfiltered_short_chains_of_visible_points_skip_the_chain_filter():
     queries = np.array([[60.0, 50.0], [80.0, 70.0]])
 
     def run(max_interval):
-        cfg = TrackerConfig().replace(**{"integration.unfiltered_max_interval": max_interval})
+        cfg = TrackerConfig().replace(**{"integration.unfiltered_max_interval": max_interval,
+                                         "integration.filtered_visible_p_lost": 0.0})
         filt = _RejectAll()
         tracker = ProbabilisticTracker(cfg, build_sources(cfg), chain_filter=filt)
         tracker.step(frames[0])
@@ -216,6 +218,46 @@ def test_unfiltered_short_chains_of_visible_points_skip_the_chain_filter():
     assert any(shown[:, 2:].any() for shown in filt.shown)
     with pytest.raises(ConfigError, match=r"integration\.unfiltered_max_interval"):
         TrackerConfig().replace(**{"integration.unfiltered_max_interval": -1})
+
+
+def test_points_only_the_appearance_filter_hid_are_published_visible_below_the_p_lost_threshold():
+    """``integration.filtered_visible_p_lost`` changes what is published only: positions and p_lost
+    are the same, a point is revealed exactly when its chains passed LK's check, the filter dropped
+    them all and its p_lost is below the threshold, and a revealed point's variance is a visible
+    point's (the spread when right, within the visible ceiling) instead of a growing hidden one."""
+    from gs_tracker_ros.methods import build_sources
+    from gs_tracker_ros.tracking.tracker import ProbabilisticTracker
+
+    rng = np.random.default_rng(1)
+    tex = cv2.GaussianBlur(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8), (0, 0), 1.5)
+    frames = [np.roll(tex, k, axis=1) for k in range(8)]  # +1 px per frame in x
+    queries = np.array([[60.0, 50.0], [80.0, 70.0], [100.0, 40.0]])
+
+    def run(threshold):
+        cfg = TrackerConfig().replace(**{"integration.filtered_visible_p_lost": threshold})
+        tracker = ProbabilisticTracker(cfg, build_sources(cfg), chain_filter=_RejectAll())
+        tracker.step(frames[0])
+        tracker.add_queries(queries)
+        return [tracker.step(f) for f in frames[1:]]
+
+    never, always = run(0.0), run(1.0)
+    p_lost = np.concatenate([st.p_lost for st in never])  # grows while the points stay hidden
+    threshold = float(p_lost.min() + p_lost.max()) / 2
+    some = run(threshold)
+    revealed = np.concatenate([st.visible for st in some])
+    assert revealed.any() and not revealed.all()
+    for a, b, c in zip(never, always, some):
+        for other in (b, c):
+            np.testing.assert_array_equal(a.xy, other.xy)
+            np.testing.assert_array_equal(a.p_lost, other.p_lost)
+            # a revealed point publishes the spread when right, not the hidden variance that grows
+            assert (other.variance[other.visible] < a.variance[other.visible]).all()
+        assert not a.visible.any()  # every chain filtered away: occluded by the paper's rule
+        assert b.visible.all()  # LK followed every point: visible with any p_lost below 1
+        np.testing.assert_array_equal(c.visible, c.p_lost < threshold)
+        np.testing.assert_array_equal(c.status == TrackStatus.VISIBLE, c.visible)
+    with pytest.raises(ConfigError, match=r"integration\.filtered_visible_p_lost"):
+        TrackerConfig().replace(**{"integration.filtered_visible_p_lost": 1.5})
 
 
 def test_the_readme_names_the_steps_of_a_frame_as_step_does():

@@ -64,6 +64,15 @@ class IntegrationConfig:
             weighed by its evidence model's probability of being wrong: the best-supported
             position is chosen and the chains that do not support it are rejected, not
             averaged; :func:`fuse_mixture`).
+        filtered_visible_p_lost: a point whose chains the appearance filter (step 2) dropped
+            although at least one of them passed its source's own check (LK's forward-backward
+            test) and stays in view is still published visible when its ``p_lost`` is below this,
+            at the same published position and with a visible point's variance (the spread when
+            right); what the tracker keeps (states, chains, p_lost) is the same either way. 0 =
+            never: the filter's verdict hides it (the paper's rule). Default 0.5, "more likely
+            right than lost": its motion was followed, only its look changed. Measured against 0
+            (docs/accuracy.md): davis_masks mask-stay +0.9 (beyond the noise), badja_dev positions
+            identical and AJ +0.0, the cycle checks' still-tracked share +0.2 / +0.3.
         chain_model: the fitted evidence model of one chain (JSON, see
             :mod:`~gs_tracker_ros.core.evidence`), a path relative to the repository; used with
             ``fusion: mixture``.
@@ -83,6 +92,7 @@ class IntegrationConfig:
     unfiltered_max_interval: int = setting(0, range=(0, 256), runtime=True, unit="frames",
                                            note="0 = every chain is filtered")
     fusion: FusionRule = "inverse_variance"
+    filtered_visible_p_lost: float = setting(0.5, range=(0.0, 1.0), runtime=True, note="0 = never")
     chain_model: str = "checkpoints/evidence/chain.json"
 
     def validate(self) -> None:

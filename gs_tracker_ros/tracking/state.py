@@ -26,6 +26,9 @@ class PointStates:
         cur_mu, cur_v, cur_vis: the latest fused state (where the chains start from).
         pub_mu: the published position; it differs from the fused state for hidden points
             (:mod:`~gs_tracker_ros.core.hidden_motion`).
+        pub_vis: ``(N,) bool`` the published visibility: ``cur_vis``, or also visible where
+            only the appearance filter hid a point that is more likely right than lost
+            (``integration.filtered_visible_p_lost``).
         hidden_v: ``(N,)`` px^2 the variance the hidden-point step gave (grows while hidden).
         spread: ``(N,)`` px^2 the track model's spread of the estimate when right.
         pub_v: ``(N,)`` px^2 the published variance (:func:`~gs_tracker_ros.core.uncertainty.published_variance`).
@@ -49,6 +52,7 @@ class PointStates:
     cur_v: np.ndarray
     cur_vis: np.ndarray
     pub_mu: np.ndarray
+    pub_vis: np.ndarray
     hidden_v: np.ndarray
     spread: np.ndarray
     pub_v: np.ndarray
@@ -72,7 +76,7 @@ class PointStates:
         ring_vis[:, frame % ring] = True
         return cls(ids=np.asarray(ids, np.int64), q_frame=np.full(n, frame, np.int64), q_xy=xy, ring_mu=ring_mu,
                    ring_v=np.zeros((n, ring)), ring_vis=ring_vis, ring_stamp=ring_stamp, cur_mu=xy.copy(),
-                   cur_v=np.zeros(n), cur_vis=np.ones(n, bool), pub_mu=xy.copy(), hidden_v=np.zeros(n),
+                   cur_v=np.zeros(n), cur_vis=np.ones(n, bool), pub_mu=xy.copy(), pub_vis=np.ones(n, bool), hidden_v=np.zeros(n),
                    spread=np.zeros(n), pub_v=np.zeros(n),
                    own_vel=np.zeros((n, 2)), own_known=np.zeros(n, bool), last_seen=np.full(n, frame, np.int64),
                    path=np.zeros(n), sim_mean=np.ones(n), p_lost=np.zeros(n))

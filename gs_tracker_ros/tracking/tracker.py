@@ -243,7 +243,7 @@ class ProbabilisticTracker:
         ``p_lost`` (:mod:`~gs_tracker_ros.core.uncertainty`)."""
         p = self.points
         return TrackState(self.buffer.latest, p.ids.copy(), p.pub_mu.astype(np.float32), p.pub_v.astype(np.float32),
-                          p.cur_vis.copy(), track_status(p.pub_mu, p.cur_vis, self.buffer.shape),
+                          p.pub_vis.copy(), track_status(p.pub_mu, p.pub_vis, self.buffer.shape),
                           p.p_lost.astype(np.float32))
 
     def step(self, frame: np.ndarray) -> TrackState:
@@ -253,8 +253,9 @@ class ProbabilisticTracker:
         image or land on the wrong texture (chain filter); look for the points' appearance
         (observer); weigh each chain by its evidence and fuse them with the observation (outliers
         rejected, occlusion when nothing is left); publish hidden points where their neighbours
-        take them; map each point's evidence to its published spread and ``p_lost``; let the
-        filter refresh its appearance memory.
+        take them; map each point's evidence to its published spread and ``p_lost``; publish as
+        visible the points only the appearance filter hid while they are more likely right than
+        lost; let the filter refresh its appearance memory.
         """
         t_start = time.perf_counter()
         t = self.buffer.push(frame)
@@ -267,6 +268,7 @@ class ProbabilisticTracker:
         own = self._own_motion(t)
         valid = chains.valid & stays_in_view(p.cur_mu, p.cur_vis, own, self.buffer.shape,
                                              self.config.hidden.leaving_ends_chains)[:, None]
+        tracked = valid.any(axis=1)  # a chain passed its source's check (before the appearance filter)
         valid, similarity = self._filter_chains(t, chains, valid)
         observation = self._observe(t, chains, valid)
         features = chain_features(chains, valid, similarity)
@@ -284,7 +286,7 @@ class ProbabilisticTracker:
         was_visible = p.cur_vis
         mu, v, vis, pub_mu, pub_v = self._place_hidden_points(own, fusion.mu, fusion.v, fusion.visible)
         track = self._publish_uncertainty(t, chains, valid, fusion, similarity, pub_mu, vis)
-        self._store(t, mu, v, vis, pub_mu, pub_v)
+        self._store(t, mu, v, vis, pub_mu, pub_v, self._published_visibility(vis, tracked, pub_mu))
         self.evidence = FrameEvidence(t, p.ids.copy(), chains, valid, features, track)
         if self.chain_filter is not None:
             self.chain_filter.refresh(self.buffer, t, p.ids, mu, vis & was_visible, valid.sum(axis=1))
@@ -326,14 +328,22 @@ class ProbabilisticTracker:
         p.p_lost, p.spread = self.track_model.predict(features)
         return features
 
+    def _published_visibility(self, vis: np.ndarray, tracked: np.ndarray, pub_mu: np.ndarray) -> np.ndarray:
+        """``(N,) bool`` the visibility published: the fused one, and also the points that only the
+        appearance filter hid (a chain passed its source's check, ``tracked``) while their
+        ``p_lost`` is below ``integration.filtered_visible_p_lost``, where their published
+        position ``pub_mu`` lies in the image."""
+        reveal = tracked & (self.points.p_lost < self.config.integration.filtered_visible_p_lost)
+        return vis | (reveal & inside_image(pub_mu, self.buffer.shape))
+
     def _store(self, t: int, mu: np.ndarray, v: np.ndarray, vis: np.ndarray, pub_mu: np.ndarray,
-               pub_v: np.ndarray) -> None:
+               pub_v: np.ndarray, pub_vis: np.ndarray) -> None:
         """Frame ``t``'s fused and published states into the points' ring and current state."""
         p = self.points
         slot = t % self._ring
         p.ring_mu[:, slot], p.ring_v[:, slot], p.ring_vis[:, slot], p.ring_stamp[:, slot] = mu, v, vis, t
-        p.pub_v = published_variance(p.spread, pub_v, vis, p.pub_v, p.hidden_v)
-        p.cur_mu, p.pub_mu, p.cur_v, p.hidden_v, p.cur_vis = mu, pub_mu, v, pub_v, vis
+        p.pub_v = published_variance(p.spread, pub_v, pub_vis, p.pub_v, p.hidden_v)
+        p.cur_mu, p.pub_mu, p.cur_v, p.hidden_v, p.cur_vis, p.pub_vis = mu, pub_mu, v, pub_v, vis, pub_vis
 
     def _own_motion(self, t: int) -> LastVisibleMotion:
         """Each point's own velocity, measured from its ring while it is visible and kept as it was
