@@ -90,6 +90,8 @@ def test_bad_inputs_name_the_problem(runs, tmp_path, capsys) -> None:
     lone.write_text(json.dumps({"method": "klt", "overall": {}, "sequences": {}}))  # one method: no differences
     assert main([str(lone), str(runs["masks"]), "--out", str(png)]) == 2
     assert "no paired differences" in capsys.readouterr().err
+    assert main([str(runs["badja"]), str(runs["badja"]), "--out", str(png)]) == 2  # badja given as masks
+    assert "no mask-stay difference" in capsys.readouterr().err
     assert main([str(runs["badja"]), str(runs["masks"]), "--out", str(png), "--score", "nope"]) == 2
     assert "no paired difference of score 'nope'" in capsys.readouterr().err
     other = json.loads(runs["masks"].read_text())

@@ -80,6 +80,9 @@ def tradeoff_points(badja_json: Path, masks_json: Path,
         if b["against"] != m["against"]:
             raise ValueError(f"'{name}' is compared against '{b['against']}' in {badja_json} but "
                              f"against '{m['against']}' in {masks_json}")
+        if "mask_stay" not in m["differences"].get("pooled", {}):
+            raise ValueError(f"{masks_json}: no mask-stay difference (is it the JSON of "
+                             "`gs-tracker eval --dataset masks`?)")
         videos = {v: d for v, d in b["differences"].items() if v != "pooled"}
         pooled, worst = {}, {}
         for key in keys:
