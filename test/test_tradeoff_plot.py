@@ -18,12 +18,6 @@ from gs_tracker_ros.synthetic.scene import make_scene
 from stand_ins import StaticTracker  # test/ is on sys.path
 
 
-def _static() -> StaticTracker:
-    tracker = StaticTracker()
-    tracker.reset()
-    return tracker
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """badja and masks eval JSON files (klt, static, dis-chain-fast; differences against klt) on
@@ -37,7 +31,7 @@ def runs(tmp_path_factory):
                                    fg_size=(0.3, 0.35), exit_reenter=False, seed=2))
     clip = MaskClip("shape", np.stack(list(scene.frames())),
                     np.stack([scene.layer_ids(t) == 1 for t in range(scene.num_frames)]))
-    factories = {"klt": lambda: make_tracker("klt"), "static": _static,
+    factories = {"klt": lambda: make_tracker("klt"), "static": StaticTracker,  # the runners reset it
                  "dis-chain-fast": lambda: make_tracker("dis-chain-fast")}
     files = {}
     for kind in ("badja", "masks"):

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ...viz.figure_file import save_figure
+from ..significance import beyond_noise
 
 
 @dataclass(frozen=True)
@@ -34,15 +35,12 @@ class Interval:
     diff: float
     low: float
     high: float
-
-    @property
-    def beyond_noise(self) -> bool:
-        """The interval excludes 0."""
-        return self.low > 0 or self.high < 0
+    beyond_noise: bool  # the interval excludes 0 (significance.beyond_noise)
 
     @classmethod
     def from_json(cls, entry: Mapping[str, Any]) -> "Interval":
-        return cls(100 * float(entry["diff"]), 100 * float(entry["low"]), 100 * float(entry["high"]))
+        return cls(100 * float(entry["diff"]), 100 * float(entry["low"]), 100 * float(entry["high"]),
+                   beyond_noise(entry))
 
 
 @dataclass(frozen=True)
@@ -123,8 +121,9 @@ def plot_tradeoff(points: Sequence[TradeoffPoint], path: str | Path,
                                        yerr=[[y.diff - y.low], [y.high - y.diff]], fmt=marker, ms=7, color=colour,
                                        mfc=colour if filled else "white", capsize=2, lw=1, label=_short(p)))
             if key in p.worst_video:
-                ax.plot([x.diff, x.diff], [y.diff, p.worst_video[key][1].diff], ":", color=colour, lw=1)
-                ax.plot(x.diff, p.worst_video[key][1].diff, "v", ms=6, mfc="white", color=colour)
+                worst = p.worst_video[key][1].diff
+                ax.plot([x.diff, x.diff], [y.diff, worst], ":", color=colour, lw=1)
+                ax.plot(x.diff, worst, "v", ms=6, mfc="white", color=colour)
         ax.axhline(0, color="k", lw=0.8)
         ax.axvline(0, color="k", lw=0.8)
         (x_lo, x_hi), (y_lo, y_hi) = ax.get_xlim(), ax.get_ylim()
